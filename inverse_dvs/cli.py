@@ -1,0 +1,66 @@
+"""The command-line frame every stage shares: options, logging, and bad input → one paragraph + exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from .config import Config, load_config
+from .errors import EXIT_USER_ERROR, UserError
+
+LOGGER_NAME = "inverse_dvs"
+
+
+def get_logger() -> logging.Logger:
+    return logging.getLogger(LOGGER_NAME)
+
+
+def build_parser(stage: str, description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"python -m inverse_dvs.{stage}", description=description,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", default="config.yml", help="YAML config file (see README → Config reference)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one config value (YAML syntax, repeatable), e.g. --set inference.steps=[25,50]")
+    p.add_argument("--only-video", default=None, metavar="NAME[,NAME]", help="process only these videos")
+    p.add_argument("--only-trajectory", default=None, metavar="NAME[,NAME]",
+                   help="process only these trajectories")
+    p.add_argument("--force", action="store_true", help="recompute items even when their meta.json is up to date")
+    p.add_argument("--quiet", action="store_true", help="warnings and errors only; no progress bars")
+    return p
+
+
+def setup_logging(quiet: bool) -> logging.Logger:
+    log = get_logger()
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    if not log.handlers:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        log.addHandler(h)
+        log.propagate = False
+    return log
+
+
+def run_stage(stage: str, description: str, body: Callable[[Config, argparse.Namespace], int],
+              argv: Sequence[str] | None = None,
+              extra_args: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
+    """Parse options, load and validate the config, run `body`; map UserError to exit 2 with its message."""
+    parser = build_parser(stage, description)
+    if extra_args is not None:
+        extra_args(parser)
+    args = parser.parse_args(argv)
+    log = setup_logging(args.quiet)
+    t0 = time.perf_counter()
+    try:
+        cfg = load_config(args.config, args.overrides)
+        rc = body(cfg, args)
+    except UserError as exc:
+        log.error("%s: %s", stage, exc)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        log.error("%s: interrupted; finished items are kept, rerun to resume.", stage)
+        return 130
+    log.info("%s: finished in %.1f s", stage, time.perf_counter() - t0)
+    return rc

@@ -1,0 +1,180 @@
+"""CogVideoX-I2V model access shared by the inversion and inference stages (loading, encoding, the v-model).
+
+Only diffusers' own classes are used, by import. Latents follow diffusers' transformer layout [B, t, C, h, w],
+scaled by the VAE scaling factor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .errors import UserError
+
+
+@dataclass
+class ModelStats:
+    """Counters a stage reports in its meta.json (model loads per process, transformer passes)."""
+
+    loads: int = 0
+    nfe: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def load_pipeline(model: str, model_cfg, device: torch.device, dtype: torch.dtype, stats: ModelStats):
+    """`CogVideoXImageToVideoPipeline.from_pretrained` from a local folder or cached hub id; LoRA and memory options.
+
+    Raises WeightsMissingError (never downloads) when the weights are not on disk.
+    """
+    from diffusers import CogVideoXImageToVideoPipeline
+
+    from .weights import resolve_model
+
+    path = resolve_model(model)
+    pipe = CogVideoXImageToVideoPipeline.from_pretrained(path, dtype=dtype)
+    stats.loads += 1
+    if model_cfg.lora:
+        # Off by default: the paper's method is training-free; a LoRA changes the model being inverted.
+        lora_path = resolve_model(model_cfg.lora)
+        kw = {"weight_name": model_cfg.lora_weight_name} if model_cfg.lora_weight_name else {}
+        pipe.load_lora_weights(lora_path, adapter_name="user", **kw)
+        pipe.set_adapters(["user"], [model_cfg.lora_scale])
+    if model_cfg.vae_slicing:
+        pipe.vae.enable_slicing()
+    if model_cfg.vae_tiling:
+        pipe.vae.enable_tiling()
+    if model_cfg.offload == "model" and device.type == "cuda":
+        pipe.enable_model_cpu_offload(device=device)
+    elif model_cfg.offload == "sequential" and device.type == "cuda":
+        pipe.enable_sequential_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def check_size(pipe, num_frames: int, height: int, width: int) -> None:
+    """The I2V transformer has learned positional embeddings: it only runs at its configured size."""
+    cfg = pipe.transformer.config
+    sh, sw = cfg.sample_height * pipe.vae_scale_factor_spatial, cfg.sample_width * pipe.vae_scale_factor_spatial
+    if (height, width) != (sh, sw) or num_frames != cfg.sample_frames:
+        raise UserError(
+            f"the model's transformer only runs at {cfg.sample_frames} frames of {sh}×{sw} (learned positional "
+            f"embeddings; the real CogVideoX-5B-I2V is 49×480×720), but camera.num_frames/height/width are "
+            f"{num_frames}/{height}/{width}. Set camera.num_frames: {cfg.sample_frames}, camera.height: {sh}, "
+            f"camera.width: {sw} (the shared resize policy camera.resize crops or pads the video to it) and rerun "
+            "from the depth stage.")
+
+
+def execution_device(pipe) -> torch.device:
+    return pipe._execution_device
+
+
+def _to_pixels(frames: np.ndarray, device, dtype) -> torch.Tensor:
+    """frames [T, H, W, 3] uint8 → [1, 3, T, H, W] in [-1, 1]."""
+    x = torch.as_tensor(frames, device=device).permute(3, 0, 1, 2).unsqueeze(0)
+    return (x.to(torch.float32) / 127.5 - 1.0).to(dtype)
+
+
+def _encode(pipe, pixels: torch.Tensor, posterior: str, generator: torch.Generator | None) -> torch.Tensor:
+    dist = pipe.vae.encode(pixels).latent_dist
+    # `mode` (default) is deterministic; `sample` draws from the posterior with the run's generator.
+    z = dist.mode() if posterior == "mode" else dist.sample(generator=generator)
+    return z.permute(0, 2, 1, 3, 4)  # [B, t, C, h, w]
+
+
+def encode_video(pipe, frames: np.ndarray, posterior: str = "mode",
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """frames [T, H, W, 3] uint8 → scaled latents x0 [1, t, C, h, w] float32 (t = (T − 1)/4 + 1)."""
+    dev, dtype = execution_device(pipe), pipe.vae.dtype
+    with torch.inference_mode():
+        z = _encode(pipe, _to_pixels(frames, dev, dtype), posterior, generator)
+    return (z.float() * pipe.vae_scaling_factor_image).clone()
+
+
+def encode_image_latents(pipe, first_frame: np.ndarray, latent_frames: int, posterior: str = "mode",
+                         generator: torch.Generator | None = None) -> torch.Tensor:
+    """The I2V condition, as the pipeline builds it: the first frame encoded on its own, then zero latent frames.
+
+    first_frame [H, W, 3] uint8 → [1, t, C, h, w] float32.
+    """
+    dev, dtype = execution_device(pipe), pipe.vae.dtype
+    with torch.inference_mode():
+        z = _encode(pipe, _to_pixels(first_frame[None], dev, dtype), posterior, generator).float()
+    scale = pipe.vae_scaling_factor_image
+    z = z / scale if pipe.vae.config.invert_scale_latents else z * scale
+    pad = torch.zeros((1, latent_frames - 1, *z.shape[2:]), device=z.device, dtype=z.dtype)
+    return torch.cat([z, pad], dim=1).clone()
+
+
+def encode_prompt(pipe, prompt: str, negative_prompt: str, with_negative: bool) -> tuple[torch.Tensor,
+                                                                                        torch.Tensor | None]:
+    with torch.inference_mode():
+        cond, uncond = pipe.encode_prompt(prompt, negative_prompt, do_classifier_free_guidance=with_negative,
+                                          max_sequence_length=pipe.transformer.config.max_text_seq_length,
+                                          device=execution_device(pipe))
+    return cond.clone(), (uncond.clone() if uncond is not None else None)
+
+
+def make_v_fn(pipe, image_latents: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor | None,
+              guidance: torch.Tensor | float, stats: ModelStats) -> Callable[[torch.Tensor, int], torch.Tensor]:
+    """The v-prediction model v(x, t) with classifier-free guidance.
+
+    `guidance` is a float (one scale) or a tensor broadcastable to the latents (region-aware scales, e.g.
+    guidance_scale on occluded cells and preservation_scale on visible ones). A scale of exactly 1.0 everywhere
+    needs no unconditional pass (half the transformer work). Returns float32 predictions.
+    """
+    dev = execution_device(pipe)
+    dtype = pipe.transformer.dtype
+    latent_frames = image_latents.shape[1]
+    h, w = image_latents.shape[-2:]
+    rotary = None
+    if pipe.transformer.config.use_rotary_positional_embeddings:
+        rotary = pipe._prepare_rotary_positional_embeddings(h * pipe.vae_scale_factor_spatial,
+                                                            w * pipe.vae_scale_factor_spatial, latent_frames, dev)
+    use_cfg = uncond is not None and not (isinstance(guidance, float | int) and guidance == 1.0)
+    if use_cfg:
+        enc = torch.cat([uncond, cond]).to(dtype)
+        img = torch.cat([image_latents, image_latents]).to(dev, dtype)
+    else:
+        enc, img = cond.to(dtype), image_latents.to(dev, dtype)
+    if isinstance(guidance, torch.Tensor):
+        guidance = guidance.to(dev, torch.float32)
+
+    def v_fn(x: torch.Tensor, t: int) -> torch.Tensor:
+        xin = torch.cat([x, x]) if use_cfg else x
+        hidden = torch.cat([xin.to(dev, dtype), img], dim=2)
+        ts = torch.full((hidden.shape[0],), int(t), device=dev, dtype=torch.long)
+        with torch.inference_mode():
+            out = pipe.transformer(hidden_states=hidden, encoder_hidden_states=enc, timestep=ts,
+                                   image_rotary_emb=rotary, return_dict=False)[0].float()
+        stats.nfe += hidden.shape[0]
+        if not use_cfg:
+            return out.clone()
+        v_u, v_c = out.chunk(2)
+        return (v_u + guidance * (v_c - v_u)).clone()
+
+    return v_fn
+
+
+def decode(pipe, latents: torch.Tensor) -> np.ndarray:
+    """Scaled latents [1, t, C, h, w] → frames [T, H, W, 3] uint8."""
+    with torch.inference_mode():
+        z = latents.to(execution_device(pipe), pipe.vae.dtype).permute(0, 2, 1, 3, 4) / pipe.vae_scaling_factor_image
+        video = pipe.vae.decode(z).sample  # [1, 3, T, H, W] in [-1, 1]
+    frames = ((video[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return frames.permute(1, 2, 3, 0).cpu().numpy()
+
+
+def alphas_cumprod(pipe) -> torch.Tensor:
+    """The scheduler's ᾱ table [num_train_timesteps] in float64 (ᾱ[999] = 0 for zero-terminal-SNR models)."""
+    return pipe.scheduler.alphas_cumprod.to(torch.float64).cpu()
+
+
+def oom_hint(exc: BaseException) -> UserError:
+    return UserError(f"out of GPU memory ({str(exc).splitlines()[0][:160]}). Set model.offload: model (about 24 GB "
+                     "for 5B) or model.offload: sequential (slowest, least memory), and keep model.vae_slicing: true "
+                     "/ model.vae_tiling: true.")

@@ -1,0 +1,108 @@
+"""A procedural 3D scene with exact geometry: textured ground, back wall, and a sphere moving in front.
+
+Everything is ray-cast analytically, so any camera gets an exact image and exact depth. World coordinates are the
+source camera's (OpenCV: x right, y down, z forward); the demo video is seen from the identity camera, and the warp
+tests re-render the scene from target cameras (`camera_to_world` = inverse of `source_to_target`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+GROUND_Y = 1.0  # ground plane y = +1 (below the camera, y points down)
+WALL_Z = 4.5  # back wall plane z = 4.5
+SPHERE_RADIUS = 0.55
+SPHERE_Y = 0.25
+SPHERE_Z = 2.6
+
+
+class SceneRender(NamedTuple):
+    rgb: np.ndarray  # [H, W, 3] uint8
+    depth: np.ndarray  # [H, W] float32, z in the rendering camera (larger = farther)
+    points: np.ndarray  # [H, W, 3] float64 world points hit by each pixel's ray
+
+
+def intrinsics_from_fov(height: int, width: int, fov_deg: float) -> np.ndarray:
+    """K [3, 3] in pixels for a horizontal field of view, principal point at the image centre."""
+    f = (width / 2) / np.tan(np.deg2rad(fov_deg) / 2)
+    return np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], dtype=np.float64)
+
+
+def sphere_center(t: float) -> np.ndarray:
+    """Centre of the moving sphere at normalised time t ∈ [0, 1]."""
+    return np.array([-1.1 + 2.0 * t, SPHERE_Y + 0.15 * np.sin(2 * np.pi * t), SPHERE_Z])
+
+
+def _shade(points: np.ndarray, material: np.ndarray, t: float) -> np.ndarray:
+    """Smooth (low-frequency) procedural textures, so resampling error stays small in the warp tests."""
+    x, y, z = points[..., 0], points[..., 1], points[..., 2]
+    rgb = np.zeros(points.shape, np.float64)
+    g = material == 0
+    stripes = 0.5 + 0.5 * np.sin(2.2 * x[g]) * np.cos(1.7 * z[g])
+    rgb[g] = np.stack([0.25 + 0.35 * stripes, 0.45 + 0.25 * stripes, 0.20 + 0.1 * stripes], -1)
+    w = material == 1
+    wave = 0.5 + 0.5 * np.sin(1.3 * x[w] + 0.8 * np.sin(1.1 * y[w]))
+    rgb[w] = np.stack([0.75 - 0.3 * wave, 0.55 + 0.1 * wave, 0.35 + 0.45 * wave], -1)
+    s = material == 2
+    c = sphere_center(t)
+    n = (points[s] - c) / SPHERE_RADIUS
+    light = np.clip(0.35 + 0.65 * (n @ np.array([-0.4, -0.7, -0.6]) / np.linalg.norm([-0.4, -0.7, -0.6])), 0, 1)
+    band = 0.5 + 0.5 * np.sin(3.0 * n[:, 1])
+    rgb[s] = np.stack([0.9 * light, (0.3 + 0.4 * band) * light, 0.25 * light], -1)
+    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def render(camera_to_world: np.ndarray, K: np.ndarray, height: int, width: int, t: float) -> SceneRender:
+    """Ray-cast the scene at time t from a camera with pose `camera_to_world` [4, 4] (OpenCV axes)."""
+    v, u = np.mgrid[0:height, 0:width].astype(np.float64) + 0.5
+    dirs_cam = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)], -1)
+    R, o = camera_to_world[:3, :3], camera_to_world[:3, 3]
+    d = dirs_cam @ R.T  # world directions, scaled so that the camera-z component is 1
+    inf = np.full((height, width), np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_ground = np.where(d[..., 1] > 1e-9, (GROUND_Y - o[1]) / d[..., 1], inf)
+        t_wall = np.where(d[..., 2] > 1e-9, (WALL_Z - o[2]) / d[..., 2], inf)
+    c = sphere_center(t)
+    oc = o - c
+    a = np.einsum("hwk,hwk->hw", d, d)
+    b = 2 * d @ oc
+    disc = b * b - 4 * a * (oc @ oc - SPHERE_RADIUS**2)
+    with np.errstate(invalid="ignore"):
+        t_sphere = np.where(disc >= 0, (-b - np.sqrt(np.maximum(disc, 0))) / (2 * a), inf)
+    t_sphere = np.where(t_sphere > 1e-6, t_sphere, inf)
+    t_ground = np.where(t_ground > 1e-6, t_ground, inf)
+    t_wall = np.where(t_wall > 1e-6, t_wall, inf)
+    stack = np.stack([t_ground, t_wall, t_sphere], -1)
+    material = np.argmin(stack, -1)
+    t_hit = np.min(stack, -1)
+    if not np.isfinite(t_hit).all():
+        raise ValueError("camera sees past the scene; keep demo cameras in front of the back wall")
+    points = o + d * t_hit[..., None]
+    # d has camera-z component 1, so the ray parameter is exactly the z-depth in the rendering camera.
+    return SceneRender(_shade(points, material, t), t_hit.astype(np.float32), points)
+
+
+def render_video(camera_to_world: np.ndarray, K: np.ndarray, height: int, width: int,
+                 num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """camera_to_world [T, 4, 4] (or [4, 4] for a static camera) → (rgb [T, H, W, 3] uint8, depth [T, H, W] f32)."""
+    c2w = np.broadcast_to(camera_to_world, (num_frames, 4, 4))
+    frames = [render(c2w[i], K, height, width, i / max(num_frames - 1, 1)) for i in range(num_frames)]
+    return np.stack([f.rgb for f in frames]), np.stack([f.depth for f in frames])
+
+
+def visible_from_source(points: np.ndarray, K: np.ndarray, source_depth: np.ndarray, rtol: float = 0.01) -> np.ndarray:
+    """True disocclusion test: which world points [H, W, 3] (world = source camera frame) the source camera sees.
+
+    A point is seen when it projects inside the source image and the source depth there agrees within `rtol`.
+    """
+    h, w = source_depth.shape
+    z = points[..., 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = K[0, 0] * points[..., 0] / z + K[0, 2]
+        v = K[1, 1] * points[..., 1] / z + K[1, 2]
+    inside = (z > 0) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
+    ui = np.clip(np.floor(u), 0, w - 1).astype(int)
+    vi = np.clip(np.floor(v), 0, h - 1).astype(int)
+    return inside & (np.abs(source_depth[vi, ui] - z) <= rtol * z)

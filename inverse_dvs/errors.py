@@ -1,0 +1,26 @@
+"""User-facing errors: each carries one paragraph that names the file or key and the fix."""
+
+from __future__ import annotations
+
+EXIT_USER_ERROR = 2
+
+
+class UserError(Exception):
+    """Bad input or setup the user can fix. Stages exit with code 2 and print only the message."""
+
+
+class ConfigError(UserError):
+    """An invalid `config.yml` value (unknown key, wrong type, out of range, missing path)."""
+
+
+class WeightsMissingError(UserError):
+    """Model weights are not on disk; stages never download on their own."""
+
+
+def weights_hint(model: str) -> str:
+    return (
+        f"Model weights for '{model}' are not on this machine, and stages never download on their own. "
+        "Fetch them once with `python -m inverse_dvs.weights download` (or `bash setup_env.sh --weights`), "
+        "or point the config at a local folder. For an offline demo with tiny random weights run "
+        "`bash run_all.sh configs/tiny.yml`."
+    )

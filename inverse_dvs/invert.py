@@ -1,0 +1,128 @@
+"""Stage 3 — DDIM-invert each render with CogVideoX-I2V up to t_start → `{work_dir}/inversions/{trajectory}/{video}/`.
+
+One file per distinct t_start of the inference sweep (`inversion_t{t_start:04d}.safetensors`, keys `x0`, `eps_inv`,
+`image_latents`, `timesteps`), so sweeps over guidance, k or seeds reuse it. The model is loaded once per process.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .artifacts import input_hashes, run_item, save_safetensors
+from .cli import get_logger, run_stage
+from .config import Config, read_prompt, select, section_dict
+from .ddim import ddim_invert, inversion_timesteps, sampling_schedule
+from .errors import UserError
+from .layout import inversion_dir, inversion_file, result_dir
+from .video_io import FrameSelection, read_clip, write_video
+
+STAGE = "invert"
+
+
+def t_starts(cfg: Config) -> list[int]:
+    """Distinct first sampling timesteps of the inference sweep (steps × strength)."""
+    return sorted({sampling_schedule(n, s).t_start for n in cfg.inference.steps for s in cfg.inference.strength})
+
+
+def _depends(cfg: Config, prompt: str) -> dict:
+    inv = section_dict(cfg.inversion)
+    inv.pop("preview", None)
+    return {"inversion": inv, "model": section_dict(cfg.model), "prompt": prompt, "t_starts": t_starts(cfg),
+            "camera": {k: getattr(cfg.camera, k) for k in ("num_frames", "height", "width", "resize")},
+            "dtype": cfg.run.dtype, "seed": cfg.run.seed}
+
+
+def _body(cfg: Config, args) -> int:
+    from tqdm import tqdm
+
+    from .cogvideo import (
+        ModelStats,
+        alphas_cumprod,
+        check_size,
+        decode,
+        encode_image_latents,
+        encode_prompt,
+        encode_video,
+        load_pipeline,
+        make_v_fn,
+        oom_hint,
+    )
+    from .runtime import resolve_device, torch_dtype
+
+    log = get_logger()
+    videos, trajectories = select(cfg, args.only_video, args.only_trajectory)
+    device = resolve_device(cfg.run.device)
+    c = cfg.camera
+    sel = FrameSelection(c.num_frames, 0, 1, False)
+    stats = ModelStats()
+    pipe = None
+    prompt_cache: dict[str, tuple] = {}
+
+    def get_pipe():
+        nonlocal pipe
+        if pipe is None:
+            pipe = load_pipeline(cfg.inversion.model, cfg.model, device, torch_dtype(cfg.run.dtype, device), stats)
+            check_size(pipe, c.num_frames, c.height, c.width)
+            log.info("invert: model %s loaded (%d load(s) in this process)", cfg.inversion.model, stats.loads)
+        return pipe
+
+    for traj in trajectories:
+        for v in videos:
+            render = result_dir(cfg.work_dir, traj.name, v.name) / "render.mp4"
+            if not render.is_file():
+                raise UserError(f"render for trajectory '{traj.name}', video '{v.name}' is missing ({render}); run "
+                                "`python -m inverse_dvs.warp` first.")
+            prompt = read_prompt(v)
+            inputs = input_hashes({"render": render})
+
+            def compute(folder: Path, v=v, traj=traj, render=render, prompt=prompt) -> tuple[list[str], dict]:
+                p = get_pipe()
+                clip = read_clip(render, sel, (c.height, c.width), c.resize)
+                gen = torch.Generator("cpu").manual_seed(cfg.run.seed)
+                x0 = encode_video(p, clip.frames, cfg.inversion.posterior, gen)
+                img = encode_image_latents(p, clip.frames[0], x0.shape[1], cfg.inversion.posterior, gen)
+                if prompt not in prompt_cache:
+                    prompt_cache[prompt] = encode_prompt(p, prompt, "", cfg.inversion.guidance_scale != 1.0)
+                cond, uncond = prompt_cache[prompt]
+                v_fn = make_v_fn(p, img, cond, uncond, cfg.inversion.guidance_scale, stats)
+                alphas = alphas_cumprod(p)
+                outputs, nfe0 = [], stats.nfe
+                for t_start in t_starts(cfg):
+                    grid = inversion_timesteps(t_start, cfg.inversion.steps)
+                    bar = tqdm(total=len(grid), desc=f"invert t≤{t_start}", disable=args.quiet)
+                    try:
+                        inv = ddim_invert(v_fn, x0.to(img.device), grid, alphas, cfg.inversion.refine_iterations,
+                                          cfg.inversion.save_trajectory, progress=lambda _i: bar.update())
+                    except torch.cuda.OutOfMemoryError as exc:
+                        raise oom_hint(exc) from None
+                    finally:
+                        bar.close()
+                    tensors = {"x0": x0, "eps_inv": inv.latent, "image_latents": img,
+                               "timesteps": torch.tensor(grid, dtype=torch.int64)}
+                    if inv.trajectory:
+                        tensors["trajectory"] = torch.stack(inv.trajectory)
+                    f = inversion_file(cfg.work_dir, traj.name, v.name, t_start)
+                    save_safetensors(f, tensors, {"t_start": str(t_start), "prompt": prompt,
+                                                  "alpha_bar_t_start": repr(float(alphas[t_start]))})
+                    outputs.append(f.name)
+                    if cfg.inversion.preview:
+                        write_video(folder / f"eps_inv_t{t_start:04d}.mp4", decode(p, inv.latent), clip.fps)
+                return outputs, {"t_starts": t_starts(cfg), "nfe": stats.nfe - nfe0, "process_model_loads":
+                                 stats.loads, "alpha_bar": {str(t): float(alphas[t]) for t in t_starts(cfg)}}
+
+            run_item(inversion_dir(cfg.work_dir, traj.name, v.name), STAGE, _depends(cfg, prompt), inputs,
+                     args.force, f"trajectory={traj.name} video={v.name}", compute, log)
+    log.info("invert: %s", json.dumps({"model_loads": stats.loads, "nfe": stats.nfe}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage(STAGE, __doc__.splitlines()[0], _body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+

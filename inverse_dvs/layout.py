@@ -1,0 +1,25 @@
+"""Where each artifact lives under `{work_dir}` (the on-disk contract in README.md → Outputs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def depth_dir(work_dir: Path, video: str) -> Path:
+    return Path(work_dir) / "depths" / video
+
+
+def result_dir(work_dir: Path, trajectory: str, video: str) -> Path:
+    return Path(work_dir) / "results" / trajectory / video
+
+
+def inversion_dir(work_dir: Path, trajectory: str, video: str) -> Path:
+    return Path(work_dir) / "inversions" / trajectory / video
+
+
+def inversion_file(work_dir: Path, trajectory: str, video: str, t_start: int) -> Path:
+    return inversion_dir(work_dir, trajectory, video) / f"inversion_t{t_start:04d}.safetensors"
+
+
+def run_dir(work_dir: Path, trajectory: str, video: str, run_tag: str) -> Path:
+    return result_dir(work_dir, trajectory, video) / run_tag

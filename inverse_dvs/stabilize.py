@@ -1,0 +1,53 @@
+"""Depth maths: temporal scale/shift stabilisation of relative disparity, and disparity → depth (pure functions).
+
+Per-frame estimators such as Depth Anything output affine-invariant disparity (inverse depth up to an unknown scale
+and shift per frame). Stabilisation aligns every frame to its already-aligned predecessor with a robust
+least-squares scale and shift; the first frame fixes the scale of the whole video.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def fit_scale_shift(src: np.ndarray, dst: np.ndarray, iterations: int = 4, keep: float = 0.8) -> tuple[float, float]:
+    """Robust (trimmed) least squares for s, b minimising |s·src + b − dst| over pixels of two [H, W] maps.
+
+    Each iteration refits on the `keep` fraction of pixels with the smallest residuals, so moving objects (which
+    break the affine relation between neighbouring frames) do not bias the fit.
+    """
+    x, y = src.reshape(-1).astype(np.float64), dst.reshape(-1).astype(np.float64)
+    sel = np.ones(x.shape, bool)
+    s, b = 1.0, 0.0
+    for _ in range(iterations):
+        A = np.stack([x[sel], np.ones(int(sel.sum()))], 1)
+        (s, b), *_ = np.linalg.lstsq(A, y[sel], rcond=None)
+        res = np.abs(s * x + b - y)
+        sel = res <= np.quantile(res, keep)
+    return float(s), float(b)
+
+
+def stabilize_disparity(disp: np.ndarray, ema: float = 0.0) -> np.ndarray:
+    """Align each frame of disparity [T, H, W] to the previous aligned frame; optional EMA (0 = off) afterwards."""
+    out = np.empty_like(disp, dtype=np.float32)
+    out[0] = disp[0]
+    for t in range(1, disp.shape[0]):
+        s, b = fit_scale_shift(disp[t], out[t - 1])
+        out[t] = s * disp[t] + b
+    if ema > 0:
+        for t in range(1, out.shape[0]):
+            out[t] = (1 - ema) * out[t] + ema * out[t - 1]
+    return out
+
+
+def disparity_to_depth(disp: np.ndarray, near: float, far: float, lo_pct: float = 2.0,
+                       hi_pct: float = 98.0) -> np.ndarray:
+    """Relative disparity [T, H, W] → positive depth [T, H, W] float32 in [near, far].
+
+    The video's disparity percentiles (lo_pct, hi_pct) map linearly to inverse depth [1/far, 1/near]; values
+    outside are clipped. One mapping for the whole video, so a stabilised sequence stays consistent.
+    """
+    lo, hi = np.percentile(disp, [lo_pct, hi_pct])
+    norm = np.clip((disp - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
+    inv = 1.0 / far + norm * (1.0 / near - 1.0 / far)
+    return (1.0 / inv).astype(np.float32)

@@ -1,0 +1,139 @@
+"""Build tiny, randomly initialised checkpoints in the real Hugging Face layout, for offline tests and demos.
+
+`python -m inverse_dvs.tiny [--out checkpoints]` writes
+- `tiny-cogvideox-i2v/`: a `CogVideoXImageToVideoPipeline` of the real classes (rotary + learned positional
+  embeddings, 8× spatial / 4× temporal VAE, T5 encoder + tokenizer, CogVideoXDDIMScheduler with the 5B-I2V
+  settings) sized for 96×144×49 videos;
+- `tiny-depth-anything/`: a `DepthAnythingForDepthEstimation` with a tiny DINOv2 backbone and its processor.
+Outputs of these models are noise; they exist to exercise the real `from_pretrained` code paths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+# The real CogVideoX-5B-I2V scheduler settings (snr_shift_scale 1.0 is the 5B value; the class default 3.0 is 2B's).
+SCHEDULER_5B_I2V = dict(
+    beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+    prediction_type="v_prediction", rescale_betas_zero_snr=True, snr_shift_scale=1.0, timestep_spacing="trailing",
+    set_alpha_to_one=True, clip_sample=False, steps_offset=0,
+)
+
+TINY_HEIGHT, TINY_WIDTH, TINY_FRAMES = 96, 144, 49
+_TINY_TEXT_LEN = 16
+
+
+def _tiny_tokenizer():
+    from transformers import T5Tokenizer
+
+    # A Unigram vocabulary made here (no download): specials, then characters and a few word pieces.
+    pieces = ["<pad>", "</s>", "<unk>", "▁"] + list("abcdefghijklmnopqrstuvwxyz0123456789.,")
+    pieces += ["▁a", "▁the", "▁of", "▁and", "▁in", "▁dog", "▁cat", "▁man", "▁camera"]
+    vocab = [(p, 0.0 if i < 3 else -float(i)) for i, p in enumerate(pieces)]
+    return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=_TINY_TEXT_LEN)
+
+
+def build_tiny_cogvideox(out: Path, seed: int = 0) -> Path:
+    import torch
+    from diffusers import (
+        AutoencoderKLCogVideoX,
+        CogVideoXDDIMScheduler,
+        CogVideoXImageToVideoPipeline,
+        CogVideoXTransformer3DModel,
+    )
+    from transformers import T5Config, T5EncoderModel
+
+    torch.manual_seed(seed)
+    latent_channels = 4
+    transformer = CogVideoXTransformer3DModel(
+        num_attention_heads=2, attention_head_dim=32, in_channels=2 * latent_channels,
+        out_channels=latent_channels, time_embed_dim=32, text_embed_dim=32, num_layers=2,
+        sample_width=TINY_WIDTH // 8, sample_height=TINY_HEIGHT // 8, sample_frames=TINY_FRAMES, patch_size=2,
+        temporal_compression_ratio=4, max_text_seq_length=_TINY_TEXT_LEN,
+        use_rotary_positional_embeddings=True, use_learned_positional_embeddings=True,
+    )
+    vae = AutoencoderKLCogVideoX(
+        in_channels=3, out_channels=3, block_out_channels=(8, 8, 16, 16), latent_channels=latent_channels,
+        layers_per_block=1, norm_num_groups=4, temporal_compression_ratio=4, sample_height=TINY_HEIGHT,
+        sample_width=TINY_WIDTH, scaling_factor=0.7,
+    )
+    text_encoder = T5EncoderModel(T5Config(
+        vocab_size=64, d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=4, relative_attention_num_buckets=8,
+        decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
+    ))
+    pipe = CogVideoXImageToVideoPipeline(
+        tokenizer=_tiny_tokenizer(), text_encoder=text_encoder, vae=vae, transformer=transformer,
+        scheduler=CogVideoXDDIMScheduler(**SCHEDULER_5B_I2V),
+    )
+    pipe.save_pretrained(out, safe_serialization=True)
+    return out
+
+
+def build_tiny_depth_anything(out: Path, seed: int = 0) -> Path:
+    import torch
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, DPTImageProcessor
+    from transformers.models.dinov2 import Dinov2Config
+
+    torch.manual_seed(seed)
+    backbone = Dinov2Config(
+        hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64, patch_size=14,
+        image_size=98, out_features=["stage1", "stage2", "stage3", "stage4"],
+        out_indices=[1, 2, 3, 4], reshape_hidden_states=False,
+    )
+    config = DepthAnythingConfig(
+        backbone_config=backbone, reassemble_hidden_size=32, patch_size=14, neck_hidden_sizes=[8, 16, 32, 32],
+        fusion_hidden_size=16, head_hidden_size=8, depth_estimation_type="relative",
+    )
+    model = DepthAnythingForDepthEstimation(config).eval()
+    processor = DPTImageProcessor(
+        do_resize=True, size={"height": 98, "width": 98}, keep_aspect_ratio=True, ensure_multiple_of=14,
+        resample=3, do_rescale=True, rescale_factor=1 / 255, do_normalize=True,
+        image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225], do_pad=False,
+    )
+    model.save_pretrained(out, safe_serialization=True)
+    processor.save_pretrained(out)
+    return out
+
+
+def build_all(root: Path, force: bool = False) -> list[Path]:
+    """Build both tiny checkpoints under `root`; skip a folder that already has a complete build."""
+    done = []
+    for name, fn in (("tiny-cogvideox-i2v", build_tiny_cogvideox), ("tiny-depth-anything", build_tiny_depth_anything)):
+        target = root / name
+        marker = target / ".complete"
+        if marker.exists() and not force:
+            done.append(target)
+            continue
+        tmp = root / f".{name}.building"
+        if tmp.exists():
+            import shutil
+
+            shutil.rmtree(tmp)
+        fn(tmp)
+        (tmp / ".complete").write_text("ok\n")
+        if target.exists():
+            import shutil
+
+            shutil.rmtree(target)
+        tmp.rename(target)
+        done.append(target)
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m inverse_dvs.tiny", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="checkpoints", help="folder that receives tiny-cogvideox-i2v/ and "
+                                                          "tiny-depth-anything/")
+    p.add_argument("--force", action="store_true", help="rebuild even when a complete build exists")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    for path in build_all(Path(args.out), force=args.force):
+        logging.getLogger("inverse_dvs").info("tiny checkpoint ready: %s", path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,168 @@
+"""Video reading/writing and the one resize policy shared by every stage.
+
+Resize policy (`camera.resize`):
+- `crop` (default): scale so the frame covers H×W, keeping its aspect, then cut the centre.
+- `pad`: scale so the frame fits inside H×W, then pad the borders with black (letterbox).
+Frames are decoded directly at the scaled size, so a 4K video never sits in memory at full resolution.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .artifacts import atomic_path
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class FrameSelection:
+    num_frames: int
+    start: int = 0
+    stride: int = 1
+    pad_short: bool = False
+
+
+@dataclass(frozen=True)
+class Clip:
+    frames: np.ndarray  # [T, H, W, 3] uint8 RGB
+    fps: float
+    source_size: tuple[int, int]  # (height, width) of the file
+
+
+def scaled_size(src_hw: tuple[int, int], dst_hw: tuple[int, int], policy: str) -> tuple[int, int]:
+    """(height, width) the source is resized to before centre crop (`crop`) or padding (`pad`)."""
+    (h0, w0), (h, w) = src_hw, dst_hw
+    s = max(h / h0, w / w0) if policy == "crop" else min(h / h0, w / w0)
+    sh, sw = round(h0 * s), round(w0 * s)
+    if policy == "crop":
+        return max(sh, h), max(sw, w)
+    return min(sh, h), min(sw, w)
+
+
+def fit_frames(frames: np.ndarray, dst_hw: tuple[int, int], policy: str) -> np.ndarray:
+    """Apply the resize policy to frames [T, h, w, C] (any dtype) already decoded at `scaled_size`."""
+    h, w = dst_hw
+    t, fh, fw = frames.shape[:3]
+    if (fh, fw) == (h, w):
+        return frames
+    if policy == "crop":
+        y0, x0 = (fh - h) // 2, (fw - w) // 2
+        return frames[:, y0:y0 + h, x0:x0 + w]
+    out = np.zeros((t, h, w, *frames.shape[3:]), dtype=frames.dtype)
+    y0, x0 = (h - fh) // 2, (w - fw) // 2
+    out[:, y0:y0 + fh, x0:x0 + fw] = frames
+    return out
+
+
+def resize_frames(frames: np.ndarray, dst_hw: tuple[int, int], policy: str) -> np.ndarray:
+    """Resize already-decoded frames [T, h, w, C] uint8 with the shared policy (used for arrays, e.g. GT depth)."""
+    import cv2
+
+    sh, sw = scaled_size(frames.shape[1:3], dst_hw, policy)
+    if (sh, sw) != frames.shape[1:3]:
+        frames = np.stack([cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA) for f in frames])
+        if frames.ndim == 3:
+            frames = frames[..., None]
+    return fit_frames(frames, dst_hw, policy)
+
+
+def frame_indices(n_available: int, sel: FrameSelection, path: str | Path) -> list[int]:
+    idx = [sel.start + sel.stride * i for i in range(sel.num_frames)]
+    if idx[-1] >= n_available:
+        if not sel.pad_short:
+            raise UserError(
+                f"video '{path}' has {n_available} frames, but camera.num_frames={sel.num_frames} with "
+                f"camera.start={sel.start} and camera.stride={sel.stride} needs frame {idx[-1]}. Use a longer "
+                "video, lower camera.stride/start, or set camera.pad_short: true to repeat the last frame.")
+        if sel.start >= n_available:
+            raise UserError(f"video '{path}' has {n_available} frames; camera.start={sel.start} is past its end.")
+        idx = [min(i, n_available - 1) for i in idx]
+    return idx
+
+
+def read_clip(path: str | Path, sel: FrameSelection, size_hw: tuple[int, int], policy: str) -> Clip:
+    """Decode the selected frames of `path` at the processing size. Raises UserError on unreadable input."""
+    import decord
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"video '{path}' does not exist; check the 'videos' entry in your config.")
+    try:
+        probe = decord.VideoReader(str(path), num_threads=1)
+        n = len(probe)
+        src_hw = tuple(probe[0].shape[:2]) if n > 0 else (0, 0)
+        fps = float(probe.get_avg_fps()) or 30.0
+        del probe
+    except Exception as exc:  # decord raises bare DECORDError/RuntimeError for corrupt files
+        raise UserError(f"video '{path}' cannot be decoded ({type(exc).__name__}: {str(exc)[:200]}). "
+                        "Re-encode it (e.g. `ffmpeg -i in.mov -c:v libx264 out.mp4`) or fix the path.") from None
+    if n == 0 or min(src_hw) == 0:
+        raise UserError(f"video '{path}' has no frames; re-export it or remove it from the config.")
+    idx = frame_indices(n, sel, path)
+    sh, sw = scaled_size(src_hw, size_hw, policy)
+    try:
+        vr = decord.VideoReader(str(path), width=sw, height=sh, num_threads=0)
+        frames = vr.get_batch(idx).asnumpy()
+    except Exception as exc:
+        raise UserError(f"video '{path}' could not be decoded at frames {idx[0]}..{idx[-1]} "
+                        f"({type(exc).__name__}: {str(exc)[:200]}); re-encode it.") from None
+    if frames.shape[1:3] != (sh, sw):  # some decoders ignore the requested size: resize ourselves
+        return Clip(resize_frames(frames, size_hw, policy), fps, src_hw)
+    return Clip(np.ascontiguousarray(fit_frames(frames, size_hw, policy)), fps, src_hw)
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 16) -> None:
+    """Write frames [T, H, W, 3] uint8 RGB (or [T, H, W] → gray) as H.264 mp4, atomically."""
+    import imageio_ffmpeg
+
+    if frames.ndim == 3:
+        frames = np.repeat(frames[..., None], 3, axis=-1)
+    frames = np.ascontiguousarray(frames.astype(np.uint8))
+    t, h, w, _ = frames.shape
+    if h % 2 or w % 2:  # yuv420p needs even sizes
+        frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        h, w = frames.shape[1:3]
+    with atomic_path(path) as tmp:
+        writer = imageio_ffmpeg.write_frames(
+            str(tmp), (w, h), fps=fps, codec="libx264", quality=None, macro_block_size=1, pix_fmt_in="rgb24",
+            pix_fmt_out="yuv420p", output_params=["-crf", str(crf), "-preset", "medium", "-fflags", "+bitexact",
+                                                  "-map_metadata", "-1"],
+            ffmpeg_log_level="error")
+        writer.send(None)
+        for f in frames:
+            writer.send(f)
+        writer.close()
+
+
+def titled_side_by_side(videos: list[np.ndarray], titles: list[str], bar: int = 24) -> np.ndarray:
+    """Stack equal-sized clips [T, H, W, 3] left to right under a title bar: returns [T, H + bar, n·W, 3]."""
+    import cv2
+
+    t, h, w, _ = videos[0].shape
+    out = np.zeros((t, h + bar, w * len(videos), 3), np.uint8)
+    scale = max(0.35, min(0.8, bar / 40))
+    for i, (v, title) in enumerate(zip(videos, titles, strict=True)):
+        out[:, bar:, i * w:(i + 1) * w] = v
+        header = np.zeros((bar, w, 3), np.uint8)
+        cv2.putText(header, title, (6, bar - 7), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+        out[:, :bar, i * w:(i + 1) * w] = header
+    return out
+
+
+def colorize_depth(depth: np.ndarray) -> np.ndarray:
+    """Depth [T, H, W] float (larger = farther) → [T, H, W, 3] uint8 preview, near = bright, one scale per video."""
+    import cv2
+
+    disp = 1.0 / np.maximum(depth, 1e-6)
+    lo, hi = np.percentile(disp, [1, 99])
+    norm = np.clip((disp - lo) / max(hi - lo, 1e-8), 0, 1)
+    u8 = (norm * 255).astype(np.uint8)
+    return np.stack([cv2.cvtColor(cv2.applyColorMap(f, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB) for f in u8])
+
+
+def ceil_even(x: float) -> int:
+    return int(math.ceil(x / 2) * 2)
