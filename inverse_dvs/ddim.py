@@ -14,17 +14,22 @@ import torch
 VFn = Callable[[torch.Tensor, int], torch.Tensor]
 
 
-def ddim_step(x: torch.Tensor, v: torch.Tensor, alpha_from: float, alpha_to: float) -> torch.Tensor:
-    """Move x from noise level ᾱ_from to ᾱ_to along the DDIM (η = 0) path given v-prediction v at x.
+def ddim_coefficients(alpha_from: float, alpha_to: float) -> tuple[float, float]:
+    """(c, d) with step(x, v) = c·x + d·v: the DDIM (η = 0) update for v-prediction as a linear map.
 
-    x̂0 = √ᾱ·x − √(1−ᾱ)·v and ε̂ = √ᾱ·v + √(1−ᾱ)·x, then x' = √ᾱ'·x̂0 + √(1−ᾱ')·ε̂. With v held fixed this is a
-    rotation in the (x̂0, ε̂) plane, so step(·, v, a, b) is exactly undone by step(·, v, b, a): the basis of the
-    fixed-point refinement in `ddim_invert`.
+    x̂0 = √ᾱ·x − √(1−ᾱ)·v and ε̂ = √ᾱ·v + √(1−ᾱ)·x, then x' = √ᾱ'·x̂0 + √(1−ᾱ')·ε̂, so
+    c = √ᾱ'√ᾱ + √(1−ᾱ')√(1−ᾱ) and d = √(1−ᾱ')√ᾱ − √ᾱ'√(1−ᾱ).
     """
     a, b = float(alpha_from), float(alpha_to)
-    x0 = a**0.5 * x - (1 - a) ** 0.5 * v
-    eps = a**0.5 * v + (1 - a) ** 0.5 * x
-    return b**0.5 * x0 + (1 - b) ** 0.5 * eps
+    c = b**0.5 * a**0.5 + (1 - b) ** 0.5 * (1 - a) ** 0.5
+    d = (1 - b) ** 0.5 * a**0.5 - b**0.5 * (1 - a) ** 0.5
+    return c, d
+
+
+def ddim_step(x: torch.Tensor, v: torch.Tensor, alpha_from: float, alpha_to: float) -> torch.Tensor:
+    """Move x from noise level ᾱ_from to ᾱ_to along the DDIM (η = 0) path, given the v-prediction v at x."""
+    c, d = ddim_coefficients(alpha_from, alpha_to)
+    return c * x + d * v
 
 
 class Schedule(NamedTuple):
@@ -72,9 +77,10 @@ def ddim_invert(v_fn: VFn, x0: torch.Tensor, timesteps: Sequence[int], alphas_cu
                 progress: Callable[[int], None] | None = None) -> Inversion:
     """Carry the clean latent x0 up the grid `timesteps` (ascending; the first step starts at ᾱ = 1, t = 0).
 
-    Plain DDIM inversion evaluates v at the current (lower) point. `refine_iterations` > 0 solves the implicit
-    step x_next = step(x, v(x_next, t_next), ᾱ_t → ᾱ_next) by fixed-point iteration, which makes sampling back
-    down the same grid reproduce x0 (up to the iteration's convergence).
+    Plain DDIM inversion evaluates v at the current (lower) point. `refine_iterations` > 0 instead solves the
+    sampler's own step backwards, x = c·x_next + d·v(x_next, t_next) (coefficients of the step t_next → t), by the
+    fixed-point iteration x_next ← (x − d·v(x_next, t_next)) / c started from the plain estimate; sampling back down
+    the same grid then reproduces x0 up to the iteration's convergence.
     """
     x, t_prev, a_prev = x0, 0, 1.0
     traj = []
@@ -83,8 +89,9 @@ def ddim_invert(v_fn: VFn, x0: torch.Tensor, timesteps: Sequence[int], alphas_cu
         if a_t <= 0:
             raise ValueError(f"inversion would reach t={t} where ᾱ=0 (zero terminal SNR): x_T holds no content")
         x_next = ddim_step(x, v_fn(x, t_prev), a_prev, a_t)
+        c, d = ddim_coefficients(a_t, a_prev)
         for _ in range(refine_iterations):
-            x_next = ddim_step(x, v_fn(x_next, t), a_prev, a_t)
+            x_next = (x - d * v_fn(x_next, t)) / c
         x, t_prev, a_prev = x_next, t, a_t
         if keep_trajectory:
             traj.append(x.detach().clone())

@@ -95,7 +95,9 @@ def render_video(camera_to_world: np.ndarray, K: np.ndarray, height: int, width:
 def visible_from_source(points: np.ndarray, K: np.ndarray, source_depth: np.ndarray, rtol: float = 0.01) -> np.ndarray:
     """True disocclusion test: which world points [H, W, 3] (world = source camera frame) the source camera sees.
 
-    A point is seen when it projects inside the source image and the source depth there agrees within `rtol`.
+    A point is hidden when it projects outside the source image, or when every source pixel within one pixel of its
+    projection holds a surface nearer by more than `rtol` (so sub-pixel sampling at grazing angles and silhouettes
+    never counts as an occlusion).
     """
     h, w = source_depth.shape
     z = points[..., 2]
@@ -103,6 +105,10 @@ def visible_from_source(points: np.ndarray, K: np.ndarray, source_depth: np.ndar
         u = K[0, 0] * points[..., 0] / z + K[0, 2]
         v = K[1, 1] * points[..., 1] / z + K[1, 2]
     inside = (z > 0) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
-    ui = np.clip(np.floor(u), 0, w - 1).astype(int)
-    vi = np.clip(np.floor(v), 0, h - 1).astype(int)
-    return inside & (np.abs(source_depth[vi, ui] - z) <= rtol * z)
+    seen = np.zeros(z.shape, bool)
+    uc, vc = np.floor(np.nan_to_num(u)).astype(int), np.floor(np.nan_to_num(v)).astype(int)
+    for du in (-1, 0, 1):
+        for dv in (-1, 0, 1):
+            ui, vi = np.clip(uc + du, 0, w - 1), np.clip(vc + dv, 0, h - 1)
+            seen |= source_depth[vi, ui] >= z * (1 - rtol)
+    return inside & seen

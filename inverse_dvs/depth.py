@@ -61,7 +61,8 @@ def _load_array(path: Path, key: str, video_path: str, sel: FrameSelection, hw: 
         with np.load(path, allow_pickle=False) as z:
             keys = list(z.keys())
             if not key:
-                key = next((k for k in ("depth", "depths", "disparity") if k in keys), keys[0] if len(keys) == 1 else "")
+                fallback = keys[0] if len(keys) == 1 else ""
+                key = next((k for k in ("depth", "depths", "disparity") if k in keys), fallback)
             if key not in keys:
                 raise UserError(f"depth file '{path}' has keys {keys}; none is 'depth'/'depths'/'disparity'. Set "
                                 "depth.npz_key to the right one.")

@@ -184,7 +184,8 @@ def read_pose_json(path: str | Path, num_frames: int) -> np.ndarray:
     try:
         c2w = np.asarray(data, dtype=np.float64)
     except (TypeError, ValueError):
-        raise UserError(f"pose file '{path}': expected a list of 4×4 number matrices (key 'camera_to_world').") from None
+        raise UserError(f"pose file '{path}': expected a list of 4×4 number matrices "
+                        "(or an object with key 'camera_to_world').") from None
     if c2w.ndim != 3 or c2w.shape[1:] != (4, 4):
         raise UserError(f"pose file '{path}': expected shape [T, 4, 4] camera-to-world matrices, got "
                         f"{tuple(c2w.shape)}.")

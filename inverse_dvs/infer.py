@@ -18,7 +18,7 @@ import torch
 
 from .artifacts import input_hashes, read_meta, run_item
 from .cli import get_logger, run_stage
-from .config import Config, read_prompt, select, section_dict
+from .config import Config, read_prompt, section_dict, select
 from .ddim import ddim_sample, sampling_schedule
 from .errors import UserError
 from .krnr import adaptive_krnr, krnr
@@ -76,8 +76,16 @@ def load_inversion(path: Path, t_start: int) -> dict[str, torch.Tensor]:
 def _body(cfg: Config, args) -> int:
     from tqdm import tqdm
 
-    from .cogvideo import ModelStats, alphas_cumprod, check_size, decode, encode_prompt, load_pipeline, make_v_fn, \
-        oom_hint
+    from .cogvideo import (
+        ModelStats,
+        alphas_cumprod,
+        check_size,
+        decode,
+        encode_prompt,
+        load_pipeline,
+        make_v_fn,
+        oom_hint,
+    )
     from .runtime import resolve_device, torch_dtype
 
     log = get_logger()
@@ -109,7 +117,7 @@ def _body(cfg: Config, args) -> int:
             prompt = read_prompt(v)
             cache: dict[str, object] = {}
 
-            def item_data(rdir=rdir, masks_path=masks_path, ddir=ddir):
+            def item_data(rdir=rdir, masks_path=masks_path, ddir=ddir, cache=cache):
                 # Loaded on first use only, so a fully up-to-date item costs no decoding.
                 if not cache:
                     with np.load(masks_path) as z:
@@ -136,7 +144,8 @@ def _body(cfg: Config, args) -> int:
                 inputs = input_hashes({"inversion": inv_path, "masks": masks_path, "depth": ddir / "depth.npz",
                                        "render": rdir / "render.mp4", "input": rdir / "input.mp4"})
 
-                def compute(folder: Path, pt=pt, sched=sched, inv_path=inv_path, prompt=prompt, fps=fps):
+                def compute(folder: Path, pt=pt, sched=sched, inv_path=inv_path, prompt=prompt, fps=fps, traj=traj,
+                            item_data=item_data):
                     p = get_pipe()
                     data = item_data()
                     inv = load_inversion(inv_path, sched.t_start)
@@ -169,7 +178,7 @@ def _body(cfg: Config, args) -> int:
                     bar = tqdm(total=len(sched.timesteps), desc=f"sample {pt.run_tag}", disable=args.quiet)
                     try:
                         latents = ddim_sample(v_fn, x_init, sched.timesteps, sched.prev_timesteps, alphas,
-                                              progress=lambda _i: bar.update())
+                                              progress=lambda _i, bar=bar: bar.update())
                         frames = decode(p, latents)
                     except torch.cuda.OutOfMemoryError as exc:
                         raise oom_hint(exc) from None

@@ -13,7 +13,7 @@ import torch
 
 from .artifacts import input_hashes, run_item, save_safetensors
 from .cli import get_logger, run_stage
-from .config import Config, read_prompt, select, section_dict
+from .config import Config, read_prompt, section_dict, select
 from .ddim import ddim_invert, inversion_timesteps, sampling_schedule
 from .errors import UserError
 from .layout import inversion_dir, inversion_file, result_dir
@@ -95,7 +95,7 @@ def _body(cfg: Config, args) -> int:
                     bar = tqdm(total=len(grid), desc=f"invert t≤{t_start}", disable=args.quiet)
                     try:
                         inv = ddim_invert(v_fn, x0.to(img.device), grid, alphas, cfg.inversion.refine_iterations,
-                                          cfg.inversion.save_trajectory, progress=lambda _i: bar.update())
+                                          cfg.inversion.save_trajectory, progress=lambda _i, bar=bar: bar.update())
                     except torch.cuda.OutOfMemoryError as exc:
                         raise oom_hint(exc) from None
                     finally:

@@ -13,7 +13,8 @@ def latent_frame_groups(num_frames: int, temporal: int = 4) -> list[range]:
     """Pixel-frame ranges per latent frame: [0], [1..4], [5..8], … for num_frames = 1 + temporal·n."""
     if (num_frames - 1) % temporal:
         raise ValueError(f"num_frames must be 1 + {temporal}·n for the causal VAE, got {num_frames}")
-    return [range(0, 1)] + [range(1 + temporal * j, 1 + temporal * (j + 1)) for j in range((num_frames - 1) // temporal)]
+    n = (num_frames - 1) // temporal
+    return [range(0, 1)] + [range(1 + temporal * j, 1 + temporal * (j + 1)) for j in range(n)]
 
 
 def cell_fraction(mask: np.ndarray, temporal: int = 4, spatial: int = 8) -> np.ndarray:

@@ -5,10 +5,11 @@ and covers the target pixel centres inside an axis-aligned footprint around its 
 covering a target pixel, the one with the smallest target depth wins (z-buffer, no blending across surfaces).
 
 Footprint: a source pixel's footprint is the local magnification of the warp, measured from the projected
-distance to its grid neighbours on the same surface (neighbours whose source depth differs by more than
-`edge_tolerance` relative are another surface and are ignored), clamped to [1, max_footprint] pixels per axis. A
-footprint of 1 covers exactly the one pixel whose centre is nearest, so the identity warp is exact; zooming in grows
-the footprint, so the surface stays closed without pinholes, while depth edges never smear into disocclusions.
+distance to its grid neighbours on the same surface (the larger of the two per axis; neighbours whose source depth
+differs by more than `edge_tolerance` relative are another surface and are ignored), clamped to [1, max_footprint]
+pixels per axis. A footprint of 1 covers exactly the one pixel whose centre is nearest, so the identity warp is
+exact; zooming in grows the footprint, so the surface stays closed without pinholes, while depth edges never
+smear into disocclusions.
 
 Pixel centres: pixel (row i, column j) has image coordinates (u, v) = (j + 0.5, i + 0.5).
 """
@@ -36,7 +37,9 @@ def _magnification(coord: torch.Tensor, depth: torch.Tensor, dim: int, edge_tole
     pad = inf.narrow(dim, 0, 1)
     forward = torch.cat([step, pad], dim=dim)
     backward = torch.cat([pad, step], dim=dim)
-    m = torch.minimum(forward, backward)
+    # Both neighbours on the surface: the larger spacing closes every gap; one neighbour: its spacing; none: 1.
+    both = torch.isfinite(forward) & torch.isfinite(backward)
+    m = torch.where(both, torch.maximum(forward, backward), torch.minimum(forward, backward))
     return torch.where(torch.isfinite(m), m, torch.ones_like(m))
 
 

@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         for t in cfg.trajectories:
             rdir = result_dir(cfg.work_dir, t.name, v.name)
             per[("warp", t.name)] += (read_meta(rdir) or {}).get("seconds", 0.0)
-            per[("invert", t.name)] += (read_meta(inversion_dir(cfg.work_dir, t.name, v.name)) or {}).get("seconds", 0.0)
+            inv_meta = read_meta(inversion_dir(cfg.work_dir, t.name, v.name)) or {}
+            per[("invert", t.name)] += inv_meta.get("seconds", 0.0)
             if rdir.is_dir():
                 for sub in sorted(x for x in rdir.iterdir() if x.is_dir()):
                     m = read_meta(sub)
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         for v in cfg.videos:
             rdir = result_dir(cfg.work_dir, t.name, v.name)
             runs = sorted(x.name for x in rdir.iterdir() if x.is_dir()) if rdir.is_dir() else []
-            out.write(f"  {rdir}/  ({len(runs)} run(s); e.g. {run_dir(cfg.work_dir, t.name, v.name, runs[0]) / 'comparison.mp4' if runs else '-'})\n")
+            example = run_dir(cfg.work_dir, t.name, v.name, runs[0]) / "comparison.mp4" if runs else "-"
+            out.write(f"  {rdir}/  ({len(runs)} run(s); e.g. {example})\n")
     return 0
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from .artifacts import input_hashes, run_item, save_npz, write_json
 from .cli import get_logger, run_stage
-from .config import Config, select, section_dict
+from .config import Config, section_dict, select
 from .errors import UserError
 from .geometry import intrinsics, invert_rigid, scene_radius, trajectory_source_to_target
 from .layout import depth_dir, result_dir
