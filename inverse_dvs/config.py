@@ -146,9 +146,10 @@ class CameraConfig:
 
 @dataclass(frozen=True)
 class WarpConfig:
-    batch_size: int = _opt(default=8, check=_positive)
+    # Frames per warp call: 1 is fastest on CPU (per-frame arrays stay in cache); raise it on a GPU.
+    batch_size: int = _opt(default=1, check=_positive)
     max_footprint: int = _opt(default=4, check=lambda k, v: _check(1 <= v <= 8, k, v, "an integer in [1, 8]"))
-    depth_tolerance: float = _opt(default=0.02, check=_non_negative)
+    edge_tolerance: float = _opt(default=0.05, check=_positive)
     min_visible_warn: float = _opt(default=0.5, check=_unit_interval)
 
 

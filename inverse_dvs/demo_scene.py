@@ -88,8 +88,11 @@ def render_video(camera_to_world: np.ndarray, K: np.ndarray, height: int, width:
                  num_frames: int) -> tuple[np.ndarray, np.ndarray]:
     """camera_to_world [T, 4, 4] (or [4, 4] for a static camera) → (rgb [T, H, W, 3] uint8, depth [T, H, W] f32)."""
     c2w = np.broadcast_to(camera_to_world, (num_frames, 4, 4))
-    frames = [render(c2w[i], K, height, width, i / max(num_frames - 1, 1)) for i in range(num_frames)]
-    return np.stack([f.rgb for f in frames]), np.stack([f.depth for f in frames])
+    rgb = np.empty((num_frames, height, width, 3), np.uint8)
+    depth = np.empty((num_frames, height, width), np.float32)
+    for i in range(num_frames):
+        rgb[i], depth[i], _ = render(c2w[i], K, height, width, i / max(num_frames - 1, 1))
+    return rgb, depth
 
 
 def visible_from_source(points: np.ndarray, K: np.ndarray, source_depth: np.ndarray, rtol: float = 0.01) -> np.ndarray:

@@ -28,19 +28,17 @@ class SplatResult(NamedTuple):
 
 
 def _magnification(coord: torch.Tensor, depth: torch.Tensor, dim: int, edge_tolerance: float) -> torch.Tensor:
-    """Projected spacing between grid neighbours along `dim` ([B, H, W] inputs), ignoring depth edges."""
-    inf = torch.full_like(coord, float("inf"))
-    d_coord = (coord.diff(dim=dim)).abs()
-    d_rel = (depth.diff(dim=dim)).abs() / torch.minimum(depth.narrow(dim, 0, depth.shape[dim] - 1),
-                                                         depth.narrow(dim, 1, depth.shape[dim] - 1))
-    step = torch.where(d_rel <= edge_tolerance, d_coord, inf.narrow(dim, 0, coord.shape[dim] - 1))
-    pad = inf.narrow(dim, 0, 1)
-    forward = torch.cat([step, pad], dim=dim)
-    backward = torch.cat([pad, step], dim=dim)
-    # Both neighbours on the surface: the larger spacing closes every gap; one neighbour: its spacing; none: 1.
-    both = torch.isfinite(forward) & torch.isfinite(backward)
-    m = torch.where(both, torch.maximum(forward, backward), torch.minimum(forward, backward))
-    return torch.where(torch.isfinite(m), m, torch.ones_like(m))
+    """Projected spacing to the grid neighbours along `dim` ([B, H, W] inputs) that lie on the same surface: the
+    larger of the two, the one if only one does, 0 if none (the caller clamps to ≥ 1)."""
+    n = coord.shape[dim]
+    step = coord.diff(dim=dim).abs_()
+    za, zb = depth.narrow(dim, 0, n - 1), depth.narrow(dim, 1, n - 1)
+    step.masked_fill_((za - zb).abs_() > edge_tolerance * torch.minimum(za, zb), 0.0)
+    m = torch.zeros_like(coord)
+    m.narrow(dim, 0, n - 1).copy_(step)
+    back = m.narrow(dim, 1, n - 1)
+    torch.maximum(back, step, out=back)
+    return m
 
 
 def warp_frames(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, source_to_target: torch.Tensor,
@@ -48,7 +46,7 @@ def warp_frames(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, sour
     """Warp a batch of frames into target cameras.
 
     Args:
-        colors: [B, C, H, W] float, any range (returned unchanged on visible pixels).
+        colors: [B, C, H, W] any dtype (e.g. uint8 0–255 or float), copied unchanged onto visible pixels.
         depth: [B, H, W] float, source z-depth > 0 (larger = farther), same units as the translations.
         K: [3, 3] or [B, 3, 3] float intrinsics in pixels (shared by source and target).
         source_to_target: [B, 4, 4] float rigid transforms, source camera frame → target camera frame (OpenCV axes).
@@ -94,33 +92,47 @@ def warp_frames(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, sour
     key = (zbits << 32) | src_index
     batch_base = (torch.arange(B, device=dev, dtype=torch.int64) * (H * W)).view(B, 1, 1)
 
-    keys, targets = [], []
-    single = in_front & (nx == 1) & (ny == 1)
-    multi = in_front & ~single
-    for mask, n_off in ((single, 1), (multi, int(max_footprint) + 1)):
-        if not bool(mask.any()):
+    # Every visible point covers its first footprint pixel (j0, i0); points with a larger footprint add the rest
+    # in a second, compacted pass. Out-of-image or behind-camera candidates go to a dump slot (index B·H·W) instead
+    # of being filtered out, which avoids a compaction per offset.
+    dump = B * H * W
+
+    def target_index(jj: torch.Tensor, ii: torch.Tensor, ok: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        jj, ii = jj.to(torch.int32), ii.to(torch.int32)
+        ok = ok & (jj.clamp(0, W - 1) == jj) & (ii.clamp(0, H - 1) == ii)
+        idx = base + (ii * W + jj).to(torch.int64)
+        return idx.masked_fill_(~ok, dump)
+
+    base_all = batch_base.expand(B, H, W).reshape(-1)
+    flat_key = key.reshape(-1)
+    keys = [flat_key]
+    targets = [target_index(j0.reshape(-1), i0.reshape(-1), in_front.reshape(-1), base_all)]
+    # Larger footprints are handled per size class n = max(nx, ny), so each point only visits the n×n offsets it may
+    # need (most moving points need n = 2; a few near-camera ones more).
+    size = torch.maximum(nx, ny).masked_fill_(~in_front, 0).reshape(-1)
+    params = torch.stack([j0.reshape(-1), i0.reshape(-1), nx.reshape(-1), ny.reshape(-1)])
+    for n in range(2, int(size.max()) + 1 if size.numel() else 0):
+        sel = (size == n).nonzero().squeeze(1)
+        if not sel.numel():
             continue
-        k_sel, j_sel, i_sel = key[mask], j0[mask], i0[mask]
-        base = batch_base.expand(B, H, W)[mask]
-        nx_sel, ny_sel = nx[mask], ny[mask]
-        for dy in range(n_off):
-            for dx in range(n_off):
-                jj, ii = j_sel + dx, i_sel + dy
-                ok = (jj >= 0) & (jj < W) & (ii >= 0) & (ii < H)
-                if n_off > 1:
-                    ok &= (dx < nx_sel) & (dy < ny_sel)
-                keys.append(k_sel[ok])
-                targets.append(base[ok] + ii[ok].to(torch.int64) * W + jj[ok].to(torch.int64))
-    all_keys = torch.cat(keys) if keys else torch.empty(0, dtype=torch.int64, device=dev)
-    all_targets = torch.cat(targets) if targets else torch.empty(0, dtype=torch.int64, device=dev)
+        j_sel, i_sel, nx_sel, ny_sel = params[:, sel]
+        k_sel, base = flat_key[sel], base_all[sel]
+        for dy in range(n):
+            for dx in range(n):
+                if dx == 0 and dy == 0:
+                    continue
+                keys.append(k_sel)
+                targets.append(target_index(j_sel + dx, i_sel + dy, (dx < nx_sel) & (dy < ny_sel), base))
+    all_keys, all_targets = torch.cat(keys), torch.cat(targets)
 
     sentinel = torch.iinfo(torch.int64).max
-    best = torch.full((B * H * W,), sentinel, dtype=torch.int64, device=dev)
+    best = torch.full((B * H * W + 1,), sentinel, dtype=torch.int64, device=dev)
     best.scatter_reduce_(0, all_targets, all_keys, reduce="amin", include_self=True)
+    best = best[:dump]
     visible = best != sentinel
     winner = torch.where(visible, best & 0xFFFFFFFF, torch.zeros_like(best))
     flat_colors = colors.permute(0, 2, 3, 1).reshape(B * H * W, C)
-    image = flat_colors[winner] * visible.unsqueeze(1).to(colors.dtype)
+    image = flat_colors[winner].masked_fill_(~visible.unsqueeze(1), 0)
     out_depth = torch.where(visible, zt.reshape(-1)[winner], torch.zeros((), device=dev))
     return SplatResult(image.view(B, H, W, C).permute(0, 3, 1, 2).contiguous(), visible.view(B, H, W),
                        out_depth.view(B, H, W))

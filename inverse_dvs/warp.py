@@ -42,7 +42,8 @@ def load_depth(path: Path, expected: tuple[int, int, int]) -> np.ndarray:
 
 
 def warp_video(frames: np.ndarray, depth: np.ndarray, K: np.ndarray, source_to_target: np.ndarray, device,
-               batch_size: int, max_footprint: int, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+               batch_size: int, max_footprint: int, edge_tolerance: float = 0.05,
+               progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """frames [T, H, W, 3] uint8, depth [T, H, W] → (render [T, H, W, 3] uint8, visible [T, H, W] bool)."""
     import torch
     from tqdm import tqdm
@@ -52,10 +53,11 @@ def warp_video(frames: np.ndarray, depth: np.ndarray, K: np.ndarray, source_to_t
     renders, visible = [], []
     Kt = torch.as_tensor(K, dtype=torch.float32, device=device)
     for s in tqdm(range(0, len(frames), batch_size), desc="warp", unit="batch", disable=not progress):
-        col = torch.as_tensor(frames[s:s + batch_size], device=device).permute(0, 3, 1, 2).float()
+        col = torch.as_tensor(frames[s:s + batch_size], device=device).permute(0, 3, 1, 2)
         res = warp_frames(col, torch.as_tensor(depth[s:s + batch_size], device=device), Kt,
-                          torch.as_tensor(source_to_target[s:s + batch_size], device=device), max_footprint)
-        renders.append(res.image.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+                          torch.as_tensor(source_to_target[s:s + batch_size], device=device), max_footprint,
+                          edge_tolerance)
+        renders.append(res.image.permute(0, 2, 3, 1).cpu().numpy())
         visible.append(res.visible.cpu().numpy())
     return np.concatenate(renders), np.concatenate(visible)
 
@@ -128,7 +130,8 @@ def _body(cfg: Config, args) -> int:
                 radius = scene_radius(depth[0], c.radius_scale, c.max_radius)
                 s2t = trajectory_source_to_target(traj, c.num_frames, radius)
                 render, visible = warp_video(clip.frames, depth, K, s2t, device, cfg.warp.batch_size,
-                                             cfg.warp.max_footprint, progress=not args.quiet)
+                                             cfg.warp.max_footprint, cfg.warp.edge_tolerance,
+                                             progress=not args.quiet)
                 frac = visible.reshape(len(visible), -1).mean(1)
                 low = np.flatnonzero(frac < cfg.warp.min_visible_warn)
                 if low.size:
