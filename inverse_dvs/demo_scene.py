@@ -54,29 +54,29 @@ def _shade(points: np.ndarray, material: np.ndarray, t: float) -> np.ndarray:
     return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
+def _cast(o: np.ndarray, d: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """First hit along rays o + s·d (d [..., 3]); returns (s_hit [...], material [...]: 0 ground, 1 wall, 2 sphere)."""
+    inf = np.full(d.shape[:-1], np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_ground = np.where(d[..., 1] > 1e-9, (GROUND_Y - o[1]) / d[..., 1], inf)
+        t_wall = np.where(d[..., 2] > 1e-9, (WALL_Z - o[2]) / d[..., 2], inf)
+    oc = o - sphere_center(t)
+    a = np.einsum("...k,...k->...", d, d)
+    b = 2 * d @ oc
+    disc = b * b - 4 * a * (oc @ oc - SPHERE_RADIUS**2)
+    with np.errstate(invalid="ignore"):
+        t_sphere = np.where(disc >= 0, (-b - np.sqrt(np.maximum(disc, 0))) / (2 * a), inf)
+    stack = np.stack([np.where(x > 1e-6, x, inf) for x in (t_ground, t_wall, t_sphere)], -1)
+    return np.min(stack, -1), np.argmin(stack, -1)
+
+
 def render(camera_to_world: np.ndarray, K: np.ndarray, height: int, width: int, t: float) -> SceneRender:
     """Ray-cast the scene at time t from a camera with pose `camera_to_world` [4, 4] (OpenCV axes)."""
     v, u = np.mgrid[0:height, 0:width].astype(np.float64) + 0.5
     dirs_cam = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)], -1)
     R, o = camera_to_world[:3, :3], camera_to_world[:3, 3]
     d = dirs_cam @ R.T  # world directions, scaled so that the camera-z component is 1
-    inf = np.full((height, width), np.inf)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t_ground = np.where(d[..., 1] > 1e-9, (GROUND_Y - o[1]) / d[..., 1], inf)
-        t_wall = np.where(d[..., 2] > 1e-9, (WALL_Z - o[2]) / d[..., 2], inf)
-    c = sphere_center(t)
-    oc = o - c
-    a = np.einsum("hwk,hwk->hw", d, d)
-    b = 2 * d @ oc
-    disc = b * b - 4 * a * (oc @ oc - SPHERE_RADIUS**2)
-    with np.errstate(invalid="ignore"):
-        t_sphere = np.where(disc >= 0, (-b - np.sqrt(np.maximum(disc, 0))) / (2 * a), inf)
-    t_sphere = np.where(t_sphere > 1e-6, t_sphere, inf)
-    t_ground = np.where(t_ground > 1e-6, t_ground, inf)
-    t_wall = np.where(t_wall > 1e-6, t_wall, inf)
-    stack = np.stack([t_ground, t_wall, t_sphere], -1)
-    material = np.argmin(stack, -1)
-    t_hit = np.min(stack, -1)
+    t_hit, material = _cast(o, d, t)
     if not np.isfinite(t_hit).all():
         raise ValueError("camera sees past the scene; keep demo cameras in front of the back wall")
     points = o + d * t_hit[..., None]
@@ -95,23 +95,19 @@ def render_video(camera_to_world: np.ndarray, K: np.ndarray, height: int, width:
     return rgb, depth
 
 
-def visible_from_source(points: np.ndarray, K: np.ndarray, source_depth: np.ndarray, rtol: float = 0.01) -> np.ndarray:
-    """True disocclusion test: which world points [H, W, 3] (world = source camera frame) the source camera sees.
+def visible_from_source(points: np.ndarray, K: np.ndarray, height: int, width: int, t: float,
+                        rtol: float = 1e-4) -> np.ndarray:
+    """Exact disocclusion test: which world points [..., 3] (world = source camera frame) the source camera sees.
 
-    A point is hidden when it projects outside the source image, or when every source pixel within one pixel of its
-    projection holds a surface nearer by more than `rtol` (so sub-pixel sampling at grazing angles and silhouettes
-    never counts as an occlusion).
+    A point is seen when it projects inside the source image and the source camera's ray through it first hits the
+    scene at the point itself (analytic ray cast at time t), so no pixel sampling enters the ground truth.
     """
-    h, w = source_depth.shape
     z = points[..., 2]
     with np.errstate(divide="ignore", invalid="ignore"):
         u = K[0, 0] * points[..., 0] / z + K[0, 2]
         v = K[1, 1] * points[..., 1] / z + K[1, 2]
-    inside = (z > 0) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
-    seen = np.zeros(z.shape, bool)
-    uc, vc = np.floor(np.nan_to_num(u)).astype(int), np.floor(np.nan_to_num(v)).astype(int)
-    for du in (-1, 0, 1):
-        for dv in (-1, 0, 1):
-            ui, vi = np.clip(uc + du, 0, w - 1), np.clip(vc + dv, 0, h - 1)
-            seen |= source_depth[vi, ui] >= z * (1 - rtol)
-    return inside & seen
+    inside = (z > 0) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dirs = points / z[..., None]  # camera-z component 1: the hit parameter is the z-depth
+    hit, _ = _cast(np.zeros(3), np.nan_to_num(dirs), t)
+    return inside & (np.abs(hit - z) <= rtol * np.abs(z))

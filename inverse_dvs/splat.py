@@ -6,7 +6,8 @@ covering a target pixel, the one with the smallest target depth wins (z-buffer, 
 
 Footprint: a source pixel's footprint is the local magnification of the warp, measured from the projected
 distance to its grid neighbours on the same surface (the larger of the two per axis; neighbours whose source depth
-differs by more than `edge_tolerance` relative are another surface and are ignored), clamped to [1, max_footprint]
+differs by more than `edge_tolerance` relative are another surface and are ignored; with no such neighbour, the
+depth ratio z / z' of source to target depth), clamped to [1, max_footprint]
 pixels per axis. A footprint of 1 covers exactly the one pixel whose centre is nearest, so the identity warp is
 exact; zooming in grows the footprint, so the surface stays closed without pinholes, while depth edges never
 smear into disocclusions.
@@ -27,18 +28,22 @@ class SplatResult(NamedTuple):
     depth: torch.Tensor  # [B, H, W] float32 target z-depth of the winning surface; 0 where not visible
 
 
-def _magnification(coord: torch.Tensor, depth: torch.Tensor, dim: int, edge_tolerance: float) -> torch.Tensor:
-    """Projected spacing to the grid neighbours along `dim` ([B, H, W] inputs) that lie on the same surface: the
-    larger of the two, the one if only one does, 0 if none (the caller clamps to ≥ 1)."""
-    n = coord.shape[dim]
-    step = coord.diff(dim=dim).abs_()
+def _neighbour_spacing(coords: tuple[torch.Tensor, ...], depth: torch.Tensor, dim: int,
+                       edge_tolerance: float) -> list[torch.Tensor]:
+    """For each projected coordinate map ([B, H, W]), the change to the grid neighbours along `dim` that lie on the
+    same surface: the larger of the two, the one if only one does, 0 if none."""
+    n = depth.shape[dim]
     za, zb = depth.narrow(dim, 0, n - 1), depth.narrow(dim, 1, n - 1)
-    step.masked_fill_((za - zb).abs_() > edge_tolerance * torch.minimum(za, zb), 0.0)
-    m = torch.zeros_like(coord)
-    m.narrow(dim, 0, n - 1).copy_(step)
-    back = m.narrow(dim, 1, n - 1)
-    torch.maximum(back, step, out=back)
-    return m
+    edge = (za - zb).abs_() > edge_tolerance * torch.minimum(za, zb)
+    out = []
+    for coord in coords:
+        step = coord.diff(dim=dim).abs_().masked_fill_(edge, 0.0)
+        m = torch.zeros_like(coord)
+        m.narrow(dim, 0, n - 1).copy_(step)
+        back = m.narrow(dim, 1, n - 1)
+        torch.maximum(back, step, out=back)
+        out.append(m)
+    return out
 
 
 def warp_frames(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, source_to_target: torch.Tensor,
@@ -77,8 +82,16 @@ def warp_frames(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, sour
     ut = fx * comp(0) * inv_z + cx
     vt = fy * comp(1) * inv_z + cy
 
-    sx = _magnification(ut, z, 2, edge_tolerance).clamp(1.0, float(max_footprint))
-    sy = _magnification(vt, z, 1, edge_tolerance).clamp(1.0, float(max_footprint))
+    # Isolated pixels (no same-surface neighbour, e.g. thin silhouettes) fall back to the depth ratio z / z', the exact
+    # magnification of a fronto-parallel patch, so a zoom-in does not leave them as pinholes.
+    ratio = z * inv_z
+    # Axis-aligned extent of the projected pixel: |∂u/∂column| + |∂u/∂row| (and likewise for v), so sheared and
+    # rotated footprints stay closed, not just stretched ones.
+    du_col, dv_col = _neighbour_spacing((ut, vt), z, 2, edge_tolerance)
+    du_row, dv_row = _neighbour_spacing((ut, vt), z, 1, edge_tolerance)
+    sx, sy = du_col.add_(du_row), dv_row.add_(dv_col)
+    sx = torch.where(sx > 0, sx, ratio).clamp_(1.0, float(max_footprint))
+    sy = torch.where(sy > 0, sy, ratio).clamp_(1.0, float(max_footprint))
     # Covered pixel columns j satisfy j + 0.5 ∈ [ut − sx/2, ut + sx/2): j ∈ [ceil(ut − sx/2 − 0.5), ... + n_x).
     j0 = torch.ceil(ut - sx / 2 - 0.5)
     i0 = torch.ceil(vt - sy / 2 - 0.5)
@@ -97,33 +110,42 @@ def warp_frames(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, sour
     # of being filtered out, which avoids a compaction per offset.
     dump = B * H * W
 
-    def target_index(jj: torch.Tensor, ii: torch.Tensor, ok: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    def target_index(jj: torch.Tensor, ii: torch.Tensor, ok: torch.Tensor, base: torch.Tensor,
+                     out: torch.Tensor) -> None:
         jj, ii = jj.to(torch.int32), ii.to(torch.int32)
         ok = ok & (jj.clamp(0, W - 1) == jj) & (ii.clamp(0, H - 1) == ii)
-        idx = base + (ii * W + jj).to(torch.int64)
-        return idx.masked_fill_(~ok, dump)
+        torch.add(base, ii.mul_(W).add_(jj), out=out)
+        out.masked_fill_(~ok, dump)
 
-    base_all = batch_base.expand(B, H, W).reshape(-1)
     flat_key = key.reshape(-1)
-    keys = [flat_key]
-    targets = [target_index(j0.reshape(-1), i0.reshape(-1), in_front.reshape(-1), base_all)]
+    base_all = batch_base.expand(B, H, W).reshape(-1)
     # Larger footprints are handled per size class n = max(nx, ny), so each point only visits the n×n offsets it may
-    # need (most moving points need n = 2; a few near-camera ones more).
+    # need (most moving points need n = 2; a few near-camera ones more). All candidates go into one preallocated
+    # buffer: the base pixel of every point first, then each class's extra offsets.
     size = torch.maximum(nx, ny).masked_fill_(~in_front, 0).reshape(-1)
-    params = torch.stack([j0.reshape(-1), i0.reshape(-1), nx.reshape(-1), ny.reshape(-1)])
+    classes = []
+    total = flat_key.numel()
     for n in range(2, int(size.max()) + 1 if size.numel() else 0):
         sel = (size == n).nonzero().squeeze(1)
-        if not sel.numel():
-            continue
+        if sel.numel():
+            classes.append((n, sel))
+            total += sel.numel() * (n * n - 1)
+    all_keys = torch.empty(total, dtype=torch.int64, device=dev)
+    all_targets = torch.empty(total, dtype=torch.int64, device=dev)
+    N = flat_key.numel()
+    all_keys[:N] = flat_key
+    target_index(j0.reshape(-1), i0.reshape(-1), in_front.reshape(-1), base_all, all_targets[:N])
+    params = torch.stack([j0.reshape(-1), i0.reshape(-1), nx.reshape(-1), ny.reshape(-1)])
+    pos = N
+    for n, sel in classes:
+        m, n_off = sel.numel(), n * n - 1
         j_sel, i_sel, nx_sel, ny_sel = params[:, sel]
-        k_sel, base = flat_key[sel], base_all[sel]
-        for dy in range(n):
-            for dx in range(n):
-                if dx == 0 and dy == 0:
-                    continue
-                keys.append(k_sel)
-                targets.append(target_index(j_sel + dx, i_sel + dy, (dx < nx_sel) & (dy < ny_sel), base))
-    all_keys, all_targets = torch.cat(keys), torch.cat(targets)
+        grid = torch.arange(1, n * n, device=dev)
+        dx, dy = (grid % n).to(torch.float32)[:, None], (grid // n).to(torch.float32)[:, None]
+        all_keys[pos:pos + m * n_off].view(n_off, m).copy_(flat_key[sel].expand(n_off, m))
+        target_index(j_sel + dx, i_sel + dy, (dx < nx_sel) & (dy < ny_sel), base_all[sel],
+                     all_targets[pos:pos + m * n_off].view(n_off, m))
+        pos += m * n_off
 
     sentinel = torch.iinfo(torch.int64).max
     best = torch.full((B * H * W + 1,), sentinel, dtype=torch.int64, device=dev)
