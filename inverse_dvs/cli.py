@@ -35,12 +35,24 @@ def build_parser(stage: str, description: str) -> argparse.ArgumentParser:
 def setup_logging(quiet: bool) -> logging.Logger:
     log = get_logger()
     log.setLevel(logging.WARNING if quiet else logging.INFO)
-    if not log.handlers:
-        h = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        h = _StderrHandler()
         h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
         log.addHandler(h)
         log.propagate = False
     return log
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at emit time (a process may run several stages, e.g. in tests)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
 
 
 def run_stage(stage: str, description: str, body: Callable[[Config, argparse.Namespace], int],

@@ -114,3 +114,12 @@ def reverse_grid(timesteps: Sequence[int]) -> tuple[list[int], list[int]]:
     """Sampling (timesteps, prev_timesteps) that walk an inversion grid back down to the clean sample."""
     down = list(reversed(timesteps))
     return down, down[1:] + [-1]
+
+
+def roundtrip_error(v_fn: VFn, x0: torch.Tensor, timesteps: Sequence[int], alphas_cumprod: torch.Tensor,
+                    refine_iterations: int) -> float:
+    """Relative error ‖x0' − x0‖ / ‖x0‖ after inverting up the grid and sampling back down the same grid."""
+    inv = ddim_invert(v_fn, x0, timesteps, alphas_cumprod, refine_iterations)
+    down, prev = reverse_grid(timesteps)
+    back = ddim_sample(v_fn, inv.latent, down, prev, alphas_cumprod)
+    return float((back - x0).norm() / x0.norm())

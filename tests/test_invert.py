@@ -1,0 +1,75 @@
+"""Inversion stage on the tiny CogVideoX checkpoint (real diffusers classes, random weights)."""
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from inverse_dvs import depth, invert, warp
+from inverse_dvs.cogvideo import (
+    ModelStats,
+    alphas_cumprod,
+    encode_image_latents,
+    encode_prompt,
+    encode_video,
+    load_pipeline,
+    make_v_fn,
+)
+from inverse_dvs.config import ModelConfig
+from inverse_dvs.ddim import inversion_timesteps, roundtrip_error, sampling_schedule
+
+
+def test_two_trajectories_two_videos_one_load_deterministic(tmp_path, tiny_checkpoints, demo_video, monkeypatch):
+    from diffusers import CogVideoXImageToVideoPipeline
+
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(f"""
+run: {{work_dir: {tmp_path / 'out'}, device: cpu, dtype: fp32}}
+videos: [{{path: {demo_video}, name: a}}, {{path: {demo_video}, name: b, prompt: "a ball"}}]
+trajectories: {{left: {{preset: orbit_left, amount: 5}}, up: {{preset: arc_up, amount: 5}}}}
+depth: {{backend: ground_truth}}
+camera: {{num_frames: 49, height: 96, width: 144}}
+inversion: {{model: {tiny_checkpoints / 'tiny-cogvideox-i2v'}, steps: 3}}
+inference: {{steps: [10, 4], strength: [0.8]}}
+""")
+    args = ["--config", str(cfg), "--quiet"]
+    assert depth.main(args) == 0 and warp.main(args) == 0
+    loads = []
+    original = CogVideoXImageToVideoPipeline.from_pretrained.__func__
+    monkeypatch.setattr(CogVideoXImageToVideoPipeline, "from_pretrained",
+                        classmethod(lambda cls, *a, **k: loads.append(1) or original(cls, *a, **k)))
+    assert invert.main(args) == 0
+    assert len(loads) == 1
+    t_starts = sorted({sampling_schedule(10, 0.8).t_start, sampling_schedule(4, 0.8).t_start})
+    files = {}
+    for traj in ("left", "up"):
+        for v in ("a", "b"):
+            for t in t_starts:
+                f = tmp_path / f"out/inversions/{traj}/{v}/inversion_t{t:04d}.safetensors"
+                tensors = load_file(str(f))
+                assert tensors["x0"].shape == (1, 13, 4, 12, 18) == tensors["eps_inv"].shape
+                assert tensors["image_latents"].shape == (1, 13, 4, 12, 18)
+                assert int(tensors["timesteps"][-1]) == t and len(tensors["timesteps"]) == 3
+                assert torch.count_nonzero(tensors["image_latents"][:, 1:]) == 0
+                files[(traj, v, t)] = tensors
+    assert invert.main([*args, "--force"]) == 0  # same inputs, same seed → identical latents
+    for (traj, v, t), tensors in files.items():
+        again = load_file(str(tmp_path / f"out/inversions/{traj}/{v}/inversion_t{t:04d}.safetensors"))
+        assert all(torch.equal(tensors[k], again[k]) for k in tensors)
+    assert not torch.equal(files[("left", "a", t_starts[0])]["eps_inv"], files[("up", "a", t_starts[0])]["eps_inv"])
+
+
+def test_refined_round_trip_on_tiny_model(tiny_checkpoints):
+    stats = ModelStats()
+    pipe = load_pipeline(str(tiny_checkpoints / "tiny-cogvideox-i2v"), ModelConfig(), torch.device("cpu"),
+                         torch.float32, stats)
+    frames = np.random.default_rng(0).integers(0, 255, (49, 96, 144, 3), dtype=np.uint8)
+    x0 = encode_video(pipe, frames)
+    img = encode_image_latents(pipe, frames[0], x0.shape[1])
+    cond, _ = encode_prompt(pipe, "", "", False)
+    v_fn = make_v_fn(pipe, img, cond, None, 1.0, stats)
+    grid = inversion_timesteps(sampling_schedule(50, 0.95).t_start, 30)
+    alphas = alphas_cumprod(pipe)
+    plain = roundtrip_error(v_fn, x0, grid, alphas, 0)
+    refined = roundtrip_error(v_fn, x0, grid, alphas, 3)
+    assert refined <= 1e-3 < plain
+    assert stats.nfe == 30 + 30 * 4 + 2 * 30  # inversions (1 + 3 passes per refined step) and two samplings
