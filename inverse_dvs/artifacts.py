@@ -49,12 +49,14 @@ def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
             np.savez_compressed(fh, **arrays)
 
 
-def save_safetensors(path: str | Path, tensors: Mapping[str, Any], metadata: Mapping[str, str] | None = None) -> None:
+def save_safetensors(path: str | Path, tensors: Mapping[str, Any], metadata: Mapping[str, Any] | None = None) -> None:
+    """Save tensors; `metadata` goes into the header as one sorted JSON string under key `inverse_dvs` (several
+    header keys would be written in a per-process random order, so equal files would differ in bytes)."""
     from safetensors.torch import save_file
 
+    header = {"inverse_dvs": json.dumps(dict(metadata or {}), sort_keys=True)}
     with atomic_path(path) as tmp:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp),
-                  metadata=dict(metadata or {}))
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=header)
 
 
 def sha256(path: str | Path) -> str:
@@ -112,7 +114,7 @@ def invalidate(folder: str | Path) -> None:
 
 
 def run_item(folder: str | Path, stage: str, depends: Mapping[str, Any], inputs: Mapping[str, str], force: bool,
-             label: str, compute, log) -> str:
+             label: str, compute, log, **meta_extra: Any) -> str:
     """Run one work item unless it is up to date. `compute(folder)` writes the outputs (atomically) and returns
     (output file names, extra meta dict). Returns 'skipped' or 'done'."""
     if not force and is_up_to_date(folder, stage, depends, inputs):
@@ -122,6 +124,7 @@ def run_item(folder: str | Path, stage: str, depends: Mapping[str, Any], inputs:
     t0 = time.perf_counter()
     outputs, extra = compute(Path(folder))
     seconds = time.perf_counter() - t0
-    write_json(Path(folder) / META, make_meta(stage, depends, inputs, outputs, seconds=round(seconds, 3), **extra))
+    write_json(Path(folder) / META, make_meta(stage, depends, inputs, outputs, seconds=round(seconds, 3), **meta_extra,
+                                                                        **extra))
     log.info("%s %s: done in %.1f s", stage, label, seconds)
     return "done"

@@ -74,6 +74,10 @@ class RunConfig:
         re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", v) is not None, k, v, "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"))
     dtype: str = _opt(default="bf16", check=_choice("bf16", "fp16", "fp32"))
     seed: int = _opt(default=42, check=_non_negative)
+    # None: one process on `device`; [0, 1, ...] or "all": one process per GPU through `accelerate launch`.
+    gpus: list[int] | str | None = _opt(default=None, check=lambda k, v: _check(
+        v == "all" or (isinstance(v, list) and v and all(i >= 0 for i in v)), k, v,
+        "null, 'all' or a non-empty list of GPU indices like [0, 1]"))
 
 
 @dataclass(frozen=True)
@@ -247,7 +251,12 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(key, value, inner[0])
+        for i, alt in enumerate(inner):
+            try:
+                return _coerce(key, value, alt)
+            except ConfigError:
+                if i == len(inner) - 1:
+                    raise
     if origin in (list, tuple):
         if not isinstance(value, list | tuple):
             value = [value]  # a scalar where a sweep list is expected means a one-element sweep

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import input_hashes, run_item, save_npz
+from .artifacts import input_hashes, save_npz
 from .cli import get_logger, run_stage
 from .config import Config, select
 from .errors import UserError
 from .layout import depth_dir
 from .stabilize import disparity_to_depth, stabilize_disparity
 from .video_io import FrameSelection, colorize_depth, frame_indices, read_clip, write_video
+from .workqueue import StageRunner, process_state
 
 STAGE = "depth"
 
@@ -152,16 +153,20 @@ def _body(cfg: Config, args) -> int:
     hw = (cfg.camera.height, cfg.camera.width)
     depends = _depends(cfg)
     estimator = None
+    state = process_state()
+    runner = StageRunner(STAGE, cfg.work_dir, args.force, log, state)
     for v in videos:
         aux = _aux_path(cfg, v.path)
-        inputs = input_hashes({"video": v.path, **({"depth_source": aux} if aux and aux.is_file() else {})})
+
+        def inputs(v=v, aux=aux) -> dict[str, str]:
+            return input_hashes({"video": v.path, **({"depth_source": aux} if aux and aux.is_file() else {})})
 
         def compute(folder: Path, v=v, aux=aux) -> tuple[list[str], dict]:
             nonlocal estimator
             clip = read_clip(v.path, sel, hw, cfg.camera.resize)
             if cfg.depth.backend == "depth_anything":
                 if estimator is None:
-                    device = resolve_device(cfg.run.device)
+                    device = resolve_device(cfg.run.device, state)
                     estimator = DepthAnything(cfg.depth.model, device, torch_dtype(cfg.run.dtype, device))
                 disp = estimator.disparity(clip.frames, cfg.depth.batch_size, progress=not args.quiet)
                 kind = "disparity"
@@ -182,8 +187,8 @@ def _body(cfg: Config, args) -> int:
             return ["depth.npz", "depth.mp4"], {"fps": clip.fps, "source_size": list(clip.source_size),
                                                 "depth_range": [float(depth.min()), float(depth.max())]}
 
-        run_item(depth_dir(cfg.work_dir, v.name), STAGE, depends, inputs, args.force, f"video={v.name}", compute, log)
-    return 0
+        runner.run(f"video={v.name}", depth_dir(cfg.work_dir, v.name), depends, inputs, compute)
+    return runner.finish()
 
 
 def validate_finite(disp: np.ndarray, where: str) -> np.ndarray:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .artifacts import input_hashes, read_meta, run_item
+from .artifacts import input_hashes, read_meta
 from .cli import get_logger, run_stage
 from .config import Config, read_prompt, section_dict, select
 from .ddim import ddim_sample, sampling_schedule
@@ -26,6 +26,7 @@ from .layout import depth_dir, inversion_file, result_dir, run_dir
 from .masks import background_mask, occlusion_mask
 from .slm import stochastic_latent_modulation
 from .video_io import FrameSelection, read_clip, titled_side_by_side, write_video
+from .workqueue import StageRunner, process_state
 
 STAGE = "infer"
 
@@ -90,7 +91,9 @@ def _body(cfg: Config, args) -> int:
 
     log = get_logger()
     videos, trajectories = select(cfg, args.only_video, args.only_trajectory)
-    device = resolve_device(cfg.run.device)
+    state = process_state()
+    runner = StageRunner(STAGE, cfg.work_dir, args.force, log, state)
+    device = resolve_device(cfg.run.device, state)
     c = cfg.camera
     stats = ModelStats()
     pipe = None
@@ -109,9 +112,6 @@ def _body(cfg: Config, args) -> int:
         for v in videos:
             rdir = result_dir(cfg.work_dir, traj.name, v.name)
             masks_path, ddir = rdir / "masks.npz", depth_dir(cfg.work_dir, v.name)
-            for needed, stage in ((masks_path, "warp"), (ddir / "depth.npz", "depth")):
-                if not needed.is_file():
-                    raise UserError(f"'{needed}' is missing; run `python -m inverse_dvs.{stage}` first.")
             warp_meta = read_meta(rdir) or {}
             fps = cfg.inference.fps or warp_meta.get("fps", 8.0)
             prompt = read_prompt(v)
@@ -134,15 +134,22 @@ def _body(cfg: Config, args) -> int:
             for pt in points:
                 sched = sampling_schedule(pt.steps, pt.strength)
                 inv_path = inversion_file(cfg.work_dir, traj.name, v.name, sched.t_start)
-                if not inv_path.is_file():
-                    raise UserError(f"inversion '{inv_path}' (t_start={sched.t_start} for steps={pt.steps}, "
-                                    f"strength={pt.strength}) is missing; run `python -m inverse_dvs.invert` first.")
                 depends = {"point": pt.__dict__, "adain": cfg.inference.adain,
                            "negative_prompt": cfg.inference.negative_prompt, "fps": fps, "prompt": prompt,
                            "slm": section_dict(cfg.slm), "model": section_dict(cfg.model),
                            "model_id": cfg.inversion.model, "dtype": cfg.run.dtype}
-                inputs = input_hashes({"inversion": inv_path, "masks": masks_path, "depth": ddir / "depth.npz",
-                                       "render": rdir / "render.mp4", "input": rdir / "input.mp4"})
+
+                def inputs(rdir=rdir, masks_path=masks_path, ddir=ddir, inv_path=inv_path, sched=sched,
+                           pt=pt) -> dict[str, str]:
+                    for needed, stage in ((masks_path, "warp"), (ddir / "depth.npz", "depth")):
+                        if not needed.is_file():
+                            raise UserError(f"'{needed}' is missing; run `python -m inverse_dvs.{stage}` first.")
+                    if not inv_path.is_file():
+                        raise UserError(f"inversion '{inv_path}' (t_start={sched.t_start} for steps={pt.steps}, "
+                                        f"strength={pt.strength}) is missing; run `python -m inverse_dvs.invert` "
+                                        "first.")
+                    return input_hashes({"inversion": inv_path, "masks": masks_path, "depth": ddir / "depth.npz",
+                                         "render": rdir / "render.mp4", "input": rdir / "input.mp4"})
 
                 def compute(folder: Path, pt=pt, sched=sched, inv_path=inv_path, prompt=prompt, fps=fps, traj=traj,
                             item_data=item_data):
@@ -193,10 +200,10 @@ def _body(cfg: Config, args) -> int:
                         "alpha_bar_t_start": a_bar, "sampling_nfe": stats.nfe - nfe0, "inversion_nfe": inv_nfe,
                         "process_model_loads": stats.loads, "prompt": prompt}
 
-                run_item(run_dir(cfg.work_dir, traj.name, v.name, pt.run_tag), STAGE, depends, inputs, args.force,
-                         f"trajectory={traj.name} video={v.name} run={pt.run_tag}", compute, log)
+                runner.run(f"trajectory={traj.name} video={v.name} run={pt.run_tag}",
+                           run_dir(cfg.work_dir, traj.name, v.name, pt.run_tag), depends, inputs, compute)
     log.info("infer: %s", json.dumps({"model_loads": stats.loads, "nfe": stats.nfe, "sweep_points": len(points)}))
-    return 0
+    return runner.finish()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import torch
 
-from .artifacts import input_hashes, run_item, save_safetensors
+from .artifacts import input_hashes, save_safetensors
 from .cli import get_logger, run_stage
 from .config import Config, read_prompt, section_dict, select
 from .ddim import ddim_invert, inversion_timesteps, sampling_schedule
 from .errors import UserError
 from .layout import inversion_dir, inversion_file, result_dir
 from .video_io import FrameSelection, read_clip, write_video
+from .workqueue import StageRunner, process_state
 
 STAGE = "invert"
 
@@ -54,7 +55,9 @@ def _body(cfg: Config, args) -> int:
 
     log = get_logger()
     videos, trajectories = select(cfg, args.only_video, args.only_trajectory)
-    device = resolve_device(cfg.run.device)
+    state = process_state()
+    runner = StageRunner(STAGE, cfg.work_dir, args.force, log, state)
+    device = resolve_device(cfg.run.device, state)
     c = cfg.camera
     sel = FrameSelection(c.num_frames, 0, 1, False)
     stats = ModelStats()
@@ -72,11 +75,13 @@ def _body(cfg: Config, args) -> int:
     for traj in trajectories:
         for v in videos:
             render = result_dir(cfg.work_dir, traj.name, v.name) / "render.mp4"
-            if not render.is_file():
-                raise UserError(f"render for trajectory '{traj.name}', video '{v.name}' is missing ({render}); run "
-                                "`python -m inverse_dvs.warp` first.")
             prompt = read_prompt(v)
-            inputs = input_hashes({"render": render})
+
+            def inputs(v=v, traj=traj, render=render) -> dict[str, str]:
+                if not render.is_file():
+                    raise UserError(f"render for trajectory '{traj.name}', video '{v.name}' is missing ({render}); "
+                                    "run `python -m inverse_dvs.warp` first.")
+                return input_hashes({"render": render})
 
             def compute(folder: Path, v=v, traj=traj, render=render, prompt=prompt) -> tuple[list[str], dict]:
                 p = get_pipe()
@@ -105,18 +110,18 @@ def _body(cfg: Config, args) -> int:
                     if inv.trajectory:
                         tensors["trajectory"] = torch.stack(inv.trajectory)
                     f = inversion_file(cfg.work_dir, traj.name, v.name, t_start)
-                    save_safetensors(f, tensors, {"t_start": str(t_start), "prompt": prompt,
-                                                  "alpha_bar_t_start": repr(float(alphas[t_start]))})
+                    save_safetensors(f, tensors, {"t_start": t_start, "prompt": prompt,
+                                                  "alpha_bar_t_start": float(alphas[t_start])})
                     outputs.append(f.name)
                     if cfg.inversion.preview:
                         write_video(folder / f"eps_inv_t{t_start:04d}.mp4", decode(p, inv.latent), clip.fps)
                 return outputs, {"t_starts": t_starts(cfg), "nfe": stats.nfe - nfe0, "process_model_loads":
                                  stats.loads, "alpha_bar": {str(t): float(alphas[t]) for t in t_starts(cfg)}}
 
-            run_item(inversion_dir(cfg.work_dir, traj.name, v.name), STAGE, _depends(cfg, prompt), inputs,
-                     args.force, f"trajectory={traj.name} video={v.name}", compute, log)
+            runner.run(f"trajectory={traj.name} video={v.name}", inversion_dir(cfg.work_dir, traj.name, v.name),
+                       _depends(cfg, prompt), inputs, compute)
     log.info("invert: %s", json.dumps({"model_loads": stats.loads, "nfe": stats.nfe}))
-    return 0
+    return runner.finish()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import torch
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, state=None) -> torch.device:
+    """`auto` → this process's accelerator (its own GPU under `accelerate launch`), else CPU."""
     if name == "auto":
+        if state is not None:
+            return torch.device(state.device)
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():

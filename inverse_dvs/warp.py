@@ -11,13 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import input_hashes, run_item, save_npz, write_json
+from .artifacts import input_hashes, save_npz, write_json
 from .cli import get_logger, run_stage
 from .config import Config, section_dict, select
 from .errors import UserError
 from .geometry import intrinsics, invert_rigid, scene_radius, trajectory_source_to_target
 from .layout import depth_dir, result_dir
 from .video_io import FrameSelection, read_clip, write_video
+from .workqueue import StageRunner, process_state
 
 STAGE = "warp"
 
@@ -106,7 +107,9 @@ def _body(cfg: Config, args) -> int:
 
     log = get_logger()
     videos, trajectories = select(cfg, args.only_video, args.only_trajectory)
-    device = resolve_device(cfg.run.device)
+    state = process_state()
+    runner = StageRunner(STAGE, cfg.work_dir, args.force, log, state)
+    device = resolve_device(cfg.run.device, state)
     torch.set_grad_enabled(False)
     c = cfg.camera
     hw = (c.height, c.width)
@@ -115,14 +118,16 @@ def _body(cfg: Config, args) -> int:
     for traj in trajectories:
         for v in videos:
             depth_path = depth_dir(cfg.work_dir, v.name) / "depth.npz"
-            if not depth_path.is_file():
-                raise UserError(f"depth for video '{v.name}' is missing ({depth_path}); run "
-                                "`python -m inverse_dvs.depth` first.")
-            files = {"video": v.path, "depth": depth_path}
-            for attr in ("file", "poses"):
-                if getattr(traj, attr):
-                    files["trajectory"] = getattr(traj, attr)
-            inputs = input_hashes(files)
+
+            def inputs(v=v, traj=traj, depth_path=depth_path) -> dict[str, str]:
+                if not depth_path.is_file():
+                    raise UserError(f"depth for video '{v.name}' is missing ({depth_path}); run "
+                                    "`python -m inverse_dvs.depth` first.")
+                files = {"video": v.path, "depth": depth_path}
+                for attr in ("file", "poses"):
+                    if getattr(traj, attr):
+                        files["trajectory"] = getattr(traj, attr)
+                return input_hashes(files)
 
             def compute(folder: Path, v=v, traj=traj, depth_path=depth_path) -> tuple[list[str], dict]:
                 clip = read_clip(v.path, sel, hw, c.resize)
@@ -155,9 +160,9 @@ def _body(cfg: Config, args) -> int:
                         {"fps": clip.fps, "scene_radius": radius,
                          "visible_fraction": [round(float(f), 5) for f in frac]})
 
-            run_item(result_dir(cfg.work_dir, traj.name, v.name), STAGE, _depends(cfg, traj), inputs, args.force,
-                     f"trajectory={traj.name} video={v.name}", compute, log)
-    return 0
+            runner.run(f"trajectory={traj.name} video={v.name}", result_dir(cfg.work_dir, traj.name, v.name),
+                       _depends(cfg, traj), inputs, compute)
+    return runner.finish()
 
 
 def main(argv: list[str] | None = None) -> int:

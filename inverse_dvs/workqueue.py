@@ -1,0 +1,119 @@
+"""Work items of a stage: deterministic sharding over processes, failure isolation, and the run summary.
+
+Every process enumerates the same items in the same order; item i belongs to process i mod N (N = accelerate's
+`num_processes`, 1 without `accelerate launch`). So no two processes ever write the same item, and results do not
+depend on N (seeds come from the item, never from the rank). A failing item is logged and recorded, the others go
+on; at the end each process writes `{work_dir}/logs/{stage}.rank{R}.json`, and the main process merges them into
+`{work_dir}/run_summary.json` and prints one line per item.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .artifacts import run_item, write_json
+from .errors import EXIT_USER_ERROR, UserError
+
+EXIT_ITEM_FAILED = 1
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    item: str
+    status: str  # done | skipped | failed
+    seconds: float
+    reason: str = ""
+    process: int = 0
+    user_error: bool = False
+
+
+def process_state():
+    """accelerate's PartialState when launched with several processes (`accelerate launch`), else None.
+
+    Without CUDA the processes talk over gloo on the CPU (accelerate's MULTI_CPU), e.g. for
+    `accelerate launch --multi_gpu --num_processes 2 -m inverse_dvs.infer` on a CPU-only machine.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+class StageRunner:
+    """Runs the items of one stage in this process: its shard only, each failure isolated."""
+
+    def __init__(self, stage: str, work_dir: Path, force: bool, log: logging.Logger, state=None):
+        self.stage, self.work_dir, self.force, self.log, self.state = stage, Path(work_dir), force, log, state
+        self.index = state.process_index if state is not None else 0
+        self.count = state.num_processes if state is not None else 1
+        self.results: list[ItemResult] = []
+        self._next = 0
+
+    def run(self, label: str, folder: Path, depends: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+            inputs: Callable[[], Mapping[str, str]], compute) -> None:
+        """Run one item if it belongs to this process. `inputs` (and a callable `depends`) are evaluated only for
+        owned items; a UserError or any other exception there or in `compute` marks the item failed."""
+        mine = self._next % self.count == self.index
+        self._next += 1
+        if not mine:
+            return
+        t0 = time.perf_counter()
+        try:
+            deps = depends() if callable(depends) else depends
+            status = run_item(folder, self.stage, deps, inputs(), self.force, label, compute, self.log,
+                              process_index=self.index)
+            self.results.append(ItemResult(label, status, round(time.perf_counter() - t0, 3), process=self.index))
+        except UserError as exc:
+            self._failed(label, t0, str(exc), True)
+        except Exception as exc:  # isolate any failing item; KeyboardInterrupt still stops the run
+            self.log.exception("%s %s: failed", self.stage, label)
+            self._failed(label, t0, f"{type(exc).__name__}: {exc}", False)
+
+    def _failed(self, label: str, t0: float, reason: str, user_error: bool) -> None:
+        self.log.error("%s %s: failed: %s", self.stage, label, reason)
+        self.results.append(ItemResult(label, "failed", round(time.perf_counter() - t0, 3), reason, self.index,
+                                       user_error))
+
+    def finish(self) -> int:
+        """Write this process's results, merge all processes' into run_summary.json (main process), print the
+        summary; return 0, EXIT_USER_ERROR (bad input in some item) or EXIT_ITEM_FAILED."""
+        logs = self.work_dir / "logs"
+        write_json(logs / f"{self.stage}.rank{self.index}.json", [asdict(r) for r in self.results])
+        if self.state is not None:
+            self.state.wait_for_everyone()
+        results = list(self.results)
+        if self.index == 0 and self.count > 1:
+            results = []
+            for r in range(self.count):
+                p = logs / f"{self.stage}.rank{r}.json"
+                if p.is_file():
+                    results += [ItemResult(**x) for x in json.loads(p.read_text(encoding="utf-8"))]
+        if self.index == 0:
+            summary_path = self.work_dir / "run_summary.json"
+            try:
+                summary = json.loads(summary_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                summary = {}
+            summary[self.stage] = {"processes": self.count, "items": [asdict(r) for r in results],
+                                   "failed": sum(r.status == "failed" for r in results)}
+            write_json(summary_path, summary)
+            if results:
+                lines = [f"{self.stage} summary ({self.count} process(es)):"]
+                lines += [f"  {r.status:<8} {r.seconds:7.1f} s  {r.item}" + (f"  — {r.reason}" if r.reason else "")
+                          for r in results]
+                self.log.info("\n".join(lines))
+        failed = [r for r in results if r.status == "failed"]
+        if not failed:
+            return 0
+        self.log.error("%s: %d item(s) failed (see above and %s); the other items are complete.", self.stage,
+                       len(failed), self.work_dir / "run_summary.json")
+        return EXIT_USER_ERROR if all(r.user_error for r in failed) else EXIT_ITEM_FAILED
