@@ -415,6 +415,12 @@ def _cross_checks(cfg: Config) -> None:
             if d is not None and d > k:
                 raise ConfigError(f"config key 'inference.adaptive_order' has value {d} larger than "
                                   f"'inference.k_order' {k}; allowed: adaptive order δ <= k (paper: k=10, δ=3).")
+    for n in inf.steps:
+        for s in inf.strength:
+            if int(n * s) < 1:
+                raise ConfigError(f"config keys 'inference.steps' ({n}) and 'inference.strength' ({s}): "
+                                  f"⌊steps·strength⌋ = {int(n * s)} leaves no sampling step, so no t_start can be "
+                                  "reached; raise steps or strength (paper: 50 steps, strength 0.95).")
     if cfg.depth.near >= cfg.depth.far:
         raise ConfigError(f"config keys 'depth.near' ({cfg.depth.near}) and 'depth.far' ({cfg.depth.far}): "
                           "near must be smaller than far.")

@@ -110,15 +110,18 @@ def warp_frames(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, sour
     # of being filtered out, which avoids a compaction per offset.
     dump = B * H * W
 
-    def target_index(jj: torch.Tensor, ii: torch.Tensor, ok: torch.Tensor, base: torch.Tensor,
+    def target_index(jj: torch.Tensor, ii: torch.Tensor, ok: torch.Tensor, base: torch.Tensor | None,
                      out: torch.Tensor) -> None:
         jj, ii = jj.to(torch.int32), ii.to(torch.int32)
         ok = ok & (jj.clamp(0, W - 1) == jj) & (ii.clamp(0, H - 1) == ii)
-        torch.add(base, ii.mul_(W).add_(jj), out=out)
+        if base is None:
+            out.copy_(ii.mul_(W).add_(jj))
+        else:
+            torch.add(base, ii.mul_(W).add_(jj), out=out)
         out.masked_fill_(~ok, dump)
 
     flat_key = key.reshape(-1)
-    base_all = batch_base.expand(B, H, W).reshape(-1)
+    base_all = batch_base.expand(B, H, W).reshape(-1) if B > 1 else None  # frame offsets in the flat buffer
     # Larger footprints are handled per size class n = max(nx, ny), so each point only visits the n×n offsets it may
     # need (most moving points need n = 2; a few near-camera ones more). All candidates go into one preallocated
     # buffer: the base pixel of every point first, then each class's extra offsets.
@@ -135,15 +138,14 @@ def warp_frames(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, sour
     N = flat_key.numel()
     all_keys[:N] = flat_key
     target_index(j0.reshape(-1), i0.reshape(-1), in_front.reshape(-1), base_all, all_targets[:N])
-    params = torch.stack([j0.reshape(-1), i0.reshape(-1), nx.reshape(-1), ny.reshape(-1)])
     pos = N
     for n, sel in classes:
         m, n_off = sel.numel(), n * n - 1
-        j_sel, i_sel, nx_sel, ny_sel = params[:, sel]
+        j_sel, i_sel, nx_sel, ny_sel = (a.reshape(-1)[sel] for a in (j0, i0, nx, ny))
         grid = torch.arange(1, n * n, device=dev)
         dx, dy = (grid % n).to(torch.float32)[:, None], (grid // n).to(torch.float32)[:, None]
         all_keys[pos:pos + m * n_off].view(n_off, m).copy_(flat_key[sel].expand(n_off, m))
-        target_index(j_sel + dx, i_sel + dy, (dx < nx_sel) & (dy < ny_sel), base_all[sel],
+        target_index(j_sel + dx, i_sel + dy, (dx < nx_sel) & (dy < ny_sel), None if base_all is None else base_all[sel],
                      all_targets[pos:pos + m * n_off].view(n_off, m))
         pos += m * n_off
 

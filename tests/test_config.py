@@ -44,6 +44,8 @@ def test_shipped_configs_load():
     ("inference: {k_order: [2], adaptive_order: [3]}", ["adaptive_order", "k_order"]),
     ("slm: {occlusion_threshold: 1.5}", ["slm.occlusion_threshold", "[0, 1]"]),
     ("camera: {height: true}", ["camera.height", "integer"]),
+    ("inference: {steps: [1], strength: [0.5]}", ["no sampling step", "t_start"]),
+    ("run: {gpus: [-1]}", ["run.gpus"]),
     ("bogus: 1", ["bogus"]),
 ])
 def test_bad_values_name_the_key(tmp_path, extra, words):
