@@ -56,6 +56,23 @@ def load_pipeline(model: str, model_cfg, device: torch.device, dtype: torch.dtyp
     return pipe
 
 
+class LazyPipeline:
+    """Loads the pipeline on first use (a fully up-to-date run never loads it), once per process."""
+
+    def __init__(self, cfg, device: torch.device, dtype: torch.dtype, stats: ModelStats, log, stage: str):
+        self.cfg, self.device, self.dtype, self.stats, self.log, self.stage = cfg, device, dtype, stats, log, stage
+        self._pipe = None
+
+    def get(self):
+        if self._pipe is None:
+            c = self.cfg.camera
+            self._pipe = load_pipeline(self.cfg.inversion.model, self.cfg.model, self.device, self.dtype, self.stats)
+            check_size(self._pipe, c.num_frames, c.height, c.width)
+            self.log.info("%s: model %s loaded (%d load(s) in this process)", self.stage, self.cfg.inversion.model,
+                          self.stats.loads)
+        return self._pipe
+
+
 def check_size(pipe, num_frames: int, height: int, width: int) -> None:
     """The I2V transformer has learned positional embeddings: it only runs at its configured size."""
     cfg = pipe.transformer.config

@@ -78,12 +78,11 @@ def _body(cfg: Config, args) -> int:
     from tqdm import tqdm
 
     from .cogvideo import (
+        LazyPipeline,
         ModelStats,
         alphas_cumprod,
-        check_size,
         decode,
         encode_prompt,
-        load_pipeline,
         make_v_fn,
         oom_hint,
     )
@@ -96,17 +95,10 @@ def _body(cfg: Config, args) -> int:
     device = resolve_device(cfg.run.device, state)
     c = cfg.camera
     stats = ModelStats()
-    pipe = None
     prompt_cache: dict[tuple[str, str], tuple] = {}
     points = sweep(cfg)
 
-    def get_pipe():
-        nonlocal pipe
-        if pipe is None:
-            pipe = load_pipeline(cfg.inversion.model, cfg.model, device, torch_dtype(cfg.run.dtype, device), stats)
-            check_size(pipe, c.num_frames, c.height, c.width)
-            log.info("infer: model %s loaded (%d load(s) in this process)", cfg.inversion.model, stats.loads)
-        return pipe
+    model = LazyPipeline(cfg, device, torch_dtype(cfg.run.dtype, device), stats, log, STAGE)
 
     for traj in trajectories:
         for v in videos:
@@ -153,7 +145,7 @@ def _body(cfg: Config, args) -> int:
 
                 def compute(folder: Path, pt=pt, sched=sched, inv_path=inv_path, prompt=prompt, fps=fps, traj=traj,
                             item_data=item_data):
-                    p = get_pipe()
+                    p = model.get()
                     data = item_data()
                     inv = load_inversion(inv_path, sched.t_start)
                     alphas = alphas_cumprod(p)

@@ -40,14 +40,13 @@ def _body(cfg: Config, args) -> int:
     from tqdm import tqdm
 
     from .cogvideo import (
+        LazyPipeline,
         ModelStats,
         alphas_cumprod,
-        check_size,
         decode,
         encode_image_latents,
         encode_prompt,
         encode_video,
-        load_pipeline,
         make_v_fn,
         oom_hint,
     )
@@ -61,16 +60,9 @@ def _body(cfg: Config, args) -> int:
     c = cfg.camera
     sel = FrameSelection(c.num_frames, 0, 1, False)
     stats = ModelStats()
-    pipe = None
     prompt_cache: dict[str, tuple] = {}
 
-    def get_pipe():
-        nonlocal pipe
-        if pipe is None:
-            pipe = load_pipeline(cfg.inversion.model, cfg.model, device, torch_dtype(cfg.run.dtype, device), stats)
-            check_size(pipe, c.num_frames, c.height, c.width)
-            log.info("invert: model %s loaded (%d load(s) in this process)", cfg.inversion.model, stats.loads)
-        return pipe
+    model = LazyPipeline(cfg, device, torch_dtype(cfg.run.dtype, device), stats, log, STAGE)
 
     for traj in trajectories:
         for v in videos:
@@ -84,7 +76,7 @@ def _body(cfg: Config, args) -> int:
                 return input_hashes({"render": render})
 
             def compute(folder: Path, v=v, traj=traj, render=render, prompt=prompt) -> tuple[list[str], dict]:
-                p = get_pipe()
+                p = model.get()
                 clip = read_clip(render, sel, (c.height, c.width), c.resize)
                 gen = torch.Generator("cpu").manual_seed(cfg.run.seed)
                 x0 = encode_video(p, clip.frames, cfg.inversion.posterior, gen)

@@ -8,7 +8,6 @@ Frames are decoded directly at the scaled size, so a 4K video never sits in memo
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,7 +161,3 @@ def colorize_depth(depth: np.ndarray) -> np.ndarray:
     norm = np.clip((disp - lo) / max(hi - lo, 1e-8), 0, 1)
     u8 = (norm * 255).astype(np.uint8)
     return np.stack([cv2.cvtColor(cv2.applyColorMap(f, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB) for f in u8])
-
-
-def ceil_even(x: float) -> int:
-    return int(math.ceil(x / 2) * 2)
