@@ -6,12 +6,13 @@ One file per distinct t_start of the inference sweep (`inversion_t{t_start:04d}.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import torch
 
-from .artifacts import input_hashes, save_safetensors
+from .artifacts import input_hashes, save_safetensors, sha256
 from .cli import get_logger, run_stage
 from .config import Config, read_prompt, section_dict, select
 from .ddim import ddim_invert, inversion_timesteps, sampling_schedule
@@ -34,6 +35,17 @@ def _depends(cfg: Config, prompt: str) -> dict:
     return {"inversion": inv, "model": section_dict(cfg.model), "prompt": prompt, "t_starts": t_starts(cfg),
             "camera": {k: getattr(cfg.camera, k) for k in ("num_frames", "height", "width", "resize")},
             "dtype": cfg.run.dtype, "seed": cfg.run.seed}
+
+
+def _header(path: Path) -> dict:
+    """The inverse_dvs metadata of an inversion file, {} when absent or unreadable."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return json.loads((fh.metadata() or {}).get("inverse_dvs", "{}"))
+    except Exception:  # missing, partial or foreign file: not reusable
+        return {}
 
 
 def _body(cfg: Config, args) -> int:
@@ -77,6 +89,10 @@ def _body(cfg: Config, args) -> int:
 
             def compute(folder: Path, v=v, traj=traj, render=render, prompt=prompt) -> tuple[list[str], dict]:
                 p = model.get()
+                # A file made from the same render and settings is kept when only the set of t_starts changed
+                # (e.g. a strength was added to the sweep): its header records this key.
+                deps = {k: val for k, val in _depends(cfg, prompt).items() if k != "t_starts"}
+                key = hashlib.sha256((json.dumps(deps, sort_keys=True) + sha256(render)).encode()).hexdigest()
                 clip = read_clip(render, sel, (c.height, c.width), c.resize)
                 gen = torch.Generator("cpu").manual_seed(cfg.run.seed)
                 x0 = encode_video(p, clip.frames, cfg.inversion.posterior, gen)
@@ -88,6 +104,11 @@ def _body(cfg: Config, args) -> int:
                 alphas = alphas_cumprod(p)
                 outputs, nfe0 = [], stats.nfe
                 for t_start in t_starts(cfg):
+                    f = inversion_file(cfg.work_dir, traj.name, v.name, t_start)
+                    if _header(f).get("key") == key:
+                        log.info("invert trajectory=%s video=%s: t_start=%d reused", traj.name, v.name, t_start)
+                        outputs.append(f.name)
+                        continue
                     grid = inversion_timesteps(t_start, cfg.inversion.steps)
                     bar = tqdm(total=len(grid), desc=f"invert t≤{t_start}", disable=args.quiet)
                     try:
@@ -101,8 +122,7 @@ def _body(cfg: Config, args) -> int:
                                "timesteps": torch.tensor(grid, dtype=torch.int64)}
                     if inv.trajectory:
                         tensors["trajectory"] = torch.stack(inv.trajectory)
-                    f = inversion_file(cfg.work_dir, traj.name, v.name, t_start)
-                    save_safetensors(f, tensors, {"t_start": t_start, "prompt": prompt,
+                    save_safetensors(f, tensors, {"t_start": t_start, "prompt": prompt, "key": key,
                                                   "alpha_bar_t_start": float(alphas[t_start])})
                     outputs.append(f.name)
                     if cfg.inversion.preview:

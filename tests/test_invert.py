@@ -73,3 +73,26 @@ def test_refined_round_trip_on_tiny_model(tiny_checkpoints):
     refined = roundtrip_error(v_fn, x0, grid, alphas, 3)
     assert refined <= 1e-3 < plain
     assert stats.nfe == 30 + 30 * 4 + 2 * 30  # inversions (1 + 3 passes per refined step) and two samplings
+
+
+def test_adding_a_strength_reuses_existing_inversions(tmp_path, tiny_checkpoints, demo_video):
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(f"""
+run: {{work_dir: {tmp_path / 'out'}, device: cpu, dtype: fp32}}
+videos: [{{path: {demo_video}, name: a}}]
+trajectories: {{left: {{preset: orbit_left, amount: 5}}}}
+depth: {{backend: ground_truth}}
+camera: {{num_frames: 49, height: 96, width: 144}}
+inversion: {{model: {tiny_checkpoints / 'tiny-cogvideox-i2v'}, steps: 2}}
+inference: {{steps: [4], strength: [0.5]}}
+""")
+    args = ["--config", str(cfg), "--quiet"]
+    assert depth.main(args) == 0 and warp.main(args) == 0 and invert.main(args) == 0
+    folder = tmp_path / "out/inversions/left/a"
+    first = folder / f"inversion_t{sampling_schedule(4, 0.5).t_start:04d}.safetensors"
+    mtime = first.stat().st_mtime_ns
+    assert invert.main([*args, "--set", "inference.strength=[0.5, 0.75]"]) == 0
+    assert first.stat().st_mtime_ns == mtime  # kept, not recomputed
+    assert (folder / f"inversion_t{sampling_schedule(4, 0.75).t_start:04d}.safetensors").is_file()
+    assert invert.main([*args, "--set", "inversion.steps=3", "--set", "inference.strength=[0.5, 0.75]"]) == 0
+    assert first.stat().st_mtime_ns != mtime  # a changed inversion setting recomputes
