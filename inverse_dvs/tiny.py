@@ -22,6 +22,7 @@ SCHEDULER_5B_I2V = dict(
 )
 
 TINY_HEIGHT, TINY_WIDTH, TINY_FRAMES = 96, 144, 49
+TINY_VERSION = "1"  # bump when the tiny architectures change, so existing builds are rebuilt
 _TINY_TEXT_LEN = 16
 
 
@@ -103,7 +104,7 @@ def build_all(root: Path, force: bool = False) -> list[Path]:
     for name, fn in (("tiny-cogvideox-i2v", build_tiny_cogvideox), ("tiny-depth-anything", build_tiny_depth_anything)):
         target = root / name
         marker = target / ".complete"
-        if marker.exists() and not force:
+        if marker.exists() and marker.read_text().strip() == TINY_VERSION and not force:
             done.append(target)
             continue
         tmp = root / f".{name}.building"
@@ -112,7 +113,7 @@ def build_all(root: Path, force: bool = False) -> list[Path]:
 
             shutil.rmtree(tmp)
         fn(tmp)
-        (tmp / ".complete").write_text("ok\n")
+        (tmp / ".complete").write_text(TINY_VERSION + "\n")
         if target.exists():
             import shutil
 
