@@ -186,7 +186,10 @@ def _body(cfg: Config, args) -> int:
                     write_video(folder / "output.mp4", frames, fps)
                     write_video(folder / "comparison.mp4", titled_side_by_side(
                         [data["input"], data["render"], frames], ["input", f"render ({traj.name})", "output"]), fps)
-                    inv_nfe = (read_meta(inv_path.parent) or {}).get("nfe")
+                    # transformer passes that made this t_start's inversion: one per step, plus one per refinement
+                    # iteration, doubled under inversion CFG
+                    inv_nfe = len(inv["timesteps"]) * (1 + cfg.inversion.refine_iterations) * (
+                        2 if cfg.inversion.guidance_scale != 1.0 else 1)
                     return ["output.mp4", "comparison.mp4"], {
                         "params": pt.__dict__, "run_tag": pt.run_tag, "t_start": sched.t_start,
                         "alpha_bar_t_start": a_bar, "sampling_nfe": stats.nfe - nfe0, "inversion_nfe": inv_nfe,
