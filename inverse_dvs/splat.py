@@ -110,43 +110,59 @@ def warp_frames(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, sour
     # of being filtered out, which avoids a compaction per offset.
     dump = B * H * W
 
-    def target_index(jj: torch.Tensor, ii: torch.Tensor, ok: torch.Tensor, base: torch.Tensor | None,
+    exact = B * H * W + 1 < 2**24  # float32 holds these indices exactly; beyond that use int64 arithmetic
+
+    def target_index(jj: torch.Tensor, ii: torch.Tensor, ok: torch.Tensor | None, base: torch.Tensor | None,
                      out: torch.Tensor) -> None:
-        jj, ii = jj.to(torch.int32), ii.to(torch.int32)
-        ok = ok & (jj.clamp(0, W - 1) == jj) & (ii.clamp(0, H - 1) == ii)
-        if base is None:
-            out.copy_(ii.mul_(W).add_(jj))
+        """Flat buffer index of pixel (jj, ii) (float, integral values), `dump` where outside or not `ok`."""
+        inside = (jj >= 0) & (jj < W) & (ii >= 0) & (ii < H)
+        if ok is not None:
+            inside &= ok
+        if exact:
+            flat = ii * W + jj
+            if base is None:
+                out.copy_(flat)
+            else:
+                torch.add(base, flat.to(torch.int64), out=out)
         else:
-            torch.add(base, ii.mul_(W).add_(jj), out=out)
-        out.masked_fill_(~ok, dump)
+            torch.add(ii.to(torch.int64) * W, jj.to(torch.int64), out=out)
+            if base is not None:
+                out.add_(base)
+        out.masked_fill_(~inside, dump)
 
     flat_key = key.reshape(-1)
     base_all = batch_base.expand(B, H, W).reshape(-1) if B > 1 else None  # frame offsets in the flat buffer
-    # Larger footprints are handled per size class n = max(nx, ny), so each point only visits the n×n offsets it may
-    # need (most moving points need n = 2; a few near-camera ones more). All candidates go into one preallocated
-    # buffer: the base pixel of every point first, then each class's extra offsets.
-    size = torch.maximum(nx, ny).masked_fill_(~in_front, 0).reshape(-1)
+    # Larger footprints are handled per shape class (nx, ny), so each point visits exactly the nx·ny pixels of its
+    # footprint (most moving points need 2; a few near-camera or grazing ones more). All candidates go into one
+    # preallocated buffer: the first pixel of every point, then each class's other pixels.
+    side = int(max_footprint) + 1
+    code = (nx.reshape(-1).to(torch.int64) - 1) * side + (ny.reshape(-1).to(torch.int64) - 1)
+    code.masked_fill_(~in_front.reshape(-1), 0)  # behind the camera: only the (dumped) first pixel
+    multi = code.nonzero().squeeze(1)
+    multi_code = code[multi]
+    counts = torch.bincount(multi_code, minlength=side * side).tolist()
     classes = []
     total = flat_key.numel()
-    for n in range(2, int(size.max()) + 1 if size.numel() else 0):
-        sel = (size == n).nonzero().squeeze(1)
-        if sel.numel():
-            classes.append((n, sel))
-            total += sel.numel() * (n * n - 1)
+    for c, cnt in enumerate(counts):
+        if c == 0 or cnt == 0:
+            continue
+        cx_n, cy_n = c // side + 1, c % side + 1
+        classes.append((cx_n, cy_n, multi[(multi_code == c).nonzero().squeeze(1)]))
+        total += cnt * (cx_n * cy_n - 1)
     all_keys = torch.empty(total, dtype=torch.int64, device=dev)
     all_targets = torch.empty(total, dtype=torch.int64, device=dev)
     N = flat_key.numel()
     all_keys[:N] = flat_key
     target_index(j0.reshape(-1), i0.reshape(-1), in_front.reshape(-1), base_all, all_targets[:N])
     pos = N
-    for n, sel in classes:
-        m, n_off = sel.numel(), n * n - 1
-        j_sel, i_sel, nx_sel, ny_sel = (a.reshape(-1)[sel] for a in (j0, i0, nx, ny))
-        grid = torch.arange(1, n * n, device=dev)
-        dx, dy = (grid % n).to(torch.float32)[:, None], (grid // n).to(torch.float32)[:, None]
+    for cx_n, cy_n, sel in classes:
+        m, n_off = sel.numel(), cx_n * cy_n - 1
+        grid = torch.arange(1, cx_n * cy_n, device=dev, dtype=torch.float32)
+        dx, dy = (grid % cx_n)[:, None], (grid // cx_n).floor_()[:, None]
+        j_sel, i_sel = j0.reshape(-1)[sel], i0.reshape(-1)[sel]
         all_keys[pos:pos + m * n_off].view(n_off, m).copy_(flat_key[sel].expand(n_off, m))
-        target_index(j_sel + dx, i_sel + dy, (dx < nx_sel) & (dy < ny_sel), None if base_all is None else base_all[sel],
-                     all_targets[pos:pos + m * n_off].view(n_off, m))
+        target_index(j_sel + dx, i_sel + dy, None,
+                     None if base_all is None else base_all[sel], all_targets[pos:pos + m * n_off].view(n_off, m))
         pos += m * n_off
 
     sentinel = torch.iinfo(torch.int64).max
