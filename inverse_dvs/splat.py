@@ -21,6 +21,9 @@ from typing import NamedTuple
 
 import torch
 
+# Pixel indices are formed in float32 (cheaper) while they are exact there, i.e. below 2^24; else in int64.
+FLOAT_INDEX_LIMIT = 2**24
+
 
 class SplatResult(NamedTuple):
     image: torch.Tensor  # [B, C, H, W], same dtype as the input colours; 0 where not visible
@@ -110,7 +113,7 @@ def warp_frames(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, sour
     # of being filtered out, which avoids a compaction per offset.
     dump = B * H * W
 
-    exact = B * H * W + 1 < 2**24  # float32 holds these indices exactly; beyond that use int64 arithmetic
+    exact = B * H * W + 1 < FLOAT_INDEX_LIMIT
 
     def target_index(jj: torch.Tensor, ii: torch.Tensor, ok: torch.Tensor | None, base: torch.Tensor | None,
                      out: torch.Tensor) -> None:

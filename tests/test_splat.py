@@ -14,6 +14,22 @@ def test_identity_is_exact():
     assert torch.equal(r.image, colors) and bool(r.visible.all())
 
 
+def test_int64_index_path_matches_float_path(monkeypatch):
+    import inverse_dvs.splat as splat
+
+    g_ = torch.Generator().manual_seed(0)
+    colors = torch.randint(0, 255, (2, 3, 30, 40), dtype=torch.uint8, generator=g_)
+    depth = 1 + torch.rand(2, 30, 40, generator=g_)
+    M = torch.eye(4).repeat(2, 1, 1)
+    M[:, 0, 3], M[:, 2, 3] = 0.1, -0.3  # sideways and closer: multi-pixel footprints
+    K = torch.tensor(g.intrinsics(30, 40, "fov"))
+    fast = warp_frames(colors, depth, K, M)
+    monkeypatch.setattr(splat, "FLOAT_INDEX_LIMIT", 0)
+    slow = warp_frames(colors, depth, K, M)
+    assert all(torch.equal(a, b) for a, b in zip(fast, slow, strict=True))
+    assert not bool(fast.visible.all()) and bool(fast.visible.any())
+
+
 def test_plane_lands_at_analytic_projection():
     H, W = 40, 60
     K = g.intrinsics(H, W, "focal", focal=50.0)
