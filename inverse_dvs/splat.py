@@ -28,7 +28,7 @@ FLOAT_INDEX_LIMIT = 2**24
 class SplatResult(NamedTuple):
     image: torch.Tensor  # [B, C, H, W], same dtype as the input colours; 0 where not visible
     visible: torch.Tensor  # [B, H, W] bool: some source surface lands on the pixel
-    depth: torch.Tensor  # [B, H, W] float32 target z-depth of the winning surface; 0 where not visible
+    depth: torch.Tensor | None  # [B, H, W] float32 target z-depth of the winner; 0 where not visible
 
 
 def _neighbour_spacing(coords: tuple[torch.Tensor, ...], depth: torch.Tensor, dim: int,
@@ -50,7 +50,7 @@ def _neighbour_spacing(coords: tuple[torch.Tensor, ...], depth: torch.Tensor, di
 
 
 def warp_frames(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, source_to_target: torch.Tensor,
-                max_footprint: int = 4, edge_tolerance: float = 0.05) -> SplatResult:
+                max_footprint: int = 4, edge_tolerance: float = 0.05, return_depth: bool = True) -> SplatResult:
     """Warp a batch of frames into target cameras.
 
     Args:
@@ -60,6 +60,7 @@ def warp_frames(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, sour
         source_to_target: [B, 4, 4] float rigid transforms, source camera frame → target camera frame (OpenCV axes).
         max_footprint: largest footprint side in pixels (≥ 1).
         edge_tolerance: relative depth jump above which grid neighbours count as different surfaces.
+        return_depth: also return the winning target depth (skip to save time).
     """
     B, C, H, W = colors.shape
     dev = colors.device
@@ -172,10 +173,11 @@ def warp_frames(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, sour
     best = torch.full((B * H * W + 1,), sentinel, dtype=torch.int64, device=dev)
     best.scatter_reduce_(0, all_targets, all_keys, reduce="amin", include_self=True)
     best = best[:dump]
-    visible = best != sentinel
-    winner = torch.where(visible, best & 0xFFFFFFFF, torch.zeros_like(best))
+    hidden = best == sentinel
+    winner = best.bitwise_and_(0xFFFFFFFF).masked_fill_(hidden, 0)
     flat_colors = colors.permute(0, 2, 3, 1).reshape(B * H * W, C)
-    image = flat_colors[winner].masked_fill_(~visible.unsqueeze(1), 0)
-    out_depth = torch.where(visible, zt.reshape(-1)[winner], torch.zeros((), device=dev))
-    return SplatResult(image.view(B, H, W, C).permute(0, 3, 1, 2).contiguous(), visible.view(B, H, W),
-                       out_depth.view(B, H, W))
+    image = flat_colors[winner].masked_fill_(hidden.unsqueeze(1), 0)
+    out_depth = zt.reshape(-1)[winner].masked_fill_(hidden, 0.0) if return_depth else None
+    # channels-last memory behind a [B, C, H, W] view: callers that want frames [B, H, W, C] get them without a copy
+    return SplatResult(image.view(B, H, W, C).permute(0, 3, 1, 2), ~hidden.view(B, H, W),
+                       None if out_depth is None else out_depth.view(B, H, W))

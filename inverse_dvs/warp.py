@@ -57,7 +57,7 @@ def warp_video(frames: np.ndarray, depth: np.ndarray, K: np.ndarray, source_to_t
         col = torch.as_tensor(frames[s:s + batch_size], device=device).permute(0, 3, 1, 2)
         res = warp_frames(col, torch.as_tensor(depth[s:s + batch_size], device=device), Kt,
                           torch.as_tensor(source_to_target[s:s + batch_size], device=device), max_footprint,
-                          edge_tolerance)
+                          edge_tolerance, return_depth=False)
         renders.append(res.image.permute(0, 2, 3, 1).cpu().numpy())
         visible.append(res.visible.cpu().numpy())
     return np.concatenate(renders), np.concatenate(visible)
