@@ -97,16 +97,19 @@ def warp_frames(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, sour
     sx = torch.where(sx > 0, sx, ratio).clamp_(1.0, float(max_footprint))
     sy = torch.where(sy > 0, sy, ratio).clamp_(1.0, float(max_footprint))
     # Covered pixel columns j satisfy j + 0.5 ∈ [ut − sx/2, ut + sx/2): j ∈ [ceil(ut − sx/2 − 0.5), ... + n_x).
-    j0 = torch.ceil(ut - sx / 2 - 0.5)
-    i0 = torch.ceil(vt - sy / 2 - 0.5)
-    nx = (torch.ceil(ut + sx / 2 - 0.5) - j0).clamp(1, max_footprint + 1)
-    ny = (torch.ceil(vt + sy / 2 - 0.5) - i0).clamp(1, max_footprint + 1)
+    ut.sub_(0.5)
+    vt.sub_(0.5)
+    sx.mul_(0.5)
+    sy.mul_(0.5)
+    j0 = torch.sub(ut, sx).ceil_()
+    i0 = torch.sub(vt, sy).ceil_()
+    nx = ut.add_(sx).ceil_().sub_(j0).clamp_(1, max_footprint + 1)  # ut, vt are not needed after this
+    ny = vt.add_(sy).ceil_().sub_(i0).clamp_(1, max_footprint + 1)
 
     # Z-buffer key: positive float32 bit patterns sort like the floats, so (depth bits << 32 | source index) has
     # its minimum at the nearest surface; ties resolve to the lowest source index, so results are deterministic.
-    src_index = torch.arange(B * H * W, device=dev, dtype=torch.int64).view(B, H, W)
-    zbits = zt.contiguous().view(torch.int32).to(torch.int64)
-    key = (zbits << 32) | src_index
+    key = zt.contiguous().view(torch.int32).to(torch.int64)
+    key.bitwise_left_shift_(32).bitwise_or_(torch.arange(B * H * W, device=dev, dtype=torch.int64).view(B, H, W))
     batch_base = (torch.arange(B, device=dev, dtype=torch.int64) * (H * W)).view(B, 1, 1)
 
     # Every visible point covers its first footprint pixel (j0, i0); points with a larger footprint add the rest
@@ -140,15 +143,13 @@ def warp_frames(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, sour
     # footprint (most moving points need 2; a few near-camera or grazing ones more). All candidates go into one
     # preallocated buffer: the first pixel of every point, then each class's other pixels.
     side = int(max_footprint) + 1
-    code = (nx.reshape(-1).to(torch.int64) - 1) * side + (ny.reshape(-1).to(torch.int64) - 1)
-    code.masked_fill_(~in_front.reshape(-1), 0)  # behind the camera: only the (dumped) first pixel
-    multi = code.nonzero().squeeze(1)
-    multi_code = code[multi]
+    multi = (((nx > 1) | (ny > 1)) & in_front).reshape(-1).nonzero().squeeze(1)
+    multi_code = ((nx.reshape(-1)[multi] - 1) * side + (ny.reshape(-1)[multi] - 1)).to(torch.int64)
     counts = torch.bincount(multi_code, minlength=side * side).tolist()
     classes = []
     total = flat_key.numel()
     for c, cnt in enumerate(counts):
-        if c == 0 or cnt == 0:
+        if cnt == 0:
             continue
         cx_n, cy_n = c // side + 1, c % side + 1
         classes.append((cx_n, cy_n, multi[(multi_code == c).nonzero().squeeze(1)]))
@@ -176,7 +177,7 @@ def warp_frames(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, sour
     hidden = best == sentinel
     winner = best.bitwise_and_(0xFFFFFFFF).masked_fill_(hidden, 0)
     flat_colors = colors.permute(0, 2, 3, 1).reshape(B * H * W, C)
-    image = flat_colors[winner].masked_fill_(hidden.unsqueeze(1), 0)
+    image = flat_colors.index_select(0, winner).masked_fill_(hidden.unsqueeze(1), 0)
     out_depth = zt.reshape(-1)[winner].masked_fill_(hidden, 0.0) if return_depth else None
     # channels-last memory behind a [B, C, H, W] view: callers that want frames [B, H, W, C] get them without a copy
     return SplatResult(image.view(B, H, W, C).permute(0, 3, 1, 2), ~hidden.view(B, H, W),
