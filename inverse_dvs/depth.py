@@ -18,7 +18,7 @@ from .config import Config, select
 from .errors import UserError
 from .layout import depth_dir
 from .stabilize import disparity_to_depth, stabilize_disparity
-from .video_io import FrameSelection, colorize_depth, frame_indices, read_clip, write_video
+from .video_io import FrameSelection, colorize_depth, frame_indices, read_clip, resize_frames, write_video
 from .workqueue import StageRunner, process_state
 
 STAGE = "depth"
@@ -83,11 +83,7 @@ def _load_array(path: Path, key: str, video_path: str, sel: FrameSelection, hw: 
         raise UserError(f"depth file '{path}' has {arr.shape[0]} frames, but the video '{video_path}' has {n_video} "
                         f"and camera.num_frames is {sel.num_frames}; it must have one of those counts.")
     if arr.shape[1:] != hw:
-        from .video_io import fit_frames, scaled_size
-
-        sh, sw = scaled_size(arr.shape[1:], hw, policy)
-        arr = np.stack([cv2.resize(a, (sw, sh), interpolation=cv2.INTER_NEAREST_EXACT) for a in arr])
-        arr = fit_frames(arr, hw, policy)
+        arr = resize_frames(arr, hw, policy, cv2.INTER_NEAREST_EXACT)
     return np.ascontiguousarray(arr)
 
 

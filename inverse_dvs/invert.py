@@ -88,27 +88,27 @@ def _body(cfg: Config, args) -> int:
                 return input_hashes({"render": render})
 
             def compute(folder: Path, v=v, traj=traj, render=render, prompt=prompt) -> tuple[list[str], dict]:
-                p = model.get()
                 # A file made from the same render and settings is kept when only the set of t_starts changed
                 # (e.g. a strength was added to the sweep): its header records this key.
                 deps = {k: val for k, val in _depends(cfg, prompt).items() if k != "t_starts"}
                 key = hashlib.sha256((json.dumps(deps, sort_keys=True) + sha256(render)).encode()).hexdigest()
-                clip = read_clip(render, sel, (c.height, c.width), c.resize)
-                gen = torch.Generator("cpu").manual_seed(cfg.run.seed)
-                x0 = encode_video(p, clip.frames, cfg.inversion.posterior, gen)
-                img = encode_image_latents(p, clip.frames[0], x0.shape[1], cfg.inversion.posterior, gen)
-                if prompt not in prompt_cache:
-                    prompt_cache[prompt] = encode_prompt(p, prompt, "", cfg.inversion.guidance_scale != 1.0)
-                cond, uncond = prompt_cache[prompt]
-                v_fn = make_v_fn(p, img, cond, uncond, cfg.inversion.guidance_scale, stats)
-                alphas = alphas_cumprod(p)
-                outputs, nfe0 = [], stats.nfe
-                for t_start in t_starts(cfg):
-                    f = inversion_file(cfg.work_dir, traj.name, v.name, t_start)
-                    if _header(f).get("key") == key:
-                        log.info("invert trajectory=%s video=%s: t_start=%d reused", traj.name, v.name, t_start)
-                        outputs.append(f.name)
-                        continue
+                files = {t: inversion_file(cfg.work_dir, traj.name, v.name, t) for t in t_starts(cfg)}
+                todo = [t for t, f in files.items() if _header(f).get("key") != key]
+                for t in sorted(set(files) - set(todo)):
+                    log.info("invert trajectory=%s video=%s: t_start=%d reused", traj.name, v.name, t)
+                nfe0 = stats.nfe
+                if todo:  # the model is loaded and the render encoded only when something is left to invert
+                    p = model.get()
+                    clip = read_clip(render, sel, (c.height, c.width), c.resize)
+                    gen = torch.Generator("cpu").manual_seed(cfg.run.seed)
+                    x0 = encode_video(p, clip.frames, cfg.inversion.posterior, gen)
+                    img = encode_image_latents(p, clip.frames[0], x0.shape[1], cfg.inversion.posterior, gen)
+                    if prompt not in prompt_cache:
+                        prompt_cache[prompt] = encode_prompt(p, prompt, "", cfg.inversion.guidance_scale != 1.0)
+                    cond, uncond = prompt_cache[prompt]
+                    v_fn = make_v_fn(p, img, cond, uncond, cfg.inversion.guidance_scale, stats)
+                    alphas = alphas_cumprod(p)
+                for t_start in todo:
                     grid = inversion_timesteps(t_start, cfg.inversion.steps)
                     bar = tqdm(total=len(grid), desc=f"invert t≤{t_start}", disable=args.quiet)
                     try:
@@ -122,13 +122,13 @@ def _body(cfg: Config, args) -> int:
                                "timesteps": torch.tensor(grid, dtype=torch.int64)}
                     if inv.trajectory:
                         tensors["trajectory"] = torch.stack(inv.trajectory)
-                    save_safetensors(f, tensors, {"t_start": t_start, "prompt": prompt, "key": key,
-                                                  "alpha_bar_t_start": float(alphas[t_start])})
-                    outputs.append(f.name)
+                    save_safetensors(files[t_start], tensors, {"t_start": t_start, "prompt": prompt, "key": key,
+                                                               "alpha_bar_t_start": float(alphas[t_start])})
                     if cfg.inversion.preview:
                         write_video(folder / f"eps_inv_t{t_start:04d}.mp4", decode(p, inv.latent), clip.fps)
-                return outputs, {"t_starts": t_starts(cfg), "nfe": stats.nfe - nfe0, "process_model_loads":
-                                 stats.loads, "alpha_bar": {str(t): float(alphas[t]) for t in t_starts(cfg)}}
+                alpha_bar = {str(t): _header(f)["alpha_bar_t_start"] for t, f in files.items()}
+                return [f.name for f in files.values()], {"t_starts": list(files), "nfe": stats.nfe - nfe0,
+                                                          "process_model_loads": stats.loads, "alpha_bar": alpha_bar}
 
             runner.run(f"trajectory={traj.name} video={v.name}", inversion_dir(cfg.work_dir, traj.name, v.name),
                        _depends(cfg, prompt), inputs, compute)

@@ -63,6 +63,7 @@ def warp_frames(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, sour
         return_depth: also return the winning target depth (skip to save time).
     """
     B, C, H, W = colors.shape
+    N = B * H * W  # pixels in the flat buffer
     dev = colors.device
     f32 = torch.float32
     K = K.to(dev, f32).expand(B, 3, 3)
@@ -109,15 +110,14 @@ def warp_frames(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, sour
     # Z-buffer key: positive float32 bit patterns sort like the floats, so (depth bits << 32 | source index) has
     # its minimum at the nearest surface; ties resolve to the lowest source index, so results are deterministic.
     key = zt.contiguous().view(torch.int32).to(torch.int64)
-    key.bitwise_left_shift_(32).bitwise_or_(torch.arange(B * H * W, device=dev, dtype=torch.int64).view(B, H, W))
+    key.bitwise_left_shift_(32).bitwise_or_(torch.arange(N, device=dev, dtype=torch.int64).view(B, H, W))
     batch_base = (torch.arange(B, device=dev, dtype=torch.int64) * (H * W)).view(B, 1, 1)
 
     # Every visible point covers its first footprint pixel (j0, i0); points with a larger footprint add the rest
     # in a second, compacted pass. Out-of-image or behind-camera candidates go to a dump slot (index B·H·W) instead
     # of being filtered out, which avoids a compaction per offset.
-    dump = B * H * W
-
-    exact = B * H * W + 1 < FLOAT_INDEX_LIMIT
+    dump = N
+    exact = N + 1 < FLOAT_INDEX_LIMIT
 
     def target_index(jj: torch.Tensor, ii: torch.Tensor, ok: torch.Tensor | None, base: torch.Tensor | None,
                      out: torch.Tensor) -> None:
@@ -147,7 +147,7 @@ def warp_frames(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, sour
     multi_code = ((nx.reshape(-1)[multi] - 1) * side + (ny.reshape(-1)[multi] - 1)).to(torch.int64)
     counts = torch.bincount(multi_code, minlength=side * side).tolist()
     classes = []
-    total = flat_key.numel()
+    total = N
     for c, cnt in enumerate(counts):
         if cnt == 0:
             continue
@@ -156,7 +156,6 @@ def warp_frames(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, sour
         total += cnt * (cx_n * cy_n - 1)
     all_keys = torch.empty(total, dtype=torch.int64, device=dev)
     all_targets = torch.empty(total, dtype=torch.int64, device=dev)
-    N = flat_key.numel()
     all_keys[:N] = flat_key
     target_index(j0.reshape(-1), i0.reshape(-1), in_front.reshape(-1), base_all, all_targets[:N])
     pos = N
@@ -171,12 +170,12 @@ def warp_frames(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, sour
         pos += m * n_off
 
     sentinel = torch.iinfo(torch.int64).max
-    best = torch.full((B * H * W + 1,), sentinel, dtype=torch.int64, device=dev)
+    best = torch.full((N + 1,), sentinel, dtype=torch.int64, device=dev)
     best.scatter_reduce_(0, all_targets, all_keys, reduce="amin", include_self=True)
     best = best[:dump]
     hidden = best == sentinel
     winner = best.bitwise_and_(0xFFFFFFFF).masked_fill_(hidden, 0)
-    flat_colors = colors.permute(0, 2, 3, 1).reshape(B * H * W, C)
+    flat_colors = colors.permute(0, 2, 3, 1).reshape(N, C)
     image = flat_colors.index_select(0, winner).masked_fill_(hidden.unsqueeze(1), 0)
     out_depth = zt.reshape(-1)[winner].masked_fill_(hidden, 0.0) if return_depth else None
     # channels-last memory behind a [B, C, H, W] view: callers that want frames [B, H, W, C] get them without a copy

@@ -57,15 +57,17 @@ def fit_frames(frames: np.ndarray, dst_hw: tuple[int, int], policy: str) -> np.n
     return out
 
 
-def resize_frames(frames: np.ndarray, dst_hw: tuple[int, int], policy: str) -> np.ndarray:
-    """Resize already-decoded frames [T, h, w, C] uint8 with the shared policy (used for arrays, e.g. GT depth)."""
+def resize_frames(frames: np.ndarray, dst_hw: tuple[int, int], policy: str, interpolation: int | None = None
+                  ) -> np.ndarray:
+    """Resize frames [T, h, w, C] or arrays [T, h, w] with the shared policy. `interpolation` is a cv2 flag
+    (default INTER_AREA; depth uses INTER_NEAREST_EXACT so no depth is invented across edges)."""
     import cv2
 
+    flag = cv2.INTER_AREA if interpolation is None else interpolation
     sh, sw = scaled_size(frames.shape[1:3], dst_hw, policy)
     if (sh, sw) != frames.shape[1:3]:
-        frames = np.stack([cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA) for f in frames])
-        if frames.ndim == 3:
-            frames = frames[..., None]
+        out = np.stack([cv2.resize(f, (sw, sh), interpolation=flag) for f in frames])
+        frames = out[..., None] if frames.ndim == 4 and out.ndim == 3 else out  # cv2 drops a single channel
     return fit_frames(frames, dst_hw, policy)
 
 

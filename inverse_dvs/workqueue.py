@@ -58,18 +58,17 @@ class StageRunner:
         self.results: list[ItemResult] = []
         self._next = 0
 
-    def run(self, label: str, folder: Path, depends: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
-            inputs: Callable[[], Mapping[str, str]], compute) -> None:
-        """Run one item if it belongs to this process. `inputs` (and a callable `depends`) are evaluated only for
-        owned items; a UserError or any other exception there or in `compute` marks the item failed."""
+    def run(self, label: str, folder: Path, depends: Mapping[str, Any], inputs: Callable[[], Mapping[str, str]],
+            compute) -> None:
+        """Run one item if it belongs to this process. `inputs` is evaluated only for owned items; a UserError or
+        any other exception there or in `compute` marks the item failed."""
         mine = self._next % self.count == self.index
         self._next += 1
         if not mine:
             return
         t0 = time.perf_counter()
         try:
-            deps = depends() if callable(depends) else depends
-            status = run_item(folder, self.stage, deps, inputs(), self.force, label, compute, self.log,
+            status = run_item(folder, self.stage, depends, inputs(), self.force, label, compute, self.log,
                               process_index=self.index)
             self.results.append(ItemResult(label, status, round(time.perf_counter() - t0, 3), process=self.index))
         except UserError as exc:

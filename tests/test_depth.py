@@ -88,6 +88,17 @@ def test_npz_backend_video_depth_anything_layout(tmp_path, demo_video):
     assert corr > 0.99  # same ordering/affine disparity as the input
 
 
+def test_npz_backend_resizes_with_the_shared_policy(tmp_path, demo_video):
+    with np.load(demo_video.with_name("demo_depth.npz")) as z:
+        exact = z["depth"]
+    big = exact.repeat(2, axis=1).repeat(2, axis=2)  # the same depth at 192×288
+    src = tmp_path / "big.npz"
+    np.savez(src, depth=big)
+    cfg = _cfg(tmp_path, demo_video, "npz", f", npz_path: '{src}', npz_kind: depth")
+    assert depth_stage.main(["--config", cfg, "--quiet"]) == 0
+    assert np.array_equal(_load(tmp_path), exact)  # nearest sampling: no depth invented across edges
+
+
 @pytest.mark.parametrize("content, words", [
     ({"a": np.ones((49, 96, 144)), "b": np.ones(3)}, ["keys", "npz_key"]),
     ({"depths": np.ones((10, 96, 144))}, ["10 frames"]),

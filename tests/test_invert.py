@@ -1,5 +1,7 @@
 """Inversion stage on the tiny CogVideoX checkpoint (real diffusers classes, random weights)."""
 
+import json
+
 import numpy as np
 import torch
 from safetensors.torch import load_file
@@ -94,5 +96,8 @@ inference: {{steps: [4], strength: [0.5]}}
     assert invert.main([*args, "--set", "inference.strength=[0.5, 0.75]"]) == 0
     assert first.stat().st_mtime_ns == mtime  # kept, not recomputed
     assert (folder / f"inversion_t{sampling_schedule(4, 0.75).t_start:04d}.safetensors").is_file()
+    assert invert.main(args) == 0  # back to one strength: its file is reused without loading the model
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["nfe"] == 0 and meta["process_model_loads"] == 0 and first.stat().st_mtime_ns == mtime
     assert invert.main([*args, "--set", "inversion.steps=3", "--set", "inference.strength=[0.5, 0.75]"]) == 0
     assert first.stat().st_mtime_ns != mtime  # a changed inversion setting recomputes
