@@ -38,7 +38,7 @@ def load_pipeline(model: str, model_cfg, device: torch.device, dtype: torch.dtyp
     stats.loads += 1
     if model_cfg.lora:
         # Off by default: the paper's method is training-free; a LoRA changes the model being inverted.
-        lora_path = resolve_model(model_cfg.lora)
+        lora_path = resolve_model(model_cfg.lora, model_cfg.lora_weight_name)
         kw = {"weight_name": model_cfg.lora_weight_name} if model_cfg.lora_weight_name else {}
         pipe.load_lora_weights(lora_path, adapter_name="user", **kw)
         pipe.set_adapters(["user"], [model_cfg.lora_scale])
@@ -71,6 +71,18 @@ class LazyPipeline:
             self.log.info("%s: model %s loaded (%d load(s) in this process)", self.stage, self.cfg.inversion.model,
                           self.stats.loads)
         return self._pipe
+
+
+@dataclass
+class StageModel:
+    """What every item of a model stage shares in one process: the config, the lazily loaded pipeline, its counters
+    and the prompt-embedding cache."""
+
+    cfg: object  # config.Config
+    model: LazyPipeline
+    stats: ModelStats
+    quiet: bool
+    prompt_cache: dict = field(default_factory=dict)
 
 
 def check_size(pipe, num_frames: int, height: int, width: int) -> None:
@@ -127,6 +139,22 @@ def encode_image_latents(pipe, first_frame: np.ndarray, latent_frames: int, post
     return torch.cat([z, pad], dim=1).clone()
 
 
+def sampling_latents(pipe, mode: str, inversion: dict[str, torch.Tensor], render: np.ndarray,
+                     generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """x0 and the image condition the sampler starts from, both float [1, t, C, h, w] on the model's device.
+
+    `inversion`: the ones stored with the inversion (`x0`, `image_latents`). `resample` (official code): the render
+    [T, H, W, 3] uint8 and its first frame re-encoded as VAE posterior samples drawn with `generator` (the run seed).
+    """
+    dev = execution_device(pipe)
+    if mode == "inversion":
+        return inversion["x0"].to(dev), inversion["image_latents"].to(dev)
+    if mode == "resample":
+        img = encode_image_latents(pipe, render[0], inversion["x0"].shape[1], "sample", generator)
+        return encode_video(pipe, render, "sample", generator).to(dev), img.to(dev)
+    raise ValueError(f"unknown vae_latents mode {mode!r}; one of ('inversion', 'resample')")
+
+
 def encode_prompt(pipe, prompt: str, negative_prompt: str, with_negative: bool) -> tuple[torch.Tensor,
                                                                                         torch.Tensor | None]:
     with torch.inference_mode():
@@ -137,12 +165,14 @@ def encode_prompt(pipe, prompt: str, negative_prompt: str, with_negative: bool) 
 
 
 def make_v_fn(pipe, image_latents: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor | None,
-              guidance: torch.Tensor | float, stats: ModelStats) -> Callable[[torch.Tensor, int], torch.Tensor]:
-    """The v-prediction model v(x, t) with classifier-free guidance.
+              guidance: float | torch.Tensor | Callable[[int], float | torch.Tensor],
+              stats: ModelStats) -> Callable[[torch.Tensor, int], torch.Tensor]:
+    """The v-prediction model v(x, t) with classifier-free guidance v_u + s·(v_c − v_u).
 
-    `guidance` is a float (one scale) or a tensor broadcastable to the latents (region-aware scales, e.g.
-    guidance_scale on occluded cells and preservation_scale on visible ones). A scale of exactly 1.0 everywhere
-    needs no unconditional pass (half the transformer work). Returns float32 predictions.
+    image_latents: float [1, t, C, h, w] (the I2V condition); cond/uncond: prompt embeddings [1, L, D] (uncond None:
+    no CFG). `guidance` is a float (one scale), a tensor broadcastable to the latents (e.g. one scale per cell), or a
+    callable t → float | tensor giving the scales of the step at timestep t (e.g. `guidance.RegionGuidance`). A
+    constant 1.0 needs no unconditional pass (half the transformer work). Returns float32 predictions.
     """
     dev = execution_device(pipe)
     dtype = pipe.transformer.dtype
@@ -158,8 +188,6 @@ def make_v_fn(pipe, image_latents: torch.Tensor, cond: torch.Tensor, uncond: tor
         img = torch.cat([image_latents, image_latents]).to(dev, dtype)
     else:
         enc, img = cond.to(dtype), image_latents.to(dev, dtype)
-    if isinstance(guidance, torch.Tensor):
-        guidance = guidance.to(dev, torch.float32)
 
     def v_fn(x: torch.Tensor, t: int) -> torch.Tensor:
         xin = torch.cat([x, x]) if use_cfg else x
@@ -172,7 +200,10 @@ def make_v_fn(pipe, image_latents: torch.Tensor, cond: torch.Tensor, uncond: tor
         if not use_cfg:
             return out.clone()
         v_u, v_c = out.chunk(2)
-        return (v_u + guidance * (v_c - v_u)).clone()
+        scale = guidance(t) if callable(guidance) else guidance
+        if isinstance(scale, torch.Tensor):
+            scale = scale.to(dev, torch.float32)
+        return (v_u + scale * (v_c - v_u)).clone()
 
     return v_fn
 

@@ -3,6 +3,9 @@
 Every error names the key (dotted path), the value and what is allowed; unknown keys get the nearest valid key
 as a suggestion. Relative paths are resolved against the current working directory (`run_all.sh` runs from the
 repository root).
+
+`method: paper | reference` picks the defaults of every key where the paper text and the official code differ
+(`METHOD_PRESETS`); a key written in the config (or given with --set) always wins over the preset.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import yaml
 
 from .errors import ConfigError
 
+METHODS = ("paper", "reference")
 PRESETS = ("orbit_left", "orbit_right", "arc_up", "arc_down", "dolly_in", "dolly_out")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -171,6 +175,11 @@ class ModelConfig:
 class InversionConfig:
     model: str = "THUDM/CogVideoX-5b-I2V"
     steps: int = _opt(default=30, check=_positive)
+    # t_start: invert up to the first sampling timestep (positive SNR, paper); terminal: up to 999 on the trailing
+    # grid with DDIMInverseScheduler (official code).
+    end: str = _opt(default="t_start", check=_choice("t_start", "terminal"))
+    # video: the video's prompt; empty: "" (official code).
+    prompt: str = _opt(default="video", check=_choice("video", "empty"))
     guidance_scale: float = _opt(default=1.0, check=_non_negative)
     refine_iterations: int = _opt(default=0, check=_non_negative)
     posterior: str = _opt(default="mode", check=_choice("mode", "sample"))
@@ -181,9 +190,13 @@ class InversionConfig:
 @dataclass(frozen=True)
 class SLMConfig:
     enabled: bool = True
-    mode: str = _opt(default="reference", check=_choice("reference", "frame"))
+    mode: str = _opt(default="paper", check=_choice("paper", "reference", "frame"))
+    # visibility → latent cells: block (each cell's own 8×8 block) or reference (official overlapping bf16 pooling)
+    mask_pooling: str = _opt(default="block", check=_choice("block", "reference"))
     occlusion_threshold: float = _opt(default=0.0, check=_unit_interval)
     background_threshold: float = _opt(default=0.3, check=_unit_interval)
+    # reference SLM: ε_inv is filled where pooled visibility <= the eps_rank-th smallest distinct value (0-based)
+    eps_rank: int = _opt(default=1, check=_non_negative)
 
 
 @dataclass(frozen=True)
@@ -197,8 +210,15 @@ class InferenceConfig:
     adaptive_order: list[float | None] = _opt(default=[3.0], check=_each(_positive))
     seeds: list[int] = _opt(default=[], check=lambda k, v: [_non_negative(f"{k}[{i}]", s) for i, s in enumerate(v)])
     adain: str = _opt(default="frame_channel", check=_choice("frame_channel", "global"))
+    # adaptive: SLM, then AdaIN(ε^(k), ε^(δ)) (paper); reference: noise_rounds × {SLM; ε ← ε^(2)} (official code)
+    noise_init: str = _opt(default="adaptive", check=_choice("adaptive", "reference"))
+    noise_rounds: int = _opt(default=3, check=_positive)
+    # off: constant scales; reference: the official dynamic scale on occluded cells
+    dynamic_cfg: str = _opt(default="off", check=_choice("off", "reference"))
+    # inversion: x0 and the image condition stored by invert; resample: re-encoded as VAE posterior samples (run seed)
+    vae_latents: str = _opt(default="inversion", check=_choice("inversion", "resample"))
     negative_prompt: str = ""
-    fps: float | None = None
+    fps: float | None = _opt(default=None, check=_positive)
 
 
 @dataclass(frozen=True)
@@ -214,6 +234,9 @@ class Config:
     slm: SLMConfig
     inference: InferenceConfig
     source: str = "config.yml"
+    method: str = "paper"
+    # (dotted key, value) of every preset key whose configured value differs from the method's preset
+    custom: tuple[tuple[str, Any], ...] = ()
 
     def video(self, name: str) -> VideoSpec:
         return next(v for v in self.videos if v.name == name)
@@ -233,7 +256,33 @@ _SECTIONS: dict[str, type] = {
     "slm": SLMConfig,
     "inference": InferenceConfig,
 }
-_TOP_KEYS = ("videos", "trajectories", *_SECTIONS)
+_TOP_KEYS = ("method", "videos", "trajectories", *_SECTIONS)
+
+REFERENCE_NEGATIVE_PROMPT = ("crowded scene, car in the road, bad anatomy, deformed body, occlusions, dark scene, "
+                             "black, unseen regions, black & white, blurry, pixelated.")
+
+# The defaults `method` selects: every key where the paper text (arXiv 2506.08004) and the official code
+# (github.com/yesiltepe-hidir/inverse-dvs) differ. README → Fidelity says what each one controls.
+METHOD_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "paper": {
+        "inversion": {"end": "t_start", "prompt": "video", "posterior": "mode"},
+        "slm": {"mode": "paper", "mask_pooling": "block"},
+        "inference": {"steps": [50], "strength": [0.95], "guidance_scale": [6.0], "preservation_scale": [None],
+                      "k_order": [10.0], "adaptive_order": [3.0], "noise_init": "adaptive", "dynamic_cfg": "off",
+                      "vae_latents": "inversion", "negative_prompt": "", "fps": None},
+        "model": {"lora": None, "lora_weight_name": None},
+    },
+    "reference": {
+        "inversion": {"end": "terminal", "prompt": "empty", "posterior": "sample"},
+        "slm": {"mode": "reference", "mask_pooling": "reference"},
+        "inference": {"steps": [30], "strength": [0.98], "guidance_scale": [10.0, 12.0], "preservation_scale": [1.0],
+                      "k_order": [10.0], "adaptive_order": [None], "noise_init": "reference",
+                      "dynamic_cfg": "reference", "vae_latents": "resample",
+                      "negative_prompt": REFERENCE_NEGATIVE_PROMPT, "fps": 30.0},
+        "model": {"lora": "Eyeline-Research/Go-with-the-Flow",
+                  "lora_weight_name": "I2V5B_final_i38800_nearest_lora_weights.safetensors"},
+    },
+}
 
 
 def _unknown(key: str, allowed: typing.Iterable[str]) -> ConfigError:
@@ -399,9 +448,20 @@ def load_config(path: str | Path = "config.yml", overrides: typing.Sequence[str]
     for key in ("videos", "trajectories"):
         if key not in data:
             raise ConfigError(f"config file '{path}' has no '{key}' section; see config.yml for an example.")
-    sections = {name: _build(cls, data.get(name), name) for name, cls in _SECTIONS.items()}
+    method = data.get("method", "paper")
+    _check(method in METHODS, "method", method, "one of " + ", ".join(repr(m) for m in METHODS))
+    sections, custom = {}, []
+    for name, cls in _SECTIONS.items():
+        preset = METHOD_PRESETS[method].get(name, {})
+        given = data.get(name)
+        merged = {**preset, **given} if isinstance(given, dict) else (given if given is not None else dict(preset))
+        sections[name] = _build(cls, merged, name)
+        if preset and isinstance(given, dict):
+            pure = _build(cls, preset, name)
+            custom += [(f"{name}.{k}", getattr(sections[name], k)) for k in preset
+                       if k in given and getattr(sections[name], k) != getattr(pure, k)]
     cfg = Config(videos=_build_videos(data["videos"]), trajectories=_build_trajectories(data["trajectories"]),
-                 source=str(path), **sections)
+                 source=str(path), method=method, custom=tuple(custom), **sections)
     _cross_checks(cfg)
     if check_paths:
         _check_paths(cfg)
@@ -410,7 +470,11 @@ def load_config(path: str | Path = "config.yml", overrides: typing.Sequence[str]
 
 def _cross_checks(cfg: Config) -> None:
     inf = cfg.inference
-    for k in inf.k_order:
+    if cfg.inversion.refine_iterations and cfg.inversion.end == "terminal":
+        raise ConfigError(f"config key 'inversion.refine_iterations' is {cfg.inversion.refine_iterations}, but "
+                          "'inversion.end' is 'terminal': refinement needs the model at the lower timestep of each "
+                          "step; use inversion.end: t_start or refine_iterations: 0.")
+    for k in inf.k_order if inf.noise_init == "adaptive" else ():
         for d in inf.adaptive_order:
             if d is not None and d > k:
                 raise ConfigError(f"config key 'inference.adaptive_order' has value {d} larger than "

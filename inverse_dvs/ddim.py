@@ -38,12 +38,17 @@ class Schedule(NamedTuple):
     t_start: int
 
 
+def trailing_timesteps(n: int, num_train_timesteps: int = 1000) -> list[int]:
+    """diffusers' 'trailing' spacing of n steps, high → low (999, 966, …, 32 for n = 30)."""
+    ratio = num_train_timesteps / n
+    return [int(t) - 1 for t in torch.arange(num_train_timesteps, 0, -ratio).round().tolist()]
+
+
 def sampling_schedule(num_inference_steps: int, strength: float, num_train_timesteps: int = 1000) -> Schedule:
     """The CogVideoX DDIM img2img schedule: 'trailing' spacing, the first ⌊n·strength⌋ steps kept, and — as
     `CogVideoXDDIMScheduler.step` does — each step lands on t − num_train_timesteps // n (not the next listed t)."""
     n = num_inference_steps
-    ratio = num_train_timesteps / n
-    full = [int(t) - 1 for t in torch.arange(num_train_timesteps, 0, -ratio).round().tolist()]
+    full = trailing_timesteps(n, num_train_timesteps)
     keep = min(int(n * strength), n)
     ts = full[n - keep:]
     if not ts:
@@ -51,6 +56,9 @@ def sampling_schedule(num_inference_steps: int, strength: float, num_train_times
     prev = [t - num_train_timesteps // n for t in ts]
     prev = [p if p >= 0 else -1 for p in prev]
     return Schedule(ts, prev, ts[0])
+
+
+INVERSION_ENDS = ("t_start", "terminal")
 
 
 def inversion_timesteps(t_start: int, steps: int) -> list[int]:
@@ -66,38 +74,78 @@ def alpha_at(alphas_cumprod: torch.Tensor, t: int) -> float:
     return 1.0 if t < 0 else float(alphas_cumprod[t])
 
 
+class InversionStep(NamedTuple):
+    t_from: int  # noise level the step starts from (-1 = the clean sample, ᾱ = 1)
+    t_to: int  # noise level it reaches
+    t_model: int  # timestep the model is called with
+
+
+def inversion_end(end: str, t_start: int, num_train_timesteps: int = 1000) -> int:
+    """Timestep the stored inverted latent sits at: t_start (`t_start`), or the last one, 999 (`terminal`)."""
+    if end == "t_start":
+        return t_start
+    if end == "terminal":
+        return num_train_timesteps - 1
+    raise ValueError(f"unknown inversion end {end!r}; one of {INVERSION_ENDS}")
+
+
+def inversion_plan(end: str, t_start: int, steps: int, num_train_timesteps: int = 1000) -> list[InversionStep]:
+    """The steps of DDIM inversion, from the clean sample upwards.
+
+    `t_start` (paper: a positive terminal SNR): `steps` evenly spaced steps ending exactly at t_start; each step
+    calls the model at its lower end (the current sample's own noise level).
+    `terminal` (official code): diffusers' `DDIMInverseScheduler` on the 'trailing' grid of `steps` steps
+    (32, 66, …, 966, 999 for 30), each step exactly its `step`: from t − num_train_timesteps // steps (ᾱ = 1 below
+    0) to t, with the model called at the upper timestep t, as the official inversion loop calls it. The grid ends at
+    999 where ᾱ = 0, so the last step returns the model's noise estimate ε̂ = √ᾱ·v + √(1−ᾱ)·x at t = 966 — that is
+    what ε_inv is in this mode, whatever t_start is.
+    """
+    if end == "t_start":
+        if t_start >= num_train_timesteps - 1:
+            raise ValueError(f"t_start={t_start} reaches the zero-SNR timestep; use the terminal inversion")
+        grid = inversion_timesteps(t_start, steps)
+        return [InversionStep(f, t, max(f, 0)) for f, t in zip([-1, *grid[:-1]], grid, strict=True)]
+    if end == "terminal":
+        grid = trailing_timesteps(steps, num_train_timesteps)[::-1]
+        jump = num_train_timesteps // steps
+        return [InversionStep(t - jump if t - jump >= 0 else -1, t, t) for t in grid]
+    raise ValueError(f"unknown inversion end {end!r}; one of {INVERSION_ENDS}")
+
+
 class Inversion(NamedTuple):
-    latent: torch.Tensor  # x at t_start, same shape as x0
-    timesteps: list[int]  # the grid that was climbed (last = t_start)
+    latent: torch.Tensor  # x at the plan's last t_to, same shape as x0
+    timesteps: list[int]  # the t_to of every step (last = where the latent sits)
     trajectory: list[torch.Tensor]  # latents after each step (empty unless requested)
 
 
-def ddim_invert(v_fn: VFn, x0: torch.Tensor, timesteps: Sequence[int], alphas_cumprod: torch.Tensor,
+def ddim_invert(v_fn: VFn, x0: torch.Tensor, plan: Sequence[InversionStep], alphas_cumprod: torch.Tensor,
                 refine_iterations: int = 0, keep_trajectory: bool = False,
                 progress: Callable[[int], None] | None = None) -> Inversion:
-    """Carry the clean latent x0 up the grid `timesteps` (ascending; the first step starts at ᾱ = 1, t = 0).
+    """Carry the clean latent x0 (float [B, t, C, h, w]) up the steps of `plan` (see `inversion_plan`).
 
-    Plain DDIM inversion evaluates v at the current (lower) point. `refine_iterations` > 0 instead solves the
-    sampler's own step backwards, x = c·x_next + d·v(x_next, t_next) (coefficients of the step t_next → t), by the
-    fixed-point iteration x_next ← (x − d·v(x_next, t_next)) / c started from the plain estimate; sampling back down
-    the same grid then reproduces x0 up to the iteration's convergence.
+    Each step is the DDIM (η = 0) update from ᾱ(t_from) to ᾱ(t_to) with v = v_fn(x, t_model). `refine_iterations`
+    > 0 (only for plans that call the model at the lower end) instead solves the sampler's own step backwards,
+    x = c·x_next + d·v(x_next, t_to) (coefficients of the step t_to → t_from), by the fixed-point iteration
+    x_next ← (x − d·v(x_next, t_to)) / c started from the plain estimate; sampling back down the same grid then
+    reproduces x0 up to the iteration's convergence.
     """
-    x, t_prev, a_prev = x0, 0, 1.0
+    if refine_iterations and any(s.t_model != max(s.t_from, 0) for s in plan):
+        raise ValueError("refined inversion needs a plan that calls the model at the lower timestep (end=t_start)")
+    x = x0
     traj = []
-    for i, t in enumerate(timesteps):
-        a_t = alpha_at(alphas_cumprod, t)
-        if a_t <= 0:
-            raise ValueError(f"inversion would reach t={t} where ᾱ=0 (zero terminal SNR): x_T holds no content")
-        x_next = ddim_step(x, v_fn(x, t_prev), a_prev, a_t)
-        c, d = ddim_coefficients(a_t, a_prev)
-        for _ in range(refine_iterations):
-            x_next = (x - d * v_fn(x_next, t)) / c
-        x, t_prev, a_prev = x_next, t, a_t
+    for i, step in enumerate(plan):
+        a_from, a_to = alpha_at(alphas_cumprod, step.t_from), alpha_at(alphas_cumprod, step.t_to)
+        x_next = ddim_step(x, v_fn(x, step.t_model), a_from, a_to)
+        if refine_iterations:
+            c, d = ddim_coefficients(a_to, a_from)
+            for _ in range(refine_iterations):
+                x_next = (x - d * v_fn(x_next, step.t_to)) / c
+        x = x_next
         if keep_trajectory:
             traj.append(x.detach().clone())
         if progress is not None:
             progress(i)
-    return Inversion(x, list(timesteps), traj)
+    return Inversion(x, [s.t_to for s in plan], traj)
 
 
 def ddim_sample(v_fn: VFn, x: torch.Tensor, timesteps: Sequence[int], prev_timesteps: Sequence[int],
@@ -116,10 +164,10 @@ def reverse_grid(timesteps: Sequence[int]) -> tuple[list[int], list[int]]:
     return down, down[1:] + [-1]
 
 
-def roundtrip_error(v_fn: VFn, x0: torch.Tensor, timesteps: Sequence[int], alphas_cumprod: torch.Tensor,
+def roundtrip_error(v_fn: VFn, x0: torch.Tensor, plan: Sequence[InversionStep], alphas_cumprod: torch.Tensor,
                     refine_iterations: int) -> float:
-    """Relative error ‖x0' − x0‖ / ‖x0‖ after inverting up the grid and sampling back down the same grid."""
-    inv = ddim_invert(v_fn, x0, timesteps, alphas_cumprod, refine_iterations)
-    down, prev = reverse_grid(timesteps)
+    """Relative error ‖x0' − x0‖ / ‖x0‖ after inverting up a `t_start` plan and sampling back down the same grid."""
+    inv = ddim_invert(v_fn, x0, plan, alphas_cumprod, refine_iterations)
+    down, prev = reverse_grid(inv.timesteps)
     back = ddim_sample(v_fn, inv.latent, down, prev, alphas_cumprod)
     return float((back - x0).norm() / x0.norm())

@@ -1,4 +1,4 @@
-"""Stage 4 — SLM + adaptive K-RNR noise initialisation and region-aware DDIM sampling → output.mp4 per sweep point.
+"""Stage 4 — noise initialisation (SLM + K-RNR) and region-aware DDIM sampling → output.mp4 per sweep point.
 
 Every combination of the list-valued `inference` keys (steps, strength, guidance_scale, preservation_scale, k_order,
 adaptive_order, seeds) becomes `{work_dir}/results/{trajectory}/{video}/{run_tag}/` with output.mp4,
@@ -8,9 +8,11 @@ once, and each render's inversion reused across combinations.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,16 +21,19 @@ import torch
 from .artifacts import input_hashes, read_meta
 from .cli import get_logger, run_stage
 from .config import Config, read_prompt, section_dict, select
-from .ddim import ddim_sample, sampling_schedule
+from .ddim import ddim_sample, inversion_end, sampling_schedule
 from .errors import UserError
-from .krnr import adaptive_krnr, krnr
+from .guidance import RegionGuidance
+from .krnr import noise_init
 from .layout import depth_dir, inversion_file, result_dir, run_dir
-from .masks import background_mask, occlusion_mask
+from .masks import background_mask, latent_masks
 from .slm import stochastic_latent_modulation
 from .video_io import FrameSelection, read_clip, titled_side_by_side, write_video
 from .workqueue import StageRunner, process_state
 
 STAGE = "infer"
+# list-valued inference keys: each combination is one run, named in its run_tag
+SWEEP_KEYS = ("steps", "strength", "guidance_scale", "preservation_scale", "k_order", "adaptive_order", "seeds")
 
 
 @dataclass(frozen=True)
@@ -37,55 +42,164 @@ class SweepPoint:
     strength: float
     guidance_scale: float
     preservation_scale: float
-    k_order: float
+    k_order: float | None  # None: not used (reference noise initialisation)
     adaptive_order: float | None
     seed: int
 
-    @property
-    def run_tag(self) -> str:
+    def run_tag(self, prefix: str) -> str:
         def n(x) -> str:
             return "none" if x is None else f"{x:g}"
 
-        return (f"steps{self.steps}_str{n(self.strength)}_cfg{n(self.guidance_scale)}_pres{n(self.preservation_scale)}"
-                f"_k{n(self.k_order)}_d{n(self.adaptive_order)}_seed{self.seed}")
+        orders = "" if self.k_order is None else f"_k{n(self.k_order)}_d{n(self.adaptive_order)}"
+        return (f"{prefix}_steps{self.steps}_str{n(self.strength)}_cfg{n(self.guidance_scale)}"
+                f"_pres{n(self.preservation_scale)}{orders}_seed{self.seed}")
+
+
+def run_prefix(cfg: Config) -> str:
+    """The method, plus a short hash when a non-sweep key was set away from the method's preset, so outputs of
+    different settings sit side by side instead of replacing each other."""
+    custom = [(k, v) for k, v in cfg.custom if k.split(".", 1)[1] not in SWEEP_KEYS]
+    if not custom:
+        return cfg.method
+    return f"{cfg.method}+{hashlib.sha256(json.dumps(custom, sort_keys=True).encode()).hexdigest()[:6]}"
 
 
 def sweep(cfg: Config) -> list[SweepPoint]:
     inf = cfg.inference
     seeds = inf.seeds or [cfg.run.seed]
+    uses_orders = inf.noise_init == "adaptive"
+    if not uses_orders and (len(set(inf.k_order)) > 1 or len(set(inf.adaptive_order)) > 1):
+        get_logger().warning("inference.k_order %s / adaptive_order %s have no effect with inference.noise_init: "
+                             "reference (its adaptive step reduces to order 2; README → Fidelity): each other "
+                             "combination runs once.", inf.k_order, inf.adaptive_order)
     points = []
     for steps, strength, g, p, k, d, seed in itertools.product(inf.steps, inf.strength, inf.guidance_scale,
                                                                inf.preservation_scale, inf.k_order,
                                                                inf.adaptive_order, seeds):
-        points.append(SweepPoint(steps, strength, g, g if p is None else p, k, d, seed))
-    return list(dict.fromkeys(points))  # a preservation_scale of null equal to a listed value is one point
+        points.append(SweepPoint(steps, strength, g, g if p is None else p, k if uses_orders else None,
+                                 d if uses_orders else None, seed))
+    return list(dict.fromkeys(points))  # repeated combinations (e.g. preservation null = a listed value) run once
 
 
-def load_inversion(path: Path, t_start: int) -> dict[str, torch.Tensor]:
+def load_inversion(path: Path, t_end: int) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     if not path.is_file():
-        raise UserError(f"inversion '{path}' for t_start={t_start} is missing; rerun `python -m inverse_dvs.invert` "
-                        "with the same inference.steps/strength (one inversion per t_start).")
+        raise UserError(f"inversion '{path}' (t={t_end}) is missing; rerun `python -m inverse_dvs.invert` with the "
+                        "same inference.steps/strength and inversion settings.")
     tensors = load_file(str(path))
-    if int(tensors["timesteps"][-1]) != t_start:
-        raise UserError(f"inversion '{path}' ends at t={int(tensors['timesteps'][-1])}, but sampling starts at "
-                        f"t_start={t_start}; rerun `python -m inverse_dvs.invert --force`.")
+    if int(tensors["timesteps"][-1]) != t_end:
+        raise UserError(f"inversion '{path}' ends at t={int(tensors['timesteps'][-1])}, but t={t_end} is needed; "
+                        "rerun `python -m inverse_dvs.invert --force`.")
     return tensors
 
 
-def _body(cfg: Config, args) -> int:
+class ItemData:
+    """The per-(trajectory, video) inputs every sweep point needs, read on first use only (an up-to-date item costs
+    no decoding): latent masks, background mask, and the input and render frames."""
+
+    def __init__(self, cfg: Config, rdir: Path, ddir: Path):
+        self.cfg, self.rdir, self.ddir = cfg, rdir, ddir
+        self._cache: dict[str, object] = {}
+
+    def get(self) -> dict[str, object]:
+        if not self._cache:
+            c, s = self.cfg.camera, self.cfg.slm
+            with np.load(self.rdir / "masks.npz") as z:
+                visible = z["visible"]
+            with np.load(self.ddir / "depth.npz") as z:
+                depth = z["depth"]
+            sel = FrameSelection(c.num_frames)
+            self._cache["masks"] = latent_masks(visible, s.mask_pooling, s.occlusion_threshold, s.eps_rank)
+            self._cache["background"] = background_mask(depth, s.background_threshold)
+            self._cache["input"] = read_clip(self.rdir / "input.mp4", sel, (c.height, c.width), c.resize).frames
+            self._cache["render"] = read_clip(self.rdir / "render.mp4", sel, (c.height, c.width), c.resize).frames
+        return self._cache
+
+
+def _depends(cfg: Config, pt: SweepPoint, prompt: str, fps: float) -> dict:
+    inf = {k: v for k, v in section_dict(cfg.inference).items() if k not in SWEEP_KEYS}
+    return {"point": asdict(pt), "inference": inf, "fps": fps, "prompt": prompt, "slm": section_dict(cfg.slm),
+            "model": section_dict(cfg.model), "model_id": cfg.inversion.model, "dtype": cfg.run.dtype}
+
+
+def _inputs(rdir: Path, ddir: Path, inv_path: Path, pt: SweepPoint, t_start: int) -> dict[str, str]:
+    for needed, stage in ((rdir / "masks.npz", "warp"), (ddir / "depth.npz", "depth")):
+        if not needed.is_file():
+            raise UserError(f"'{needed}' is missing; run `python -m inverse_dvs.{stage}` first.")
+    if not inv_path.is_file():
+        raise UserError(f"inversion '{inv_path}' (t_start={t_start} for steps={pt.steps}, strength={pt.strength}) is "
+                        "missing; run `python -m inverse_dvs.invert` first.")
+    return input_hashes({"inversion": inv_path, "masks": rdir / "masks.npz", "depth": ddir / "depth.npz",
+                         "render": rdir / "render.mp4", "input": rdir / "input.mp4"})
+
+
+def _infer_point(ctx, data: ItemData, folder: Path, *, pt: SweepPoint, prefix: str, inv_path: Path, prompt: str,
+                 fps: float, trajectory: str) -> tuple[list[str], dict]:
+    """Noise initialisation and sampling for one sweep point of one (trajectory, video); ctx: cogvideo.StageModel."""
     from tqdm import tqdm
 
-    from .cogvideo import (
-        LazyPipeline,
-        ModelStats,
-        alphas_cumprod,
-        decode,
-        encode_prompt,
-        make_v_fn,
-        oom_hint,
-    )
+    from .cogvideo import alphas_cumprod, decode, encode_prompt, make_v_fn, oom_hint, sampling_latents
+
+    cfg = ctx.cfg
+    p = ctx.model.get()
+    item = data.get()
+    sched = sampling_schedule(pt.steps, pt.strength)
+    inv = load_inversion(inv_path, inversion_end(cfg.inversion.end, sched.t_start))
+    alphas = alphas_cumprod(p)
+    a_bar = float(alphas[sched.t_start])
+    dev = p._execution_device
+    x0, img = sampling_latents(p, cfg.inference.vae_latents, inv, item["render"],
+                               torch.Generator("cpu").manual_seed(pt.seed))
+    eps = inv["eps_inv"].to(dev)
+    masks = item["masks"]
+
+    def latent(mask: np.ndarray) -> torch.Tensor:  # bool [t, h, w] → [1, t, 1, h, w] on the model's device
+        return torch.from_numpy(mask).to(dev)[None, :, None]
+
+    occ = latent(masks.occluded)
+    if occ.shape[1] != x0.shape[1] or occ.shape[-2:] != x0.shape[-2:]:
+        raise UserError(f"masks {tuple(occ.shape)} do not match the latents {tuple(x0.shape)}; rerun warp and invert "
+                        "with the same camera settings (--force).")
+    fill = partial(stochastic_latent_modulation, occluded=occ, generator=torch.Generator("cpu").manual_seed(pt.seed),
+                   mode=cfg.slm.mode, background=latent(item["background"]),
+                   occluded_eps=latent(masks.occluded_eps)) if cfg.slm.enabled else None
+    x_init = noise_init(cfg.inference.noise_init, x0, eps, a_bar, fill, k=pt.k_order,
+                        delta=pt.adaptive_order, stats=cfg.inference.adain, rounds=cfg.inference.noise_rounds)
+    guidance = RegionGuidance(pt.guidance_scale, pt.preservation_scale, cfg.inference.dynamic_cfg,
+                              len(sched.timesteps), occ)
+    key = (prompt, cfg.inference.negative_prompt)
+    if key not in ctx.prompt_cache:
+        ctx.prompt_cache[key] = encode_prompt(p, prompt, cfg.inference.negative_prompt, True)
+    cond, uncond = ctx.prompt_cache[key]
+    v_fn = make_v_fn(p, img, cond, uncond if guidance.uses_cfg else None, guidance, ctx.stats)
+    nfe0 = ctx.stats.nfe
+    bar = tqdm(total=len(sched.timesteps), desc=f"sample {pt.run_tag(prefix)}", disable=ctx.quiet)
+    try:
+        latents = ddim_sample(v_fn, x_init, sched.timesteps, sched.prev_timesteps, alphas,
+                              progress=lambda _i: bar.update())
+        frames = decode(p, latents)
+    except torch.cuda.OutOfMemoryError as exc:
+        raise oom_hint(exc) from None
+    finally:
+        bar.close()
+    write_video(folder / "output.mp4", frames, fps)
+    write_video(folder / "comparison.mp4", titled_side_by_side(
+        [item["input"], item["render"], frames], ["input", f"render ({trajectory})", "output"]), fps)
+    # transformer passes that made the inversion: one per step, plus one per refinement iteration, doubled under
+    # inversion CFG
+    inv_nfe = len(inv["timesteps"]) * (1 + cfg.inversion.refine_iterations) * (
+        2 if cfg.inversion.guidance_scale != 1.0 else 1)
+    sampling_nfe = ctx.stats.nfe - nfe0
+    return ["output.mp4", "comparison.mp4"], {
+        "params": asdict(pt), "run_tag": pt.run_tag(prefix), "method": cfg.method,
+        "custom": [list(kv) for kv in cfg.custom], "t_start": sched.t_start, "alpha_bar_t_start": a_bar,
+        "sampling_steps": len(sched.timesteps), "sampling_nfe": sampling_nfe, "inversion_nfe": inv_nfe,
+        "nfe_per_output": inv_nfe + sampling_nfe, "process_model_loads": ctx.stats.loads, "prompt": prompt}
+
+
+def _body(cfg: Config, args) -> int:
+    from .cogvideo import LazyPipeline, ModelStats, StageModel
     from .runtime import resolve_device, torch_dtype
 
     log = get_logger()
@@ -93,110 +207,25 @@ def _body(cfg: Config, args) -> int:
     state = process_state()
     runner = StageRunner(STAGE, cfg.work_dir, args.force, log, state)
     device = resolve_device(cfg.run.device, state)
-    c = cfg.camera
     stats = ModelStats()
-    prompt_cache: dict[tuple[str, str], tuple] = {}
     points = sweep(cfg)
-
-    model = LazyPipeline(cfg, device, torch_dtype(cfg.run.dtype, device), stats, log, STAGE)
-
+    ctx = StageModel(cfg, LazyPipeline(cfg, device, torch_dtype(cfg.run.dtype, device), stats, log, STAGE), stats,
+                     args.quiet)
+    prefix = run_prefix(cfg)
     for traj in trajectories:
         for v in videos:
-            rdir = result_dir(cfg.work_dir, traj.name, v.name)
-            masks_path, ddir = rdir / "masks.npz", depth_dir(cfg.work_dir, v.name)
-            warp_meta = read_meta(rdir) or {}
-            fps = cfg.inference.fps or warp_meta.get("fps", 8.0)
+            rdir, ddir = result_dir(cfg.work_dir, traj.name, v.name), depth_dir(cfg.work_dir, v.name)
+            fps = cfg.inference.fps or (read_meta(rdir) or {}).get("fps", 8.0)
             prompt = read_prompt(v)
-            cache: dict[str, object] = {}
-
-            def item_data(rdir=rdir, masks_path=masks_path, ddir=ddir, cache=cache):
-                # Loaded on first use only, so a fully up-to-date item costs no decoding.
-                if not cache:
-                    with np.load(masks_path) as z:
-                        visible = z["visible"]
-                    with np.load(ddir / "depth.npz") as z:
-                        depth = z["depth"]
-                    sel = FrameSelection(c.num_frames)
-                    cache["occluded"] = occlusion_mask(visible, cfg.slm.occlusion_threshold)
-                    cache["background"] = background_mask(depth, cfg.slm.background_threshold)
-                    cache["input"] = read_clip(rdir / "input.mp4", sel, (c.height, c.width), c.resize).frames
-                    cache["render"] = read_clip(rdir / "render.mp4", sel, (c.height, c.width), c.resize).frames
-                return cache
-
+            data = ItemData(cfg, rdir, ddir)
             for pt in points:
-                sched = sampling_schedule(pt.steps, pt.strength)
-                inv_path = inversion_file(cfg.work_dir, traj.name, v.name, sched.t_start)
-                depends = {"point": pt.__dict__, "adain": cfg.inference.adain,
-                           "negative_prompt": cfg.inference.negative_prompt, "fps": fps, "prompt": prompt,
-                           "slm": section_dict(cfg.slm), "model": section_dict(cfg.model),
-                           "model_id": cfg.inversion.model, "dtype": cfg.run.dtype}
-
-                def inputs(rdir=rdir, masks_path=masks_path, ddir=ddir, inv_path=inv_path, sched=sched,
-                           pt=pt) -> dict[str, str]:
-                    for needed, stage in ((masks_path, "warp"), (ddir / "depth.npz", "depth")):
-                        if not needed.is_file():
-                            raise UserError(f"'{needed}' is missing; run `python -m inverse_dvs.{stage}` first.")
-                    if not inv_path.is_file():
-                        raise UserError(f"inversion '{inv_path}' (t_start={sched.t_start} for steps={pt.steps}, "
-                                        f"strength={pt.strength}) is missing; run `python -m inverse_dvs.invert` "
-                                        "first.")
-                    return input_hashes({"inversion": inv_path, "masks": masks_path, "depth": ddir / "depth.npz",
-                                         "render": rdir / "render.mp4", "input": rdir / "input.mp4"})
-
-                def compute(folder: Path, pt=pt, sched=sched, inv_path=inv_path, prompt=prompt, fps=fps, traj=traj,
-                            item_data=item_data):
-                    p = model.get()
-                    data = item_data()
-                    inv = load_inversion(inv_path, sched.t_start)
-                    alphas = alphas_cumprod(p)
-                    a_bar = float(alphas[sched.t_start])
-                    dev = p._execution_device
-                    x0, eps = inv["x0"].to(dev), inv["eps_inv"].to(dev)
-                    occ = torch.from_numpy(data["occluded"]).to(dev)[None, :, None]  # [1, t, 1, h, w]
-                    if occ.shape[1] != x0.shape[1] or occ.shape[-2:] != x0.shape[-2:]:
-                        raise UserError(f"masks {tuple(occ.shape)} do not match the latents {tuple(x0.shape)}; rerun "
-                                        "warp and invert with the same camera settings (--force).")
-                    gen = torch.Generator("cpu").manual_seed(pt.seed)
-                    if cfg.slm.enabled:
-                        bg = torch.from_numpy(data["background"]).to(dev)[None, :, None]
-                        x0, eps = stochastic_latent_modulation(x0, eps, occ, bg, gen, cfg.slm.mode)
-                    if pt.adaptive_order is None:
-                        x_init = krnr(x0, eps, a_bar, pt.k_order)
-                    else:
-                        x_init = adaptive_krnr(x0, eps, a_bar, pt.k_order, pt.adaptive_order, cfg.inference.adain)
-                    key = (prompt, cfg.inference.negative_prompt)
-                    if key not in prompt_cache:
-                        prompt_cache[key] = encode_prompt(p, prompt, cfg.inference.negative_prompt, True)
-                    cond, uncond = prompt_cache[key]
-                    if pt.guidance_scale == pt.preservation_scale:
-                        guidance: torch.Tensor | float = float(pt.guidance_scale)
-                    else:
-                        guidance = torch.where(occ, pt.guidance_scale, pt.preservation_scale).float()
-                    v_fn = make_v_fn(p, inv["image_latents"].to(dev), cond, uncond, guidance, stats)
-                    nfe0 = stats.nfe
-                    bar = tqdm(total=len(sched.timesteps), desc=f"sample {pt.run_tag}", disable=args.quiet)
-                    try:
-                        latents = ddim_sample(v_fn, x_init, sched.timesteps, sched.prev_timesteps, alphas,
-                                              progress=lambda _i, bar=bar: bar.update())
-                        frames = decode(p, latents)
-                    except torch.cuda.OutOfMemoryError as exc:
-                        raise oom_hint(exc) from None
-                    finally:
-                        bar.close()
-                    write_video(folder / "output.mp4", frames, fps)
-                    write_video(folder / "comparison.mp4", titled_side_by_side(
-                        [data["input"], data["render"], frames], ["input", f"render ({traj.name})", "output"]), fps)
-                    # transformer passes that made this t_start's inversion: one per step, plus one per refinement
-                    # iteration, doubled under inversion CFG
-                    inv_nfe = len(inv["timesteps"]) * (1 + cfg.inversion.refine_iterations) * (
-                        2 if cfg.inversion.guidance_scale != 1.0 else 1)
-                    return ["output.mp4", "comparison.mp4"], {
-                        "params": pt.__dict__, "run_tag": pt.run_tag, "t_start": sched.t_start,
-                        "alpha_bar_t_start": a_bar, "sampling_nfe": stats.nfe - nfe0, "inversion_nfe": inv_nfe,
-                        "process_model_loads": stats.loads, "prompt": prompt}
-
-                runner.run(f"trajectory={traj.name} video={v.name} run={pt.run_tag}",
-                           run_dir(cfg.work_dir, traj.name, v.name, pt.run_tag), depends, inputs, compute)
+                t_start = sampling_schedule(pt.steps, pt.strength).t_start
+                inv_path = inversion_file(cfg.work_dir, traj.name, v.name, inversion_end(cfg.inversion.end, t_start))
+                runner.run(f"trajectory={traj.name} video={v.name} run={pt.run_tag(prefix)}",
+                           run_dir(cfg.work_dir, traj.name, v.name, pt.run_tag(prefix)),
+                           _depends(cfg, pt, prompt, fps), partial(_inputs, rdir, ddir, inv_path, pt, t_start),
+                           partial(_infer_point, ctx, data, pt=pt, prefix=prefix, inv_path=inv_path, prompt=prompt,
+                                   fps=fps, trajectory=traj.name))
     log.info("infer: %s", json.dumps({"model_loads": stats.loads, "nfe": stats.nfe, "sweep_points": len(points)}))
     return runner.finish()
 

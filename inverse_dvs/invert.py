@@ -1,13 +1,16 @@
-"""Stage 3 — DDIM-invert each render with CogVideoX-I2V up to t_start → `{work_dir}/inversions/{trajectory}/{video}/`.
+"""Stage 3 — DDIM-invert each render with CogVideoX-I2V → `{work_dir}/inversions/{trajectory}/{video}/`.
 
-One file per distinct t_start of the inference sweep (`inversion_t{t_start:04d}.safetensors`, keys `x0`, `eps_inv`,
-`image_latents`, `timesteps`), so sweeps over guidance, k or seeds reuse it. The model is loaded once per process.
+One file per distinct end of the inversion (`inversion_t{end:04d}.safetensors`, keys `x0`, `eps_inv`,
+`image_latents`, `timesteps`): with `inversion.end: t_start` one per t_start of the inference sweep (steps ×
+strength); with `terminal` a single `inversion_t0999` serves every t_start. Sweeps over guidance, k or seeds reuse
+it. The model is loaded once per process.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -15,7 +18,7 @@ import torch
 from .artifacts import input_hashes, save_safetensors, sha256
 from .cli import get_logger, run_stage
 from .config import Config, read_prompt, section_dict, select
-from .ddim import ddim_invert, inversion_timesteps, sampling_schedule
+from .ddim import ddim_invert, inversion_end, inversion_plan, sampling_schedule
 from .errors import UserError
 from .layout import inversion_dir, inversion_file, result_dir
 from .video_io import FrameSelection, read_clip, write_video
@@ -29,10 +32,19 @@ def t_starts(cfg: Config) -> list[int]:
     return sorted({sampling_schedule(n, s).t_start for n in cfg.inference.steps for s in cfg.inference.strength})
 
 
+def inversion_ends(cfg: Config) -> list[int]:
+    """Distinct timesteps the stored inversions end at (one file each)."""
+    return sorted({inversion_end(cfg.inversion.end, t) for t in t_starts(cfg)})
+
+
+def inversion_prompt(cfg: Config, video) -> str:
+    return read_prompt(video) if cfg.inversion.prompt == "video" else ""
+
+
 def _depends(cfg: Config, prompt: str) -> dict:
     inv = section_dict(cfg.inversion)
     inv.pop("preview", None)
-    return {"inversion": inv, "model": section_dict(cfg.model), "prompt": prompt, "t_starts": t_starts(cfg),
+    return {"inversion": inv, "model": section_dict(cfg.model), "prompt": prompt, "ends": inversion_ends(cfg),
             "camera": {k: getattr(cfg.camera, k) for k in ("num_frames", "height", "width", "resize")},
             "dtype": cfg.run.dtype, "seed": cfg.run.seed}
 
@@ -48,20 +60,76 @@ def _header(path: Path) -> dict:
         return {}
 
 
-def _body(cfg: Config, args) -> int:
+def _inputs(render: Path, trajectory: str, video: str) -> dict[str, str]:
+    if not render.is_file():
+        raise UserError(f"render for trajectory '{trajectory}', video '{video}' is missing ({render}); run "
+                        "`python -m inverse_dvs.warp` first.")
+    return input_hashes({"render": render})
+
+
+def _invert_one(ctx, x0: torch.Tensor, v_fn, t_end: int, label: str):
+    """One inversion (ctx: cogvideo.StageModel) of x0 (float [1, t, C, h, w]) up to t_end with the configured plan."""
     from tqdm import tqdm
 
-    from .cogvideo import (
-        LazyPipeline,
-        ModelStats,
-        alphas_cumprod,
-        decode,
-        encode_image_latents,
-        encode_prompt,
-        encode_video,
-        make_v_fn,
-        oom_hint,
-    )
+    from .cogvideo import alphas_cumprod, oom_hint
+
+    inv_cfg = ctx.cfg.inversion
+    plan = inversion_plan(inv_cfg.end, t_end, inv_cfg.steps)
+    bar = tqdm(total=len(plan), desc=f"invert {label} t≤{t_end}", disable=ctx.quiet)
+    try:
+        return ddim_invert(v_fn, x0, plan, alphas_cumprod(ctx.model.get()), inv_cfg.refine_iterations,
+                           inv_cfg.save_trajectory, progress=lambda _i: bar.update())
+    except torch.cuda.OutOfMemoryError as exc:
+        raise oom_hint(exc) from None
+    finally:
+        bar.close()
+
+
+def _invert_item(ctx, folder: Path, *, render: Path, prompt: str, trajectory: str,
+                 video: str) -> tuple[list[str], dict]:
+    """Invert one render to every needed end; files made from the same render and settings are reused."""
+    from .cogvideo import alphas_cumprod, decode, encode_image_latents, encode_prompt, encode_video, make_v_fn
+
+    cfg, log = ctx.cfg, get_logger()
+    c = cfg.camera
+    # A file made from the same render and settings is kept when only the set of ends changed (e.g. a strength was
+    # added to the sweep): its header records this key.
+    deps = {k: val for k, val in _depends(cfg, prompt).items() if k != "ends"}
+    key = hashlib.sha256((json.dumps(deps, sort_keys=True) + sha256(render)).encode()).hexdigest()
+    files = {t: inversion_file(cfg.work_dir, trajectory, video, t) for t in inversion_ends(cfg)}
+    todo = [t for t, f in files.items() if _header(f).get("key") != key]
+    for t in sorted(set(files) - set(todo)):
+        log.info("invert trajectory=%s video=%s: t_end=%d reused", trajectory, video, t)
+    nfe0 = ctx.stats.nfe
+    if todo:  # the model is loaded and the render encoded only when something is left to invert
+        p = ctx.model.get()
+        clip = read_clip(render, FrameSelection(c.num_frames), (c.height, c.width), c.resize)
+        gen = torch.Generator("cpu").manual_seed(cfg.run.seed)
+        x0 = encode_video(p, clip.frames, cfg.inversion.posterior, gen)
+        img = encode_image_latents(p, clip.frames[0], x0.shape[1], cfg.inversion.posterior, gen)
+        if prompt not in ctx.prompt_cache:
+            ctx.prompt_cache[prompt] = encode_prompt(p, prompt, "", cfg.inversion.guidance_scale != 1.0)
+        cond, uncond = ctx.prompt_cache[prompt]
+        v_fn = make_v_fn(p, img, cond, uncond, cfg.inversion.guidance_scale, ctx.stats)
+        alphas = alphas_cumprod(p)
+        for t_end in todo:
+            inv = _invert_one(ctx, x0.to(img.device), v_fn, t_end, f"{trajectory}/{video}")
+            tensors = {"x0": x0, "eps_inv": inv.latent, "image_latents": img,
+                       "timesteps": torch.tensor(inv.timesteps, dtype=torch.int64)}
+            if inv.trajectory:
+                tensors["trajectory"] = torch.stack(inv.trajectory)
+            save_safetensors(files[t_end], tensors, {"t_end": t_end, "end": cfg.inversion.end, "prompt": prompt,
+                                                     "key": key, "alpha_bar_end": float(alphas[t_end])})
+            if cfg.inversion.preview:
+                write_video(folder / f"eps_inv_t{t_end:04d}.mp4", decode(p, inv.latent), clip.fps)
+    alpha_bar = {str(t): _header(f)["alpha_bar_end"] for t, f in files.items()}
+    return [f.name for f in files.values()], {"ends": list(files), "nfe": ctx.stats.nfe - nfe0,
+                                              "process_model_loads": ctx.stats.loads, "alpha_bar": alpha_bar,
+                                              "prompt": prompt}
+
+
+def _body(cfg: Config, args) -> int:
+    from .cogvideo import LazyPipeline, ModelStats, StageModel
     from .runtime import resolve_device, torch_dtype
 
     log = get_logger()
@@ -69,69 +137,16 @@ def _body(cfg: Config, args) -> int:
     state = process_state()
     runner = StageRunner(STAGE, cfg.work_dir, args.force, log, state)
     device = resolve_device(cfg.run.device, state)
-    c = cfg.camera
-    sel = FrameSelection(c.num_frames, 0, 1, False)
     stats = ModelStats()
-    prompt_cache: dict[str, tuple] = {}
-
-    model = LazyPipeline(cfg, device, torch_dtype(cfg.run.dtype, device), stats, log, STAGE)
-
+    ctx = StageModel(cfg, LazyPipeline(cfg, device, torch_dtype(cfg.run.dtype, device), stats, log, STAGE), stats,
+                     args.quiet)
     for traj in trajectories:
         for v in videos:
             render = result_dir(cfg.work_dir, traj.name, v.name) / "render.mp4"
-            prompt = read_prompt(v)
-
-            def inputs(v=v, traj=traj, render=render) -> dict[str, str]:
-                if not render.is_file():
-                    raise UserError(f"render for trajectory '{traj.name}', video '{v.name}' is missing ({render}); "
-                                    "run `python -m inverse_dvs.warp` first.")
-                return input_hashes({"render": render})
-
-            def compute(folder: Path, v=v, traj=traj, render=render, prompt=prompt) -> tuple[list[str], dict]:
-                # A file made from the same render and settings is kept when only the set of t_starts changed
-                # (e.g. a strength was added to the sweep): its header records this key.
-                deps = {k: val for k, val in _depends(cfg, prompt).items() if k != "t_starts"}
-                key = hashlib.sha256((json.dumps(deps, sort_keys=True) + sha256(render)).encode()).hexdigest()
-                files = {t: inversion_file(cfg.work_dir, traj.name, v.name, t) for t in t_starts(cfg)}
-                todo = [t for t, f in files.items() if _header(f).get("key") != key]
-                for t in sorted(set(files) - set(todo)):
-                    log.info("invert trajectory=%s video=%s: t_start=%d reused", traj.name, v.name, t)
-                nfe0 = stats.nfe
-                if todo:  # the model is loaded and the render encoded only when something is left to invert
-                    p = model.get()
-                    clip = read_clip(render, sel, (c.height, c.width), c.resize)
-                    gen = torch.Generator("cpu").manual_seed(cfg.run.seed)
-                    x0 = encode_video(p, clip.frames, cfg.inversion.posterior, gen)
-                    img = encode_image_latents(p, clip.frames[0], x0.shape[1], cfg.inversion.posterior, gen)
-                    if prompt not in prompt_cache:
-                        prompt_cache[prompt] = encode_prompt(p, prompt, "", cfg.inversion.guidance_scale != 1.0)
-                    cond, uncond = prompt_cache[prompt]
-                    v_fn = make_v_fn(p, img, cond, uncond, cfg.inversion.guidance_scale, stats)
-                    alphas = alphas_cumprod(p)
-                for t_start in todo:
-                    grid = inversion_timesteps(t_start, cfg.inversion.steps)
-                    bar = tqdm(total=len(grid), desc=f"invert t≤{t_start}", disable=args.quiet)
-                    try:
-                        inv = ddim_invert(v_fn, x0.to(img.device), grid, alphas, cfg.inversion.refine_iterations,
-                                          cfg.inversion.save_trajectory, progress=lambda _i, bar=bar: bar.update())
-                    except torch.cuda.OutOfMemoryError as exc:
-                        raise oom_hint(exc) from None
-                    finally:
-                        bar.close()
-                    tensors = {"x0": x0, "eps_inv": inv.latent, "image_latents": img,
-                               "timesteps": torch.tensor(grid, dtype=torch.int64)}
-                    if inv.trajectory:
-                        tensors["trajectory"] = torch.stack(inv.trajectory)
-                    save_safetensors(files[t_start], tensors, {"t_start": t_start, "prompt": prompt, "key": key,
-                                                               "alpha_bar_t_start": float(alphas[t_start])})
-                    if cfg.inversion.preview:
-                        write_video(folder / f"eps_inv_t{t_start:04d}.mp4", decode(p, inv.latent), clip.fps)
-                alpha_bar = {str(t): _header(f)["alpha_bar_t_start"] for t, f in files.items()}
-                return [f.name for f in files.values()], {"t_starts": list(files), "nfe": stats.nfe - nfe0,
-                                                          "process_model_loads": stats.loads, "alpha_bar": alpha_bar}
-
+            prompt = inversion_prompt(cfg, v)
             runner.run(f"trajectory={traj.name} video={v.name}", inversion_dir(cfg.work_dir, traj.name, v.name),
-                       _depends(cfg, prompt), inputs, compute)
+                       _depends(cfg, prompt), partial(_inputs, render, traj.name, v.name),
+                       partial(_invert_item, ctx, render=render, prompt=prompt, trajectory=traj.name, video=v.name))
     log.info("invert: %s", json.dumps({"model_loads": stats.loads, "nfe": stats.nfe}))
     return runner.finish()
 
@@ -142,4 +157,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-

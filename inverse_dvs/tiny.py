@@ -4,7 +4,9 @@
 - `tiny-cogvideox-i2v/`: a `CogVideoXImageToVideoPipeline` of the real classes (rotary + learned positional
   embeddings, 8× spatial / 4× temporal VAE, T5 encoder + tokenizer, CogVideoXDDIMScheduler with the 5B-I2V
   settings) sized for 96×144×49 videos;
-- `tiny-depth-anything/`: a `DepthAnythingForDepthEstimation` with a tiny DINOv2 backbone and its processor.
+- `tiny-depth-anything/`: a `DepthAnythingForDepthEstimation` with a tiny DINOv2 backbone and its processor;
+- `tiny-lora/`: a LoRA for the tiny transformer (`tiny_lora.safetensors`, attention projections, random non-zero
+  weights) in the layout `load_lora_weights` reads, standing in for Go-with-the-Flow's.
 Outputs of these models are noise; they exist to exercise the real `from_pretrained` code paths.
 """
 
@@ -36,25 +38,30 @@ def _tiny_tokenizer():
     return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=_TINY_TEXT_LEN)
 
 
-def build_tiny_cogvideox(out: Path, seed: int = 0) -> Path:
-    import torch
-    from diffusers import (
-        AutoencoderKLCogVideoX,
-        CogVideoXDDIMScheduler,
-        CogVideoXImageToVideoPipeline,
-        CogVideoXTransformer3DModel,
-    )
-    from transformers import T5Config, T5EncoderModel
+_LATENT_CHANNELS = 4
+TINY_LORA_FILE = "tiny_lora.safetensors"
 
-    torch.manual_seed(seed)
-    latent_channels = 4
-    transformer = CogVideoXTransformer3DModel(
-        num_attention_heads=2, attention_head_dim=32, in_channels=2 * latent_channels,
-        out_channels=latent_channels, time_embed_dim=32, text_embed_dim=32, num_layers=2,
+
+def _tiny_transformer():
+    from diffusers import CogVideoXTransformer3DModel
+
+    return CogVideoXTransformer3DModel(
+        num_attention_heads=2, attention_head_dim=32, in_channels=2 * _LATENT_CHANNELS,
+        out_channels=_LATENT_CHANNELS, time_embed_dim=32, text_embed_dim=32, num_layers=2,
         sample_width=TINY_WIDTH // 8, sample_height=TINY_HEIGHT // 8, sample_frames=TINY_FRAMES, patch_size=2,
         temporal_compression_ratio=4, max_text_seq_length=_TINY_TEXT_LEN,
         use_rotary_positional_embeddings=True, use_learned_positional_embeddings=True,
     )
+
+
+def build_tiny_cogvideox(out: Path, seed: int = 0) -> Path:
+    import torch
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXImageToVideoPipeline
+    from transformers import T5Config, T5EncoderModel
+
+    torch.manual_seed(seed)
+    latent_channels = _LATENT_CHANNELS
+    transformer = _tiny_transformer()
     vae = AutoencoderKLCogVideoX(
         in_channels=3, out_channels=3, block_out_channels=(8, 8, 16, 16), latent_channels=latent_channels,
         layers_per_block=1, norm_num_groups=4, temporal_compression_ratio=4, sample_height=TINY_HEIGHT,
@@ -98,10 +105,29 @@ def build_tiny_depth_anything(out: Path, seed: int = 0) -> Path:
     return out
 
 
+def build_tiny_lora(out: Path, seed: int = 0) -> Path:
+    """A LoRA (rank 4, attention q/k/v/out) for the tiny transformer, saved as the pipeline's LoRA loader expects."""
+    import torch
+    from diffusers import CogVideoXImageToVideoPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    torch.manual_seed(seed)
+    transformer = _tiny_transformer()
+    # init_lora_weights=False: random A and B, so the adapter really changes the model (B = 0 would be a no-op)
+    transformer.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
+                                       target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    out.mkdir(parents=True, exist_ok=True)
+    CogVideoXImageToVideoPipeline.save_lora_weights(out, transformer_lora_layers=get_peft_model_state_dict(transformer),
+                                                    weight_name=TINY_LORA_FILE, safe_serialization=True)
+    return out
+
+
 def build_all(root: Path, force: bool = False) -> list[Path]:
-    """Build both tiny checkpoints under `root`; skip a folder that already has a complete build."""
+    """Build the tiny checkpoints under `root`; skip a folder that already has a complete build."""
     done = []
-    for name, fn in (("tiny-cogvideox-i2v", build_tiny_cogvideox), ("tiny-depth-anything", build_tiny_depth_anything)):
+    for name, fn in (("tiny-cogvideox-i2v", build_tiny_cogvideox), ("tiny-depth-anything", build_tiny_depth_anything),
+                     ("tiny-lora", build_tiny_lora)):
         target = root / name
         marker = target / ".complete"
         if marker.exists() and marker.read_text().strip() == TINY_VERSION and not force:
@@ -126,8 +152,8 @@ def build_all(root: Path, force: bool = False) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m inverse_dvs.tiny", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="checkpoints", help="folder that receives tiny-cogvideox-i2v/ and "
-                                                          "tiny-depth-anything/")
+    p.add_argument("--out", default="checkpoints", help="folder that receives tiny-cogvideox-i2v/, "
+                                                          "tiny-depth-anything/ and tiny-lora/")
     p.add_argument("--force", action="store_true", help="rebuild even when a complete build exists")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")

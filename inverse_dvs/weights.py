@@ -1,7 +1,8 @@
 """Model weights: find them on disk (never downloading), and the one explicit download command.
 
 `python -m inverse_dvs.weights download [--config config.yml]` fetches the models named by the config
-(`depth.model`, `inversion.model`, `model.lora`) into `checkpoints/<name>` with huggingface_hub (resumable).
+(`depth.model`, `inversion.model`, `model.lora` — only its `model.lora_weight_name` file) into
+`checkpoints/<name>` with huggingface_hub (resumable). `check` reports what is missing.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import logging
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import WeightsMissingError, weights_hint
 
@@ -22,35 +24,66 @@ def local_dir_for(model: str) -> Path:
     return checkpoints_root() / model.rstrip("/").split("/")[-1]
 
 
-def resolve_model(model: str) -> str:
+class ModelNeed(NamedTuple):
+    """One set of weights a run needs: a hub id or local folder, what it is for, and the one file needed (LoRA)."""
+
+    model: str
+    role: str  # config key that names it
+    file: str | None = None
+
+
+def needed_models(cfg, stages: tuple[str, ...] = ("depth", "invert", "infer")) -> list[ModelNeed]:
+    """Every model the given stages will load with this config."""
+    needs = []
+    if "depth" in stages and cfg.depth.backend == "depth_anything":
+        needs.append(ModelNeed(cfg.depth.model, "depth.model"))
+    if {"invert", "infer"} & set(stages):
+        needs.append(ModelNeed(cfg.inversion.model, "inversion.model"))
+        if cfg.model.lora:
+            needs.append(ModelNeed(cfg.model.lora, "model.lora", cfg.model.lora_weight_name))
+    return needs
+
+
+def resolve_model(model: str, file: str | None = None) -> str:
     """A local folder for `model` (a path, `checkpoints/<name>`, or the Hugging Face cache), or WeightsMissingError.
 
-    Never touches the network: the cache lookup uses local_files_only, so this returns within seconds offline.
+    With `file`, the folder must contain that file. Never touches the network: the cache lookup uses
+    local_files_only, so this returns within seconds offline.
     """
+
+    def complete(folder: Path) -> bool:
+        return folder.is_dir() and any(folder.iterdir()) and (file is None or (folder / file).is_file())
+
     p = Path(model)
     if p.is_dir():
-        return str(p)
+        if complete(p):
+            return str(p)
+        raise WeightsMissingError(f"folder '{p}' has no '{file}'; check model.lora_weight_name.")
     local = local_dir_for(model)
-    if local.is_dir() and any(local.iterdir()):
+    if complete(local):
         return str(local)
     if "/" in model and not model.startswith((".", "/")):
         try:
             from huggingface_hub import snapshot_download
 
-            return snapshot_download(model, local_files_only=True)
+            found = Path(snapshot_download(model, local_files_only=True,
+                                           allow_patterns=[file] if file else None))
+            if complete(found):
+                return str(found)
         except Exception:  # any miss (not cached, offline, partial) means: not available here
             pass
-    raise WeightsMissingError(weights_hint(model))
+    raise WeightsMissingError(weights_hint(model + (f" (file {file})" if file else "")))
 
 
-def download(models: list[str]) -> list[Path]:
+def download(needs: list[ModelNeed]) -> list[Path]:
     from huggingface_hub import snapshot_download
 
     out = []
-    for m in models:
-        target = local_dir_for(m)
-        logging.getLogger("inverse_dvs").info("downloading %s → %s (resumable)", m, target)
-        snapshot_download(m, local_dir=str(target))
+    for n in needs:
+        target = local_dir_for(n.model)
+        logging.getLogger("inverse_dvs").info("downloading %s%s → %s (resumable)", n.model,
+                                              f" ({n.file})" if n.file else "", target)
+        snapshot_download(n.model, local_dir=str(target), allow_patterns=[n.file] if n.file else None)
         out.append(target)
     return out
 
@@ -71,26 +104,17 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         log.error("%s", exc)
         return EXIT_USER_ERROR
-    models = [m for m in (cfg.depth.model if cfg.depth.backend == "depth_anything" else None,
-                          cfg.inversion.model, cfg.model.lora) if m]
-    if args.command == "check":
-        missing = []
-        for m in models:
-            try:
-                log.info("%s: %s", m, resolve_model(m))
-            except WeightsMissingError:
-                missing.append(m)
-                log.error("%s: missing", m)
-        return 1 if missing else 0
-    todo = []
-    for m in models:
+    missing = []
+    for n in needed_models(cfg):
         try:
-            resolve_model(m)
-            log.info("%s: already on disk", m)
+            log.info("%s (%s): on disk at %s", n.model, n.role, resolve_model(n.model, n.file))
         except WeightsMissingError:
-            todo.append(m)
+            missing.append(n)
+            log.log(logging.ERROR if args.command == "check" else logging.INFO, "%s (%s): missing", n.model, n.role)
+    if args.command == "check":
+        return 1 if missing else 0
     try:
-        download(todo)
+        download(missing)
     except Exception as exc:
         log.error("download failed (%s: %s); rerun the same command to resume.", type(exc).__name__, exc)
         return 1

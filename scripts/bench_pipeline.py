@@ -60,7 +60,7 @@ def real_arch(steps: int, strength: float, inversion_steps: int, offloads: list[
         encode_video,
         make_v_fn,
     )
-    from inverse_dvs.ddim import ddim_invert, ddim_sample, inversion_timesteps, sampling_schedule
+    from inverse_dvs.ddim import ddim_invert, ddim_sample, inversion_plan, sampling_schedule
     from inverse_dvs.tiny import SCHEDULER_5B_I2V, _tiny_tokenizer
 
     dev, dtype = torch.device("cuda"), torch.bfloat16
@@ -94,7 +94,7 @@ def real_arch(steps: int, strength: float, inversion_steps: int, offloads: list[
         cond, uncond = encode_prompt(pipe, "a video", "", True)
         alphas = alphas_cumprod(pipe)
         inv = ddim_invert(make_v_fn(pipe, img, cond, None, 1.0, stats), x0.to(dev),
-                          inversion_timesteps(sched.t_start, inversion_steps), alphas)
+                          inversion_plan("t_start", sched.t_start, inversion_steps), alphas)
         torch.cuda.synchronize()
         t_inv = time.perf_counter() - t0
         nfe_inv = stats.nfe

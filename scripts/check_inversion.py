@@ -19,7 +19,7 @@ from inverse_dvs.cogvideo import (
     make_v_fn,
 )
 from inverse_dvs.config import load_config
-from inverse_dvs.ddim import inversion_timesteps, roundtrip_error, sampling_schedule
+from inverse_dvs.ddim import inversion_plan, roundtrip_error, sampling_schedule
 from inverse_dvs.layout import result_dir
 from inverse_dvs.runtime import resolve_device, torch_dtype
 from inverse_dvs.video_io import FrameSelection, read_clip
@@ -47,10 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     v_fn = make_v_fn(pipe, img, cond, uncond, 1.0, stats)
     alphas = alphas_cumprod(pipe)
     t_start = sampling_schedule(cfg.inference.steps[0], cfg.inference.strength[0]).t_start
-    grid = inversion_timesteps(t_start, a.steps)
+    plan = inversion_plan("t_start", t_start, a.steps)
     x0 = x0.to(img.device)
-    plain = roundtrip_error(v_fn, x0, grid, alphas, 0)
-    refined = roundtrip_error(v_fn, x0, grid, alphas, a.refine)
+    plain = roundtrip_error(v_fn, x0, plan, alphas, 0)
+    refined = roundtrip_error(v_fn, x0, plan, alphas, a.refine)
     print(f"input: {src}; model: {cfg.inversion.model}; t_start={t_start}, {a.steps} inversion steps")
     print(f"plain inversion: roundtrip_rel_error={plain:.3e}")
     print(f"refined inversion ({a.refine} iterations): roundtrip_rel_error={refined:.3e}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -35,3 +36,35 @@ def write_config(path: Path, text: str) -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+class TinyModel(NamedTuple):
+    pipe: object
+    x0: object  # [1, 13, 4, 12, 18] latents of random frames
+    v_fn: object  # unconditioned v-model, no CFG
+    stats: object
+
+
+@pytest.fixture
+def tiny_model(tiny_checkpoints) -> TinyModel:
+    """The tiny CogVideoX pipeline loaded through the real loader, random 49×96×144 frames encoded, and its v-model."""
+    import torch
+
+    from inverse_dvs.cogvideo import (
+        ModelStats,
+        encode_image_latents,
+        encode_prompt,
+        encode_video,
+        load_pipeline,
+        make_v_fn,
+    )
+    from inverse_dvs.config import ModelConfig
+
+    stats = ModelStats()
+    pipe = load_pipeline(str(tiny_checkpoints / "tiny-cogvideox-i2v"), ModelConfig(), torch.device("cpu"),
+                         torch.float32, stats)
+    frames = np.random.default_rng(0).integers(0, 255, (49, 96, 144, 3), dtype=np.uint8)
+    x0 = encode_video(pipe, frames)
+    img = encode_image_latents(pipe, frames[0], x0.shape[1])
+    cond, _ = encode_prompt(pipe, "", "", False)
+    return TinyModel(pipe, x0, make_v_fn(pipe, img, cond, None, 1.0, stats), stats)

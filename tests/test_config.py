@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -31,9 +32,44 @@ def test_defaults_and_types(tmp_path):
 
 def test_shipped_configs_load():
     root = Path(__file__).resolve().parents[1]
-    for name in ("config.yml", "configs/tiny.yml"):
+    for name in ("config.yml", "configs/tiny.yml", "configs/reference.yml"):
         cfg = load_config(root / name, check_paths=False)
         assert cfg.trajectories
+    ref = load_config(root / "configs/reference.yml", check_paths=False)
+    assert ref.method == "reference" and ref.custom == ()  # the file only restates the preset
+
+
+def test_method_presets_set_defaults_and_explicit_keys_win(tmp_path):
+    from inverse_dvs.config import METHOD_PRESETS, REFERENCE_NEGATIVE_PROMPT
+
+    p = make(tmp_path)
+    paper = load_config(p)
+    assert paper.method == "paper" and paper.custom == ()
+    assert load_config(p, ["method=paper"]) == dataclasses.replace(paper)  # the dataclass defaults are the paper's
+    for section, keys in METHOD_PRESETS["paper"].items():
+        for k, v in keys.items():
+            assert getattr(getattr(paper, section), k) == v, (section, k)
+    ref = load_config(p, ["method=reference"])
+    assert ref.inversion.end == "terminal" and ref.inversion.prompt == "empty" and ref.slm.mode == "reference"
+    assert ref.slm.mask_pooling == "reference" and ref.inference.noise_init == "reference"
+    assert ref.inference.steps == [30] and ref.inference.strength == [0.98] and ref.inference.guidance_scale == [10, 12]
+    assert ref.inference.preservation_scale == [1.0] and ref.inference.dynamic_cfg == "reference"
+    assert ref.inference.negative_prompt == REFERENCE_NEGATIVE_PROMPT and ref.inference.fps == 30.0
+    assert ref.model.lora == "Eyeline-Research/Go-with-the-Flow" and ref.inference.vae_latents == "resample"
+    # an explicit key wins over the preset, and is recorded as a departure from it
+    mixed = load_config(p, ["method=reference", "slm.mode=paper", "inference.steps=[30]"])
+    assert mixed.slm.mode == "paper" and mixed.slm.mask_pooling == "reference"
+    assert mixed.custom == (("slm.mode", "paper"),)
+    with pytest.raises(ConfigError, match="'method'"):
+        load_config(p, ["method=official"])
+
+
+def test_reference_only_checks(tmp_path):
+    p = make(tmp_path)
+    with pytest.raises(ConfigError, match="refine_iterations"):
+        load_config(p, ["method=reference", "inversion.refine_iterations=2"])
+    # k and δ are not used by the reference initialisation, so δ > k is no error there
+    assert load_config(p, ["method=reference", "inference.k_order=[2]", "inference.adaptive_order=[3]"])
 
 
 @pytest.mark.parametrize("extra, words", [

@@ -1,3 +1,4 @@
+import pytest
 import torch
 from diffusers import CogVideoXDDIMScheduler, DDIMInverseScheduler
 
@@ -6,7 +7,8 @@ from inverse_dvs.ddim import (
     ddim_invert,
     ddim_sample,
     ddim_step,
-    inversion_timesteps,
+    inversion_end,
+    inversion_plan,
     reverse_grid,
     sampling_schedule,
 )
@@ -23,14 +25,24 @@ def test_zero_terminal_snr_and_inversion_stops_before():
     sched = sampling_schedule(50, 0.95)
     assert sched.t_start == 939 and sched.timesteps[:2] == [939, 919] and sched.prev_timesteps[-1] == -1
     assert float(alphas[sched.t_start]) > 0
-    grid = inversion_timesteps(sched.t_start, 30)
+    plan = inversion_plan("t_start", sched.t_start, 30)
+    grid = [s.t_to for s in plan]
     assert grid[-1] == 939 and max(grid) < 999 and len(grid) == 30
-    try:
-        ddim_invert(lambda x, t: x, torch.zeros(3), [500, 999], alphas)
-    except ValueError as e:
-        assert "zero terminal SNR" in str(e)
-    else:
-        raise AssertionError("inverting to t=999 must be refused")
+    assert plan[0] == (-1, grid[0], 0) and all(s.t_model == s.t_from for s in plan[1:])  # model at the lower end
+    with pytest.raises(ValueError, match="zero-SNR"):
+        inversion_plan("t_start", 999, 30)
+    assert inversion_end("t_start", 939) == 939 and inversion_end("terminal", 939) == 999
+
+
+def test_terminal_plan_is_ddim_inverse_schedulers_grid():
+    inv = DDIMInverseScheduler(**{k: v for k, v in SCHEDULER_5B_I2V.items() if k != "snr_shift_scale"})
+    for n in (30, 50, 7):
+        inv.set_timesteps(n)
+        plan = inversion_plan("terminal", 966, n)
+        assert [s.t_to for s in plan] == inv.timesteps.tolist() and plan[-1].t_to == 999
+        assert all(s.t_model == s.t_to for s in plan)  # the model is called at the upper timestep
+    plan = inversion_plan("terminal", 0, 30)
+    assert plan[0] == (-1, 32, 32) and plan[1] == (33, 66, 66)  # t − 1000//30, as DDIMInverseScheduler.step
 
 
 def test_schedule_matches_diffusers_img2img():
@@ -75,11 +87,33 @@ def test_refined_inversion_round_trip_on_a_nonlinear_model():
         return torch.tanh(x @ w) * (0.5 + t / 2000)
 
     x0 = torch.randn(1, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    grid = inversion_timesteps(939, 30)
-    down, prev = reverse_grid(grid)
+    plan = inversion_plan("t_start", 939, 30)
+    down, prev = reverse_grid([s.t_to for s in plan])
     errs = {}
     for refine in (0, 5):
-        inv = ddim_invert(v_fn, x0, grid, alphas, refine)
+        inv = ddim_invert(v_fn, x0, plan, alphas, refine)
         back = ddim_sample(v_fn, inv.latent, down, prev, alphas)
         errs[refine] = float((back - x0).norm() / x0.norm())
     assert errs[5] < 1e-4 < errs[0]
+
+
+def test_terminal_inversion_equals_diffusers_on_the_tiny_model(tiny_model):
+    """Every step of the terminal inversion equals DDIMInverseScheduler.step with the real (tiny) transformer, and the
+    latent at 999 is the model's noise estimate at the last step."""
+    from inverse_dvs.cogvideo import alphas_cumprod
+
+    pipe, x0, v_fn, stats = tiny_model
+    plan = inversion_plan("terminal", 966, 30)
+    ours = ddim_invert(v_fn, x0, plan, alphas_cumprod(pipe), keep_trajectory=True)
+    sched = DDIMInverseScheduler.from_config(pipe.scheduler.config)
+    sched.set_timesteps(30)
+    x = x0
+    for i, t in enumerate(sched.timesteps):
+        v = v_fn(x, int(t))
+        x_next = sched.step(v, t, x, return_dict=False)[0]
+        assert torch.allclose(ours.trajectory[i], x_next, atol=1e-4, rtol=1e-4), int(t)
+        if i == len(sched.timesteps) - 1:
+            a = float(sched.alphas_cumprod[int(t) - 1000 // 30])
+            assert torch.allclose(x_next, a**0.5 * v + (1 - a) ** 0.5 * x, atol=1e-4)  # ε̂ at t = 966
+        x = x_next
+    assert stats.nfe == 2 * 30

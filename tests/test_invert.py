@@ -2,22 +2,14 @@
 
 import json
 
-import numpy as np
 import torch
 from safetensors.torch import load_file
 
 from inverse_dvs import depth, invert, warp
 from inverse_dvs.cogvideo import (
-    ModelStats,
     alphas_cumprod,
-    encode_image_latents,
-    encode_prompt,
-    encode_video,
-    load_pipeline,
-    make_v_fn,
 )
-from inverse_dvs.config import ModelConfig
-from inverse_dvs.ddim import inversion_timesteps, roundtrip_error, sampling_schedule
+from inverse_dvs.ddim import inversion_plan, roundtrip_error, sampling_schedule
 
 
 def test_two_trajectories_two_videos_one_load_deterministic(tmp_path, tiny_checkpoints, demo_video, monkeypatch):
@@ -60,19 +52,12 @@ inference: {{steps: [10, 4], strength: [0.8]}}
     assert not torch.equal(files[("left", "a", t_starts[0])]["eps_inv"], files[("up", "a", t_starts[0])]["eps_inv"])
 
 
-def test_refined_round_trip_on_tiny_model(tiny_checkpoints):
-    stats = ModelStats()
-    pipe = load_pipeline(str(tiny_checkpoints / "tiny-cogvideox-i2v"), ModelConfig(), torch.device("cpu"),
-                         torch.float32, stats)
-    frames = np.random.default_rng(0).integers(0, 255, (49, 96, 144, 3), dtype=np.uint8)
-    x0 = encode_video(pipe, frames)
-    img = encode_image_latents(pipe, frames[0], x0.shape[1])
-    cond, _ = encode_prompt(pipe, "", "", False)
-    v_fn = make_v_fn(pipe, img, cond, None, 1.0, stats)
-    grid = inversion_timesteps(sampling_schedule(50, 0.95).t_start, 30)
+def test_refined_round_trip_on_tiny_model(tiny_model):
+    pipe, x0, v_fn, stats = tiny_model
+    plan = inversion_plan("t_start", sampling_schedule(50, 0.95).t_start, 30)
     alphas = alphas_cumprod(pipe)
-    plain = roundtrip_error(v_fn, x0, grid, alphas, 0)
-    refined = roundtrip_error(v_fn, x0, grid, alphas, 3)
+    plain = roundtrip_error(v_fn, x0, plan, alphas, 0)
+    refined = roundtrip_error(v_fn, x0, plan, alphas, 3)
     assert refined <= 1e-3 < plain
     assert stats.nfe == 30 + 30 * 4 + 2 * 30  # inversions (1 + 3 passes per refined step) and two samplings
 

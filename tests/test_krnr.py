@@ -3,7 +3,14 @@ import math
 import pytest
 import torch
 
-from inverse_dvs.krnr import adaptive_krnr, krnr, krnr_coefficients, krnr_recursive
+from inverse_dvs.krnr import (
+    adaptive_krnr,
+    krnr,
+    krnr_coefficients,
+    krnr_recursive,
+    noise_init,
+    reference_noise_init,
+)
 
 
 @pytest.mark.parametrize("alpha_bar", [0.001, 0.05, 0.3, 0.9, 0.999])
@@ -52,3 +59,75 @@ def test_adaptive_krnr_takes_delta_statistics(stats):
     assert torch.allclose(z(out), z(k10), atol=1e-5)
     with pytest.raises(ValueError):
         adaptive_krnr(x0, eps, 0.1, 2, 3)
+
+
+def _official_adaptive_step(x0, eps, mu, sigma, alpha_bar, k):
+    """The official code's "adaptive" K-RNR step written out literally from its description: normalise ε⁽ᵏ⁾ by the
+    per-element mean a_k·μ + b_k·ε and std a_k·σ of order k (μ, σ: the VAE posterior), rescale to those of order 2."""
+    s, r = math.sqrt(alpha_bar), math.sqrt(1 - alpha_bar)
+
+    def coef(order):  # the finite geometric sum, term by term, and the noise weight
+        return sum(s * r**i for i in range(order)), r**order
+
+    a_k, b_k = coef(k)
+    a_2, b_2 = coef(2)
+    noisy = a_k * x0 + b_k * eps
+    current_mean, current_std = a_k * mu + b_k * eps, a_k * sigma
+    target_mean, target_std = a_2 * mu + b_2 * eps, a_2 * sigma
+    return (noisy - current_mean) / (current_std + 1e-9) * target_std + target_mean
+
+
+@pytest.mark.parametrize("k", [5, 10, 20])
+def test_official_adaptive_step_is_plain_order_two(k):
+    from diffusers import CogVideoXDDIMScheduler
+
+    from inverse_dvs.tiny import SCHEDULER_5B_I2V
+
+    alpha_bar = float(CogVideoXDDIMScheduler(**SCHEDULER_5B_I2V).alphas_cumprod[966])  # reference t_start
+    g = torch.Generator().manual_seed(k)
+    shape = (1, 3, 4, 5, 6)
+    mu = torch.randn(shape, generator=g, dtype=torch.float64)
+    sigma = 0.05 + torch.rand(shape, generator=g, dtype=torch.float64)
+    x0 = mu + sigma * torch.randn(shape, generator=g, dtype=torch.float64)  # a posterior sample
+    eps = torch.randn(shape, generator=g, dtype=torch.float64)
+    official = _official_adaptive_step(x0, eps, mu, sigma, alpha_bar, k)
+    assert torch.allclose(official, krnr(x0, eps, alpha_bar, 2), atol=1e-5, rtol=0)
+    assert not torch.allclose(official, krnr(x0, eps, alpha_bar, k), atol=1e-3)  # k really is ignored
+
+
+def test_reference_rounds_without_occlusion_equal_order_six():
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.randn(1, 3, 4, 5, 6, generator=g), torch.randn(1, 3, 4, 5, 6, generator=g)
+    none = torch.zeros(1, 3, 1, 5, 6, dtype=torch.bool)
+    out = reference_noise_init(x0, eps, 0.2, none, none, torch.Generator().manual_seed(1), rounds=3)
+    assert torch.allclose(out, krnr(x0, eps, 0.2, 6), atol=1e-6)
+    assert torch.allclose(noise_init("reference", x0, eps, 0.2, None, rounds=3), out, atol=1e-6)
+
+
+def test_reference_init_keeps_order_six_on_visible_cells_and_fills_the_rest():
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.randn(1, 3, 4, 5, 6, generator=g), torch.randn(1, 3, 4, 5, 6, generator=g)
+    occ = torch.zeros(1, 3, 1, 5, 6, dtype=torch.bool)
+    occ[..., :2, :2] = True
+    occ_eps = torch.zeros_like(occ)
+    occ_eps[..., 0, 0] = True
+    out = reference_noise_init(x0, eps, 0.2, occ, occ_eps, torch.Generator().manual_seed(1))
+    vis = ~occ.expand_as(x0)
+    assert torch.allclose(out[vis], krnr(x0, eps, 0.2, 6)[vis], atol=1e-6)
+    assert not torch.allclose(out[~vis], krnr(x0, eps, 0.2, 6)[~vis], atol=1e-3)
+
+
+def test_adaptive_noise_init_fills_once_then_adain():
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.randn(1, 3, 4, 5, 6, generator=g), torch.randn(1, 3, 4, 5, 6, generator=g)
+    calls = []
+
+    def fill(a, b):
+        calls.append(1)
+        return a * 0 + 1, b
+
+    out = noise_init("adaptive", x0, eps, 0.1, fill, k=10, delta=3)
+    assert len(calls) == 1 and torch.allclose(out, adaptive_krnr(torch.ones_like(x0), eps, 0.1, 10, 3))
+    assert torch.allclose(noise_init("adaptive", x0, eps, 0.1, None, k=4, delta=None), krnr(x0, eps, 0.1, 4))
+    with pytest.raises(ValueError):
+        noise_init("bogus", x0, eps, 0.1, None)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -73,6 +74,7 @@ def test_all_stages_contract_resume_and_determinism(workdir, monkeypatch):
         for run in runs:
             meta = json.loads((run / "meta.json").read_text())
             assert meta["stage"] == "infer" and meta["process_model_loads"] == 1 and meta["sampling_nfe"] == 2 * 3
+            assert meta["inversion_nfe"] == 3 and meta["nfe_per_output"] == 3 + 2 * 3 and meta["method"] == "paper"
             assert (run / "output.mp4").is_file() and (run / "comparison.mp4").is_file()
         seed1, seed2 = (next(p for p in runs if p.name.endswith(f"cfg6_pres6_k10_d3_seed{s}")) for s in (1, 2))
         assert (seed1 / "output.mp4").read_bytes() != (seed2 / "output.mp4").read_bytes()  # seeds differ
@@ -115,3 +117,45 @@ def test_infer_bad_input(workdir, capsys):
         os.chdir(cwd)
     err = capsys.readouterr().err
     assert "prompts/demo.txt" in err and "not UTF-8" in err
+
+
+def test_reference_method_end_to_end(tmp_path, tiny_checkpoints, demo_video, monkeypatch):
+    """`method: reference` on the tiny models: terminal inversion with the empty prompt, the LoRA on for inversion and
+    sampling, reference SLM/pooling/noise init, dynamic CFG; every artifact written; NFE per output recorded."""
+    from diffusers import CogVideoXImageToVideoPipeline
+
+    cfg = tmp_path / "ref.yml"
+    cfg.write_text(f"""
+method: reference
+run: {{work_dir: {tmp_path / 'out'}, device: cpu, dtype: fp32, seed: 42}}
+videos: [{{path: {demo_video}, name: demo, prompt: "a ball"}}]
+trajectories: {{orbit: {{preset: orbit_left, amount: 8}}}}
+depth: {{backend: ground_truth}}
+camera: {{num_frames: 49, height: 96, width: 144}}
+inversion: {{model: {tiny_checkpoints / 'tiny-cogvideox-i2v'}, steps: 3}}
+model: {{lora: {tiny_checkpoints / 'tiny-lora'}, lora_weight_name: tiny_lora.safetensors}}
+inference: {{steps: [4], strength: [0.75], guidance_scale: [10], k_order: [5, 10, 20]}}
+""")
+    lora_loads = []
+    original = CogVideoXImageToVideoPipeline.load_lora_weights
+
+    def counting(self, *a, **kw):
+        lora_loads.append(a[0])
+        return original(self, *a, **kw)
+
+    monkeypatch.setattr(CogVideoXImageToVideoPipeline, "load_lora_weights", counting)
+    run_all(str(cfg))
+    assert len(lora_loads) == 2  # invert and infer both run the LoRA model
+    inv_dir = tmp_path / "out/inversions/orbit/demo"
+    assert [p.name for p in inv_dir.glob("*.safetensors")] == ["inversion_t0999.safetensors"]
+    inv_meta = json.loads((inv_dir / "meta.json").read_text())
+    assert inv_meta["prompt"] == "" and inv_meta["nfe"] == 3 and inv_meta["depends"]["inversion"]["end"] == "terminal"
+    runs = [p for p in (tmp_path / "out/results/orbit/demo").iterdir() if p.is_dir()]
+    # the k sweep collapses; the tiny LoRA departs from the preset's, which the tag's hash records
+    assert len(runs) == 1 and re.fullmatch(r"reference\+[0-9a-f]{6}_steps4_str0\.75_cfg10_pres1_seed42", runs[0].name)
+    meta = json.loads((runs[0] / "meta.json").read_text())
+    assert meta["method"] == "reference" and meta["t_start"] == 749
+    # inversion: 3 steps, no CFG; sampling: ⌊4·0.75⌋ = 3 steps × 2 (CFG)
+    assert (meta["inversion_nfe"], meta["sampling_nfe"], meta["nfe_per_output"]) == (3, 6, 9)
+    assert (runs[0] / "output.mp4").is_file() and (runs[0] / "comparison.mp4").is_file()
+    assert meta["depends"]["inference"]["negative_prompt"].startswith("crowded scene")

@@ -3,7 +3,14 @@ import pytest
 import torch
 
 from inverse_dvs.errors import UserError
-from inverse_dvs.masks import background_mask, cell_fraction, latent_frame_groups, occlusion_mask
+from inverse_dvs.masks import (
+    background_mask,
+    cell_fraction,
+    latent_frame_groups,
+    latent_masks,
+    occlusion_mask,
+    pool_visibility,
+)
 from inverse_dvs.slm import stochastic_latent_modulation
 
 
@@ -12,7 +19,7 @@ def _latents(seed=0):
     return torch.randn(1, 4, 3, 5, 6, generator=g), torch.randn(1, 4, 3, 5, 6, generator=g)
 
 
-@pytest.mark.parametrize("mode", ["reference", "frame"])
+@pytest.mark.parametrize("mode", ["paper", "frame"])
 @pytest.mark.parametrize("full_mask", [False, True])
 def test_only_occluded_cells_change_and_values_come_from_source(mode, full_mask):
     x0, eps = _latents()
@@ -23,7 +30,7 @@ def test_only_occluded_cells_change_and_values_come_from_source(mode, full_mask)
     bg[0, :, 0, 3:, :] = True
     if full_mask:
         occ, bg = occ.expand(1, 4, 3, 5, 6).clone(), bg.expand(1, 4, 3, 5, 6).clone()
-    out = stochastic_latent_modulation(x0, eps, occ, bg, torch.Generator().manual_seed(1), mode)
+    out = stochastic_latent_modulation(x0, eps, occ, torch.Generator().manual_seed(1), mode, bg)
     assert torch.equal(x0, x0_copy) and torch.equal(eps, eps_copy)  # inputs untouched
     occ_full = occ.expand(x0.shape)
     assert torch.equal(out.x0[~occ_full], x0[~occ_full]) and torch.equal(out.eps[~occ_full], eps[~occ_full])
@@ -44,13 +51,13 @@ def test_seeded_and_fallbacks():
     occ = torch.zeros(1, 4, 1, 5, 6, dtype=torch.bool)
     occ[0, :, 0, 0] = True
     no_bg = torch.zeros_like(occ)
-    a = stochastic_latent_modulation(x0, eps, occ, no_bg, torch.Generator().manual_seed(3))
-    b = stochastic_latent_modulation(x0, eps, occ, no_bg, torch.Generator().manual_seed(3))
-    c = stochastic_latent_modulation(x0, eps, occ, no_bg, torch.Generator().manual_seed(4))
+    a = stochastic_latent_modulation(x0, eps, occ, torch.Generator().manual_seed(3), background=no_bg)
+    b = stochastic_latent_modulation(x0, eps, occ, torch.Generator().manual_seed(3), background=no_bg)
+    c = stochastic_latent_modulation(x0, eps, occ, torch.Generator().manual_seed(4), background=no_bg)
     assert torch.equal(a.x0, b.x0) and not torch.equal(a.x0, c.x0)
     occ[0, 2] = True
     with pytest.raises(UserError, match="latent frame 2"):
-        stochastic_latent_modulation(x0, eps, occ, no_bg, torch.Generator().manual_seed(3))
+        stochastic_latent_modulation(x0, eps, occ, torch.Generator().manual_seed(3), background=no_bg)
 
 
 def test_latent_groups_follow_causal_vae():
@@ -84,3 +91,69 @@ def test_real_vae_grouping_shapes():
     with torch.no_grad():
         z = vae.encode(torch.zeros(1, 3, 49, 16, 24)).latent_dist.mode()
     assert z.shape[2:] == occlusion_mask(np.ones((49, 16, 24), bool)).shape
+
+
+def test_reference_slm_fills_each_mask_from_any_visible_element():
+    # channel c holds values in [10c, 10c + 1): where a filled value came from is readable from the value itself
+    g = torch.Generator().manual_seed(0)
+    base = torch.rand(1, 4, 3, 6, 8, generator=g) + 10 * torch.arange(3).view(1, 1, 3, 1, 1)
+    x0, eps = base.clone(), base.clone() + 100  # eps values are x0's shifted, so x0 and eps draws are told apart
+    occ = torch.zeros(1, 4, 1, 6, 8, dtype=torch.bool)
+    occ[0, :, 0, :3, :4] = True
+    occ_eps = torch.zeros_like(occ)
+    occ_eps[0, :, 0, :2, :2] = True
+    out = stochastic_latent_modulation(x0, eps, occ, torch.Generator().manual_seed(1), "reference",
+                                       occluded_eps=occ_eps)
+    m, m_eps = occ.expand_as(x0), occ_eps.expand_as(x0)
+    assert torch.equal(out.x0[~m], x0[~m]) and torch.equal(out.eps[~m_eps], eps[~m_eps])  # only masked cells change
+    assert set(out.x0[m].tolist()) <= set(x0[~m].tolist())  # filled from visible elements of x0
+    assert set(out.eps[m_eps].tolist()) <= set(eps[~m_eps].tolist())  # and of eps, from its own mask's complement
+    assert bool((out.x0[m] != x0[m]).all())
+    # channels mix: channel 0 cells receive values from channels 1 and 2 too
+    src_channel = (out.x0[0, :, 0][occ[0, :, 0]] // 10).long()
+    assert set(src_channel.tolist()) == {0, 1, 2}
+    # independent draws for x0 and eps: at cells in both masks the pairs no longer match
+    both = m_eps
+    assert not torch.equal(out.eps[both] - 100, out.x0[both])
+    # reproducible from the generator
+    again = stochastic_latent_modulation(x0, eps, occ, torch.Generator().manual_seed(1), "reference",
+                                         occluded_eps=occ_eps)
+    assert torch.equal(again.x0, out.x0) and torch.equal(again.eps, out.eps)
+
+
+def _issue_mask():
+    vis = np.ones((49, 480, 720), bool)
+    vis[:, 100:220, 200:360] = False
+    vis[5, 300, 500] = False
+    vis[17:21, 400:403, 100:103] = False
+    return vis
+
+
+def test_reference_pooling_matches_the_official_numbers():
+    """Test vectors of the official pooling (bf16): 6585 occluded cells (6586 in fp32), 3458 ε-mask cells."""
+    m = latent_masks(_issue_mask(), "reference")
+    assert m.pooled.shape == (13, 60, 90) and m.pooled.dtype == np.float32
+    assert int(m.occluded.sum()) == 6585 and int(m.occluded_eps.sum()) == 3458
+    assert m.pooled[0, 12, 25] == np.float32(0.18457031) and m.pooled[2, 37, 62] == np.float32(0.99609375)
+    assert (m.pooled[:, -1, :] < 1).all() and (m.pooled[:, :, -1] < 1).all()  # the zero padding
+    assert (m.pooled[:, :-1, :-1] == 1).any()
+    # hand-computed: the cascade's 1-D weights over its 15-px window are [1,1,1] * [1,0,1,0,1] * [1,0,0,0,1,0,0,0,1]
+    # (convolved) / 27;
+    # cell (12, 25) of frame 0 sees rows 96..110, of which 100.. are holes: visibility = sum of the first 4 weights
+    w = np.convolve(np.convolve([1, 1, 1], [1, 0, 1, 0, 1]), [1, 0, 0, 0, 1, 0, 0, 0, 1]) / 27.0
+    assert w.size == 15 and np.isclose(w.sum(), 1) and np.isclose(w[:4].sum(), 5 / 27)
+    assert abs(m.pooled[0, 12, 25] - 5 / 27) < 2**-8  # bf16 rounding only
+    assert abs(m.pooled[1, 30, 30] - 1.0) == 0  # far from every hole
+
+
+def test_block_pooling_is_the_plain_block_mean():
+    vis = np.ones((9, 16, 24), bool)
+    vis[1, :8, :8] = False
+    pooled = pool_visibility(vis, "block")
+    assert pooled.shape == (3, 2, 3) and np.isclose(pooled[1, 0, 0], 0.75) and pooled[0].min() == 1.0
+    assert np.array_equal(occlusion_mask(vis), pooled < 1)
+    # ε-mask: at or below the eps_rank-th smallest distinct value, inside the x0 mask
+    m = latent_masks(vis, "block", eps_rank=0)
+    assert np.array_equal(m.occluded_eps, m.occluded)
+    with pytest.raises(ValueError):
+        pool_visibility(vis, "bogus")
