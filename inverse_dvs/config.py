@@ -127,6 +127,9 @@ class DepthConfig:
     # Relative disparity → metric-like depth: disparity percentiles map to [1/far, 1/near].
     near: float = _opt(default=1.0, check=_positive)
     far: float = _opt(default=20.0, check=_positive)
+    # percentile: the above, after stabilisation; reference: the official whole-video min–max mapping
+    # depth = 10000 / max(3900·n, 1e-5) clipped to [1e-4, 1e4], without stabilisation
+    mapping: str = _opt(default="percentile", check=_choice("percentile", "reference"))
     stabilize: bool = True
     ema: float = _opt(default=0.0, check=lambda k, v: _check(0.0 <= v < 1.0, k, v, "a number in [0, 1)"))
     repair_invalid: bool = False
@@ -142,7 +145,11 @@ class CameraConfig:
     start: int = _opt(default=0, check=_non_negative)
     stride: int = _opt(default=1, check=_positive)
     pad_short: bool = False
-    resize: str = _opt(default="crop", check=_choice("crop", "pad"))
+    resize: str = _opt(default="crop", check=_choice("crop", "pad", "stretch"))
+    # [H, W] the source is decoded, given depth and warped at (null: height × width); the render and visibility are
+    # then resized to height × width (bilinear / area), as the official code does from 576×1024
+    warp_size: list[int] | None = _opt(default=None, check=lambda k, v: _check(
+        len(v) == 2 and all(x >= 16 for x in v), k, v, "null or [height, width] with both >= 16, e.g. [576, 1024]"))
     radius_scale: float = _opt(default=1.0, check=_positive)
     max_radius: float = _opt(default=5.0, check=_positive)
     intrinsics: str = _opt(default="fov", check=_choice("fov", "focal", "reference"))
@@ -159,6 +166,8 @@ class WarpConfig:
     max_footprint: int = _opt(default=4, check=lambda k, v: _check(1 <= v <= 8, k, v, "an integer in [1, 8]"))
     edge_tolerance: float = _opt(default=0.05, check=_positive)
     min_visible_warn: float = _opt(default=0.5, check=_unit_interval)
+    # zbuffer: hard z-buffer with occluding sheets and back-face holes; reference: the official soft bilinear splat
+    splat: str = _opt(default="zbuffer", check=_choice("zbuffer", "reference"))
 
 
 @dataclass(frozen=True)
@@ -242,6 +251,12 @@ class Config:
         return next(v for v in self.videos if v.name == name)
 
     @property
+    def warp_hw(self) -> tuple[int, int]:
+        """Size the source is decoded, given depth and warped at."""
+        c = self.camera
+        return tuple(c.warp_size) if c.warp_size else (c.height, c.width)
+
+    @property
     def work_dir(self) -> Path:
         return Path(self.run.work_dir)
 
@@ -265,6 +280,9 @@ REFERENCE_NEGATIVE_PROMPT = ("crowded scene, car in the road, bad anatomy, defor
 # (github.com/yesiltepe-hidir/inverse-dvs) differ. README → Fidelity says what each one controls.
 METHOD_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {
+        "camera": {"warp_size": None, "resize": "crop", "intrinsics": "fov"},
+        "depth": {"mapping": "percentile"},
+        "warp": {"splat": "zbuffer"},
         "inversion": {"end": "t_start", "prompt": "video", "posterior": "mode"},
         "slm": {"mode": "paper", "mask_pooling": "block"},
         "inference": {"steps": [50], "strength": [0.95], "guidance_scale": [6.0], "preservation_scale": [None],
@@ -273,6 +291,9 @@ METHOD_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "model": {"lora": None, "lora_weight_name": None},
     },
     "reference": {
+        "camera": {"warp_size": [576, 1024], "resize": "stretch", "intrinsics": "reference"},
+        "depth": {"mapping": "reference"},
+        "warp": {"splat": "reference"},
         "inversion": {"end": "terminal", "prompt": "empty", "posterior": "sample"},
         "slm": {"mode": "reference", "mask_pooling": "reference"},
         "inference": {"steps": [30], "strength": [0.98], "guidance_scale": [10.0, 12.0], "preservation_scale": [1.0],
@@ -485,6 +506,12 @@ def _cross_checks(cfg: Config) -> None:
                 raise ConfigError(f"config keys 'inference.steps' ({n}) and 'inference.strength' ({s}): "
                                   f"⌊steps·strength⌋ = {int(n * s)} leaves no sampling step, so no t_start can be "
                                   "reached; raise steps or strength (paper: 50 steps, strength 0.95).")
+    c = cfg.camera
+    wh, ww = cfg.warp_hw
+    if c.resize != "stretch" and abs(wh / ww - c.height / c.width) > 0.01:
+        raise ConfigError(f"config key 'camera.warp_size' {c.warp_size} has another aspect than camera.height × width "
+                          f"({c.height}×{c.width}); the render would be stretched to it. Set camera.resize: stretch "
+                          "(what the official code does) or a warp_size with the same aspect.")
     if cfg.depth.near >= cfg.depth.far:
         raise ConfigError(f"config keys 'depth.near' ({cfg.depth.near}) and 'depth.far' ({cfg.depth.far}): "
                           "near must be smaller than far.")

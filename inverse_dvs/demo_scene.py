@@ -22,6 +22,7 @@ class SceneRender(NamedTuple):
     rgb: np.ndarray  # [H, W, 3] uint8
     depth: np.ndarray  # [H, W] float32, z in the rendering camera (larger = farther)
     points: np.ndarray  # [H, W, 3] float64 world points hit by each pixel's ray
+    material: np.ndarray  # [H, W] int: 0 ground, 1 wall, 2 sphere
 
 
 def intrinsics_from_fov(height: int, width: int, fov_deg: float) -> np.ndarray:
@@ -81,7 +82,7 @@ def render(camera_to_world: np.ndarray, K: np.ndarray, height: int, width: int, 
         raise ValueError("camera sees past the scene; keep demo cameras in front of the back wall")
     points = o + d * t_hit[..., None]
     # d has camera-z component 1, so the ray parameter is exactly the z-depth in the rendering camera.
-    return SceneRender(_shade(points, material, t), t_hit.astype(np.float32), points)
+    return SceneRender(_shade(points, material, t), t_hit.astype(np.float32), points, material)
 
 
 def render_video(camera_to_world: np.ndarray, K: np.ndarray, height: int, width: int,
@@ -91,7 +92,7 @@ def render_video(camera_to_world: np.ndarray, K: np.ndarray, height: int, width:
     rgb = np.empty((num_frames, height, width, 3), np.uint8)
     depth = np.empty((num_frames, height, width), np.float32)
     for i in range(num_frames):
-        rgb[i], depth[i], _ = render(c2w[i], K, height, width, i / max(num_frames - 1, 1))
+        rgb[i], depth[i], _, _ = render(c2w[i], K, height, width, i / max(num_frames - 1, 1))
     return rgb, depth
 
 
@@ -111,3 +112,31 @@ def visible_from_source(points: np.ndarray, K: np.ndarray, height: int, width: i
         dirs = points / z[..., None]  # camera-z component 1: the hit parameter is the z-depth
     hit, _ = _cast(np.zeros(3), np.nan_to_num(dirs), t)
     return inside & (np.abs(hit - z) <= rtol * np.abs(z))
+
+
+class WarpCheck(NamedTuple):
+    """How a warp of one source frame compares with the exact view from the target camera."""
+
+    psnr: float  # on pixels the warp marks visible whose true surface the source saw
+    hole_iou: float  # warp holes vs exact disocclusions (true surfaces the source did not see)
+    ball_leak: float  # share of seen sphere pixels marked visible but showing another surface (a channel off by > 60)
+    seen_ball: int  # number of such sphere pixels
+
+
+def check_warp(image: np.ndarray, visible: np.ndarray, source_to_target: np.ndarray, K: np.ndarray, t: float
+               ) -> WarpCheck:
+    """Compare a warped frame (image [H, W, 3] uint8, visible bool [H, W]) of the demo scene at time t with the
+    ray-cast truth from the camera `source_to_target` [4, 4] (world = the source camera frame)."""
+    height, width = visible.shape
+    tgt = render(np.linalg.inv(source_to_target), K, height, width, t)
+    seen = visible_from_source(tgt.points, K, height, width, t)
+    both = visible & seen
+    err = (image.astype(np.float64) - tgt.rgb.astype(np.float64))
+    mse = float(np.mean(err[both] ** 2)) if both.any() else 0.0
+    psnr = 10 * np.log10(255.0**2 / mse) if mse > 0 else float("inf")
+    holes = ~visible
+    union = (holes | ~seen).sum()
+    iou = float((holes & ~seen).sum() / union) if union else 1.0
+    ball = (tgt.material == 2) & seen
+    wrong = visible & (np.abs(err) > 60).any(-1)
+    return WarpCheck(psnr, iou, float((ball & wrong).sum() / max(ball.sum(), 1)), int(ball.sum()))

@@ -17,7 +17,7 @@ from .cli import get_logger, run_stage
 from .config import Config, select
 from .errors import UserError
 from .layout import depth_dir
-from .stabilize import disparity_to_depth, stabilize_disparity
+from .stabilize import depth_from_disparity
 from .video_io import FrameSelection, colorize_depth, frame_indices, read_clip, resize_frames, write_video
 from .workqueue import StageRunner, process_state
 
@@ -34,11 +34,10 @@ def _depends(cfg: Config) -> dict:
     backend_keys = {"depth_anything": ("model",), "npz": ("npz_path", "npz_kind", "npz_key"), "ground_truth": ()}
     keys = ("backend", *backend_keys[d.backend])
     if d.backend != "ground_truth" and (d.backend == "depth_anything" or d.npz_kind == "disparity"):
-        keys += ("near", "far", "stabilize", "ema")
+        keys += ("mapping",) + (("near", "far", "stabilize", "ema") if d.mapping == "percentile" else ())
     depth = {k: getattr(d, k) for k in keys}
-    camera = {k: getattr(cfg.camera, k) for k in ("num_frames", "height", "width", "start", "stride", "pad_short",
-                                                  "resize")}
-    return {"depth": depth, "camera": camera}
+    camera = {k: getattr(cfg.camera, k) for k in ("num_frames", "start", "stride", "pad_short", "resize")}
+    return {"depth": depth, "camera": camera, "size": list(cfg.warp_hw)}
 
 
 def _aux_path(cfg: Config, video_path: str) -> Path | None:
@@ -146,7 +145,7 @@ def _body(cfg: Config, args) -> int:
     log = get_logger()
     videos, _ = select(cfg, args.only_video, None)
     sel = _selection(cfg)
-    hw = (cfg.camera.height, cfg.camera.width)
+    hw = cfg.warp_hw  # depth lives where the warp happens
     depends = _depends(cfg)
     estimator = None
     state = process_state()
@@ -170,10 +169,9 @@ def _body(cfg: Config, args) -> int:
                 disp = _load_array(aux, cfg.depth.npz_key, v.path, sel, hw, cfg.camera.resize)
                 kind = "depth" if cfg.depth.backend == "ground_truth" else cfg.depth.npz_kind
             if kind == "disparity":
-                disp = validate_finite(disp, f"depth of video '{v.name}'")
-                if cfg.depth.stabilize:
-                    disp = stabilize_disparity(disp, cfg.depth.ema)
-                depth = disparity_to_depth(disp, cfg.depth.near, cfg.depth.far)
+                d = cfg.depth
+                depth = depth_from_disparity(validate_finite(disp, f"depth of video '{v.name}'"), d.mapping, d.near,
+                                             d.far, d.stabilize, d.ema)
             else:
                 depth = disp
             depth = validate_depth(depth, f"depth of video '{v.name}' ({aux or cfg.depth.model})",

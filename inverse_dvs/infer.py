@@ -106,7 +106,7 @@ class ItemData:
         if not self._cache:
             c, s = self.cfg.camera, self.cfg.slm
             with np.load(self.rdir / "masks.npz") as z:
-                visible = z["visible"]
+                visible = z["visibility"]  # float: fractional where the warp size differs from the model size
             with np.load(self.ddir / "depth.npz") as z:
                 depth = z["depth"]
             sel = FrameSelection(c.num_frames)

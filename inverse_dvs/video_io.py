@@ -3,6 +3,8 @@
 Resize policy (`camera.resize`):
 - `crop` (default): scale so the frame covers H×W, keeping its aspect, then cut the centre.
 - `pad`: scale so the frame fits inside H×W, then pad the borders with black (letterbox).
+- `stretch`: scale each axis to H×W independently (the official code: a 16:9 video becomes 3:2 at 480×720, a
+  squeeze of 0.84 in width; un-squeeze an output with `ffmpeg -i output.mp4 -vf scale=853:480,setsar=1 wide.mp4`).
 Frames are decoded directly at the scaled size, so a 4K video never sits in memory at full resolution.
 """
 
@@ -35,6 +37,8 @@ class Clip:
 def scaled_size(src_hw: tuple[int, int], dst_hw: tuple[int, int], policy: str) -> tuple[int, int]:
     """(height, width) the source is resized to before centre crop (`crop`) or padding (`pad`)."""
     (h0, w0), (h, w) = src_hw, dst_hw
+    if policy == "stretch":
+        return h, w
     s = max(h / h0, w / w0) if policy == "crop" else min(h / h0, w / w0)
     sh, sw = round(h0 * s), round(w0 * s)
     if policy == "crop":
@@ -69,6 +73,20 @@ def resize_frames(frames: np.ndarray, dst_hw: tuple[int, int], policy: str, inte
         out = np.stack([cv2.resize(f, (sw, sh), interpolation=flag) for f in frames])
         frames = out[..., None] if frames.ndim == 4 and out.ndim == 3 else out  # cv2 drops a single channel
     return fit_frames(frames, dst_hw, policy)
+
+
+def to_model_size(render: np.ndarray, visible: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A render warped at another size → the model's size, as the official code does it: render [T, h, w, 3] uint8
+    bilinear, visibility bool [T, h, w] area-averaged. Returns (render [T, H, W, 3] uint8, visibility float32
+    [T, H, W] in [0, 1]); a render already at `hw` comes back unchanged (visibility as 0/1)."""
+    import cv2
+
+    if render.shape[1:3] == tuple(hw):
+        return render, visible.astype(np.float32)
+    H, W = hw
+    out = np.stack([cv2.resize(f, (W, H), interpolation=cv2.INTER_LINEAR) for f in render])
+    vis = np.stack([cv2.resize(m.astype(np.float32), (W, H), interpolation=cv2.INTER_AREA) for m in visible])
+    return out, np.clip(vis, 0.0, 1.0)
 
 
 def frame_indices(n_available: int, sel: FrameSelection, path: str | Path) -> list[int]:

@@ -1,7 +1,9 @@
 """Stage 2 — warp every source frame into its target camera → `{work_dir}/results/{trajectory}/{video}/`.
 
-Writes input.mp4, render.mp4, mask.mp4 (white = visible), masks.npz (`visible` bool [T, H, W]), cameras.json and
-trajectory.png (top-down and side view of the camera path over the first frame's points).
+The warp happens at `camera.warp_size` (default: the model size); render and visibility are then resized to the
+model size. Writes input.mp4, render.mp4, mask.mp4 (white = visible), masks.npz (`visibility` float32 [T, H, W] in
+[0, 1], `visible` bool = visibility ≥ 0.5), cameras.json and trajectory.png (top-down and side view of the camera
+path over the first frame's points).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from .config import Config, section_dict, select
 from .errors import UserError
 from .geometry import intrinsics, invert_rigid, scene_radius, trajectory_source_to_target
 from .layout import depth_dir, result_dir
-from .video_io import FrameSelection, read_clip, write_video
+from .video_io import FrameSelection, read_clip, to_model_size, write_video
 from .workqueue import StageRunner, process_state
 
 STAGE = "warp"
@@ -43,8 +45,8 @@ def load_depth(path: Path, expected: tuple[int, int, int]) -> np.ndarray:
 
 
 def warp_video(frames: np.ndarray, depth: np.ndarray, K: np.ndarray, source_to_target: np.ndarray, device,
-               batch_size: int, max_footprint: int, edge_tolerance: float = 0.05,
-               progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+               batch_size: int, max_footprint: int, edge_tolerance: float = 0.05, progress: bool = False,
+               splat: str = "zbuffer") -> tuple[np.ndarray, np.ndarray]:
     """frames [T, H, W, 3] uint8, depth [T, H, W] → (render [T, H, W, 3] uint8, visible [T, H, W] bool)."""
     import torch
     from tqdm import tqdm
@@ -57,7 +59,7 @@ def warp_video(frames: np.ndarray, depth: np.ndarray, K: np.ndarray, source_to_t
         col = torch.as_tensor(frames[s:s + batch_size], device=device).permute(0, 3, 1, 2)
         res = warp_frames(col, torch.as_tensor(depth[s:s + batch_size], device=device), Kt,
                           torch.as_tensor(source_to_target[s:s + batch_size], device=device), max_footprint,
-                          edge_tolerance, return_depth=False)
+                          edge_tolerance, return_depth=False, mode=splat)
         renders.append(res.image.permute(0, 2, 3, 1).cpu().numpy())
         visible.append(res.visible.cpu().numpy())
     return np.concatenate(renders), np.concatenate(visible)
@@ -112,9 +114,9 @@ def _body(cfg: Config, args) -> int:
     device = resolve_device(cfg.run.device, state)
     torch.set_grad_enabled(False)
     c = cfg.camera
-    hw = (c.height, c.width)
+    hw, model_hw = cfg.warp_hw, (c.height, c.width)
     sel = FrameSelection(c.num_frames, c.start, c.stride, c.pad_short)
-    K = intrinsics(c.height, c.width, c.intrinsics, c.fov_deg, c.focal, c.cx, c.cy)
+    K = intrinsics(hw[0], hw[1], c.intrinsics, c.fov_deg, c.focal, c.cx, c.cy)
     for traj in trajectories:
         for v in videos:
             depth_path = depth_dir(cfg.work_dir, v.name) / "depth.npz"
@@ -136,21 +138,25 @@ def _body(cfg: Config, args) -> int:
                 s2t = trajectory_source_to_target(traj, c.num_frames, radius)
                 render, visible = warp_video(clip.frames, depth, K, s2t, device, cfg.warp.batch_size,
                                              cfg.warp.max_footprint, cfg.warp.edge_tolerance,
-                                             progress=not args.quiet)
-                frac = visible.reshape(len(visible), -1).mean(1)
+                                             progress=not args.quiet, splat=cfg.warp.splat)
+                render, visibility = to_model_size(render, visible, model_hw)
+                # the input as the model sees it
+                source = clip.frames if hw == model_hw else read_clip(v.path, sel, model_hw, c.resize).frames
+                frac = visibility.reshape(len(visibility), -1).mean(1)
                 low = np.flatnonzero(frac < cfg.warp.min_visible_warn)
                 if low.size:
                     log.warning("warp trajectory=%s video=%s: %d frame(s) less than %.0f%% visible (lowest %.1f%% at "
                                 "frame %d); large disocclusions are where SLM struggles (paper §5).", traj.name,
                                 v.name, low.size, 100 * cfg.warp.min_visible_warn, 100 * frac.min(),
                                 int(frac.argmin()))
-                write_video(folder / "input.mp4", clip.frames, clip.fps)
+                write_video(folder / "input.mp4", source, clip.fps)
                 write_video(folder / "render.mp4", render, clip.fps)
-                write_video(folder / "mask.mp4", visible.astype(np.uint8) * 255, clip.fps)
-                save_npz(folder / "masks.npz", visible=visible)
+                write_video(folder / "mask.mp4", np.round(visibility * 255).astype(np.uint8), clip.fps)
+                save_npz(folder / "masks.npz", visible=visibility >= 0.5, visibility=visibility)
                 c2w = invert_rigid(s2t)
                 write_json(folder / "cameras.json", {
-                    "K": K.tolist(), "width": c.width, "height": c.height, "scene_radius": radius,
+                    "K": K.tolist(), "width": hw[1], "height": hw[0], "model_width": c.width,
+                    "model_height": c.height, "scene_radius": radius,
                     "convention": "OpenCV axes (x right, y down, z forward); source_to_target maps points in the "
                                   "source camera frame to the target camera frame; camera_to_world is its inverse "
                                   "with the world = the source camera frame of the same index",

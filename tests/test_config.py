@@ -103,3 +103,15 @@ def test_unknown_preset_suggests(tmp_path):
     p = make(tmp_path, "")
     with pytest.raises(ConfigError, match="orbit_left"):
         load_config(p, ["trajectories.b.preset=orbit_lft"])
+
+
+def test_warp_size_aspect_needs_stretch(tmp_path):
+    p = make(tmp_path)
+    with pytest.raises(ConfigError, match="camera.resize: stretch"):
+        load_config(p, ["camera.warp_size=[576, 1024]"])
+    cfg = load_config(p, ["camera.warp_size=[576, 1024]", "camera.resize=stretch"])
+    assert cfg.warp_hw == (576, 1024)
+    assert load_config(p, ["camera.warp_size=[960, 1440]"]).warp_hw == (960, 1440)  # same aspect: fine
+    ref = load_config(p, ["method=reference"])
+    assert ref.warp_hw == (576, 1024) and ref.camera.resize == "stretch" and ref.camera.intrinsics == "reference"
+    assert ref.depth.mapping == "reference" and ref.warp.splat == "reference"

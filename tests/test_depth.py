@@ -145,3 +145,31 @@ def test_bad_videos(tmp_path, demo_video):
     assert depth_stage.main(["--config", short, "--quiet", "--set", "camera.stride=2"]) == 2
     assert depth_stage.main(["--config", short, "--quiet", "--set", "camera.stride=2",
                              "--set", "camera.pad_short=true"]) == 0
+
+
+def test_reference_mapping_is_the_official_formula():
+    from inverse_dvs.stabilize import depth_from_disparity, reference_depth
+
+    disp = np.stack([np.full((4, 5), 1.0), np.full((4, 5), 3.0)]).astype(np.float32)
+    disp[0, 0, 0], disp[1, 0, 0] = 0.0, 5.0  # the whole video's min 0 and max 5 define n
+    d = reference_depth(disp)
+    n = disp / 5.0
+    expected = np.clip(10000.0 / np.maximum(3900.0 * n, 1e-5), 1e-4, 1e4)
+    assert np.allclose(d, expected, rtol=1e-6) and d[0, 0, 0] == np.float32(1e4) and np.isclose(d[1, 0, 0],
+                                                                                                 10000 / 3900)
+    # no stabilisation in this mode: a per-frame scale change is kept
+    assert np.allclose(depth_from_disparity(disp, "reference", stabilize=True), d)
+    with pytest.raises(ValueError):
+        depth_from_disparity(disp, "bogus")
+
+
+def test_npz_backend_with_reference_mapping(tmp_path, demo_video):
+    with np.load(demo_video.with_name("demo_depth.npz")) as z:
+        disp = 1.0 / z["depth"]
+    src = tmp_path / "vda.npz"
+    np.savez(src, depths=disp)  # Video-Depth-Anything's layout
+    cfg = _cfg(tmp_path, demo_video, "npz", f", npz_path: '{src}', npz_kind: disparity, mapping: reference")
+    assert depth_stage.main(["--config", cfg, "--quiet"]) == 0
+    from inverse_dvs.stabilize import reference_depth
+
+    assert np.allclose(_load(tmp_path), reference_depth(disp.astype(np.float32)), rtol=1e-5)

@@ -131,7 +131,7 @@ run: {{work_dir: {tmp_path / 'out'}, device: cpu, dtype: fp32, seed: 42}}
 videos: [{{path: {demo_video}, name: demo, prompt: "a ball"}}]
 trajectories: {{orbit: {{preset: orbit_left, amount: 8}}}}
 depth: {{backend: ground_truth}}
-camera: {{num_frames: 49, height: 96, width: 144}}
+camera: {{num_frames: 49, height: 96, width: 144, warp_size: [144, 256]}}
 inversion: {{model: {tiny_checkpoints / 'tiny-cogvideox-i2v'}, steps: 3}}
 model: {{lora: {tiny_checkpoints / 'tiny-lora'}, lora_weight_name: tiny_lora.safetensors}}
 inference: {{steps: [4], strength: [0.75], guidance_scale: [10], k_order: [5, 10, 20]}}
@@ -159,3 +159,15 @@ inference: {{steps: [4], strength: [0.75], guidance_scale: [10], k_order: [5, 10
     assert (meta["inversion_nfe"], meta["sampling_nfe"], meta["nfe_per_output"]) == (3, 6, 9)
     assert (runs[0] / "output.mp4").is_file() and (runs[0] / "comparison.mp4").is_file()
     assert meta["depends"]["inference"]["negative_prompt"].startswith("crowded scene")
+    # the render side: decoded, given depth and warped at 144×256 (16:9, stretched), f = 500 at 1024×576 scaled
+    rdir = tmp_path / "out/results/orbit/demo"
+    cams = json.loads((rdir / "cameras.json").read_text())
+    assert (cams["height"], cams["width"], cams["model_height"], cams["model_width"]) == (144, 256, 96, 144)
+    assert np.allclose(np.array(cams["K"]), [[125, 0, 128], [0, 125, 72], [0, 0, 1]])
+    with np.load(tmp_path / "out/depths/demo/depth.npz") as z:
+        assert z["depth"].shape == (49, 144, 256)
+    with np.load(rdir / "masks.npz") as z:
+        vis, visible = z["visibility"], z["visible"]
+    assert vis.shape == visible.shape == (49, 96, 144) and vis.dtype == np.float32
+    assert ((vis > 0) & (vis < 1)).any()  # area-resized: fractional at hole borders
+    assert np.array_equal(visible, vis >= 0.5)
