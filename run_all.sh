@@ -1,26 +1,77 @@
 #!/usr/bin/env bash
-# Run the whole pipeline for one config: depth → warp → invert → infer, each stage once over every
+# Run the whole pipeline for one config: preflight, then depth → warp → invert → infer, each stage once over every
 # (trajectory, video) item so each model is loaded once per stage process (one process per GPU through
-# `accelerate launch` when run.gpus lists several). Finished items are skipped, so an interrupted or failed run
-# resumes where it stopped. Usage: bash run_all.sh [CONFIG] [extra stage options, e.g. --force]
+# `accelerate launch` when run.gpus lists several). A failing item never stops the others: every healthy item goes
+# through all four stages, and the run ends with a summary naming each failed item and its stage (exit code 2 when
+# every failure is bad input, 1 otherwise). Finished items are skipped, so an interrupted run resumes.
+usage() {
+  cat <<'EOF'
+Usage: bash run_all.sh [CONFIG] [options]
+
+  CONFIG                 config file (default: config.yml); a relative path is looked up from the current folder,
+                         then the project folder
+  --set SECTION.KEY=V    override a config value (YAML syntax, repeatable), e.g. --set inference.steps=[25,50]
+  --force                recompute items even when they are up to date
+  --quiet                warnings and errors only; no progress bars
+  --only-video A[,B]     process only these videos
+  --only-trajectory X    process only these trajectories
+  -h, --help             this text
+
+Examples: bash run_all.sh; bash run_all.sh configs/tiny.yml; bash run_all.sh --force --set run.seed=7
+EOF
+}
 set -uo pipefail
-cd "$(dirname "$0")"
-CONFIG=${1:-config.yml}
-shift $(( $# > 0 ? 1 : 0 ))
+CALLER=$PWD
+cd "$(dirname "$0")" || exit 2
+ROOT=$PWD
+
+CONFIG=""
+ARGS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h|--help) usage; exit 0 ;;
+    --set|--only-video|--only-trajectory)
+      if [ $# -lt 2 ]; then echo "run_all.sh: $1 needs a value (see --help)" >&2; exit 2; fi
+      ARGS+=("$1" "$2"); shift 2 ;;
+    --set=*|--only-video=*|--only-trajectory=*) ARGS+=("${1%%=*}" "${1#*=}"); shift ;;
+    --force|--quiet) ARGS+=("$1"); shift ;;
+    --config) CONFIG=${2:-}; shift 2 ;;
+    -*) echo "run_all.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    *)
+      if [ -n "$CONFIG" ]; then echo "run_all.sh: more than one config given ('$CONFIG', '$1'); see --help" >&2; exit 2; fi
+      CONFIG=$1; shift ;;
+  esac
+done
+CONFIG=${CONFIG:-config.yml}
+case "$CONFIG" in
+  /*) ;;
+  *) if [ -f "$CALLER/$CONFIG" ]; then CONFIG="$CALLER/$CONFIG"; fi ;;  # else: relative to the project folder
+esac
+
 PY=python3
-[ -x .venv/bin/python ] && PY=.venv/bin/python
+[ -x "$ROOT/.venv/bin/python" ] && PY="$ROOT/.venv/bin/python"
+export INVERSE_DVS_RUN_ID="${INVERSE_DVS_RUN_ID:-$(date +%s)-$$}"
+
+"$PY" -m inverse_dvs.preflight --config "$CONFIG" "${ARGS[@]}" || exit $?
 
 declare -a NAMES SECS
+worst=0
 for stage in depth warp invert infer; do
   start=$EPOCHREALTIME
-  "$PY" -m inverse_dvs.launch "$stage" --config "$CONFIG" "$@"
+  "$PY" -m inverse_dvs.launch "$stage" --config "$CONFIG" "${ARGS[@]}"
   rc=$?
   NAMES+=("$stage"); SECS+=("$start-$EPOCHREALTIME")
+  [ $rc -eq 130 ] && exit 130  # interrupted: finished items are kept
   if [ $rc -ne 0 ]; then
-    echo "run_all.sh: stage '$stage' failed with exit code $rc (config $CONFIG). Fix the error above and rerun;" \
-         "finished items are kept and skipped." >&2
-    exit $rc
+    # items failed: go on with the healthy ones, unless the stage could not run at all (no record of this run)
+    if ! "$PY" -m inverse_dvs.summary --config "$CONFIG" "${ARGS[@]}" --ran "$stage" >/dev/null 2>&1; then
+      echo "run_all.sh: stage '$stage' could not run (exit code $rc; see above). Fix it and rerun; finished items" \
+           "are kept and skipped." >&2
+      exit $rc
+    fi
+    if [ $rc -eq 2 ] && [ $worst -ne 1 ]; then worst=2; else worst=1; fi
   fi
 done
-"$PY" -m inverse_dvs.summary --config "$CONFIG" --stages "$(IFS=,; echo "${NAMES[*]}")" \
+"$PY" -m inverse_dvs.summary --config "$CONFIG" "${ARGS[@]}" --stages "$(IFS=,; echo "${NAMES[*]}")" \
   --spans "$(IFS=,; echo "${SECS[*]}")"
+exit $worst

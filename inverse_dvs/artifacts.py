@@ -1,8 +1,13 @@
-"""On-disk artifacts: atomic writes, `meta.json` records and the "up to date" test that makes runs resumable.
+"""On-disk artifacts: atomic writes, `meta.json` records, item locks and the checks that make runs resumable.
 
 An item is done exactly when its `meta.json` exists, records the same stage, dependency config and input hashes
-as now, and every output it lists exists. `meta.json` is written last, after every output has been renamed into
-place, so an interrupted item never looks done.
+as now, and every output it lists exists with the sha256 recorded. `meta.json` is written last, after every output
+has been renamed into place, so an interrupted item never looks done; a downstream stage consumes an artifact only
+when its record matches the current config and the file (`upstream`).
+
+Half-written files are named `.{stem}.partial-{host}-{pid}{suffix}`; those of dead processes (this host) or older
+than a day (other hosts) are removed when their folder's item runs again. An item being computed holds
+`{folder}/.lock` (pid, host, start time); another process skips it, and takes over a lock left by a dead process.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import socket
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -19,8 +26,32 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from .errors import UpstreamBusy, UserError
 
 META = "meta.json"
+LOCK = ".lock"
+STALE_SECONDS = 24 * 3600  # a lock or partial file from another host is taken as abandoned after this long
+_PARTIAL = re.compile(r"^\..*\.partial-(?P<host>.+)-(?P<pid>\d+)(\.[^.]*)?$")
+
+
+def host_name() -> str:
+    return socket.gethostname() or "localhost"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+def _abandoned(host: str, pid: int, mtime: float) -> bool:
+    if host == host_name():
+        return not pid_alive(pid)
+    return time.time() - mtime > STALE_SECONDS
 
 
 @contextlib.contextmanager
@@ -29,7 +60,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     rename it over `path`, on failure remove it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    tmp = path.with_name(f".{path.stem}.partial-{host_name()}-{os.getpid()}{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
@@ -71,14 +102,85 @@ def input_hashes(paths: Mapping[str, str | Path]) -> dict[str, str]:
     return {name: sha256(p) for name, p in paths.items()}
 
 
+def clean_partials(folder: str | Path) -> list[Path]:
+    """Remove half-written files left in `folder` by processes that died (this host) or long ago (other hosts)."""
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for p in folder.iterdir():
+        m = _PARTIAL.match(p.name)
+        if m and p.is_file() and _abandoned(m["host"], int(m["pid"]), p.stat().st_mtime):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+class ItemLock:
+    """`{folder}/.lock` while an item is computed. `acquire()` returns None when taken, else who holds it."""
+
+    def __init__(self, folder: str | Path):
+        self.path = Path(folder) / LOCK
+        self.held = False
+
+    def _read(self) -> dict:
+        try:
+            return json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def holder(self) -> str | None:
+        """Who holds the lock now (a live process), or None."""
+        info = self._read()
+        try:
+            mtime = self.path.stat().st_mtime
+        except OSError:
+            return None
+        if info and not _abandoned(str(info.get("host")), int(info.get("pid", -1)), mtime):
+            return f"pid {info.get('pid')} on host {info.get('host')} since {info.get('started')}"
+        return None
+
+    def acquire(self) -> str | None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                info = self._read()
+                try:
+                    mtime = self.path.stat().st_mtime
+                except OSError:
+                    continue  # released meanwhile: try again
+                if info and not _abandoned(str(info.get("host")), int(info.get("pid", -1)), mtime):
+                    return f"pid {info.get('pid')} on host {info.get('host')} since {info.get('started')}"
+                if not info and time.time() - mtime < 60:  # being written right now
+                    return "another process (lock being written)"
+                self.path.unlink(missing_ok=True)  # abandoned: take it over
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump({"pid": os.getpid(), "host": host_name(),
+                           "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, fh)
+            self.held = True
+            return None
+        return "another process (lock contended)"
+
+    def release(self) -> None:
+        if self.held:
+            info = self._read()
+            if info.get("pid") == os.getpid() and info.get("host") == host_name():
+                self.path.unlink(missing_ok=True)
+            self.held = False
+
+
 def make_meta(stage: str, depends: Mapping[str, Any], inputs: Mapping[str, str], outputs: list[str],
-              **extra: Any) -> dict:
+              output_hashes: Mapping[str, str] | None = None, **extra: Any) -> dict:
     return {
         "stage": stage,
         "version": __version__,
         "depends": _canonical(depends),
         "inputs": dict(inputs),
         "outputs": sorted(outputs),
+        "output_hashes": dict(sorted((output_hashes or {}).items())),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **extra,
     }
@@ -106,6 +208,56 @@ def is_up_to_date(folder: str | Path, stage: str, depends: Mapping[str, Any], in
     return all((Path(folder) / name).is_file() for name in meta.get("outputs", []))
 
 
+def _differing(recorded: Any, current: Any, prefix: str = "") -> list[str]:
+    """Dotted keys where two dependency records differ (for messages)."""
+    if isinstance(recorded, dict) and isinstance(current, dict):
+        out = []
+        for k in sorted(set(recorded) | set(current)):
+            out += _differing(recorded.get(k), current.get(k), f"{prefix}{k}.")
+        return out
+    return [] if recorded == current else [prefix.rstrip(".") or "(all)"]
+
+
+def upstream(folder: str | Path, stage: str, depends: Mapping[str, Any], files: Mapping[str, str | Path],
+             inputs: Mapping[str, str] | None = None, what: str = "") -> dict[str, str]:
+    """Check that artifacts made by an earlier `stage` may be consumed, and return their sha256 by name.
+
+    The folder's record must exist, be of `stage`, depend on exactly `depends` (what that stage computes for the
+    current config), list `inputs` (hashes of the files it was made from, as they are now) and record each of
+    `files` with its current hash. Anything else raises UserError naming the stage to rerun, so a stale file left by
+    a failed or outdated run is never used.
+    """
+    folder = Path(folder)
+    rerun = f"rerun `python -m inverse_dvs.{stage}` (or `bash run_all.sh`), then this stage"
+    label = what or str(folder)
+    meta = read_meta(folder)
+    holder = ItemLock(folder).holder()
+    if holder is not None and (meta is None or meta.get("depends") != _canonical(depends)):
+        raise UpstreamBusy(f"{label}: the {stage} stage is computing it in another process ({holder}); rerun when "
+                           "that has finished.")
+    if meta is None or meta.get("stage") != stage:
+        raise UserError(f"{label}: no finished {stage} record in {folder} (the {stage} stage has not run for it, or "
+                        f"its last run failed); {rerun}.")
+    if meta.get("depends") != _canonical(depends):
+        keys = ", ".join(_differing(meta.get("depends"), _canonical(depends))[:6])
+        raise UserError(f"{label}: the {stage} results in {folder} were made with other settings than the current "
+                        f"config ({keys}); {rerun}.")
+    for name, digest in (inputs or {}).items():
+        if meta.get("inputs", {}).get(name) != digest:
+            raise UserError(f"{label}: the {name} the {stage} results in {folder} were made from has changed since; "
+                            f"{rerun}.")
+    hashes = {}
+    for name, path in files.items():
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"{label}: '{path}' is missing although its {stage} record exists; {rerun}.")
+        hashes[name] = sha256(path)
+        if meta.get("output_hashes", {}).get(path.name) != hashes[name]:
+            raise UserError(f"{label}: '{path}' is not the file its {stage} record describes (changed or replaced "
+                            f"since); {rerun}.")
+    return hashes
+
+
 def invalidate(folder: str | Path) -> None:
     """Drop the done-marker first, so a crash while recomputing never leaves stale outputs looking current."""
     p = Path(folder) / META
@@ -124,7 +276,8 @@ def run_item(folder: str | Path, stage: str, depends: Mapping[str, Any], inputs:
     t0 = time.perf_counter()
     outputs, extra = compute(Path(folder))
     seconds = time.perf_counter() - t0
-    write_json(Path(folder) / META, make_meta(stage, depends, inputs, outputs, seconds=round(seconds, 3), **meta_extra,
-                                                                        **extra))
+    hashes = {name: sha256(Path(folder) / name) for name in outputs}
+    write_json(Path(folder) / META, make_meta(stage, depends, inputs, outputs, hashes, seconds=round(seconds, 3),
+                                              **meta_extra, **extra))
     log.info("%s %s: done in %.1f s", stage, label, seconds)
     return "done"

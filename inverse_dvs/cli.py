@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +36,8 @@ def build_parser(stage: str, description: str) -> argparse.ArgumentParser:
 def setup_logging(quiet: bool) -> logging.Logger:
     log = get_logger()
     log.setLevel(logging.WARNING if quiet else logging.INFO)
+    if quiet:  # Hugging Face libraries read this when they are imported (later, by the stage)
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     if not any(isinstance(h, _StderrHandler) for h in log.handlers):
         h = _StderrHandler()
         h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))

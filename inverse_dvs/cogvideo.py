@@ -6,6 +6,8 @@ scaled by the VAE scaling factor.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -65,6 +67,10 @@ class LazyPipeline:
 
     def get(self):
         if self._pipe is None:
+            if self.log.getEffectiveLevel() > logging.INFO:  # --quiet: no loading bars either
+                from diffusers.utils import logging as diffusers_logging
+
+                diffusers_logging.disable_progress_bar()
             c = self.cfg.camera
             self._pipe = load_pipeline(self.cfg.inversion.model, self.cfg.model, self.device, self.dtype, self.stats)
             check_size(self._pipe, c.num_frames, c.height, c.width)
@@ -155,12 +161,35 @@ def sampling_latents(pipe, mode: str, inversion: dict[str, torch.Tensor], render
     raise ValueError(f"unknown vae_latents mode {mode!r}; one of ('inversion', 'resample')")
 
 
-def encode_prompt(pipe, prompt: str, negative_prompt: str, with_negative: bool) -> tuple[torch.Tensor,
-                                                                                        torch.Tensor | None]:
-    with torch.inference_mode():
-        cond, uncond = pipe.encode_prompt(prompt, negative_prompt, do_classifier_free_guidance=with_negative,
-                                          max_sequence_length=pipe.transformer.config.max_text_seq_length,
-                                          device=execution_device(pipe))
+@contextlib.contextmanager
+def _library_warnings_off():
+    """transformers and diffusers warn per call about truncated prompts; we say it once per prompt instead."""
+    loggers = [logging.getLogger(n) for n in ("transformers", "diffusers")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def encode_prompt(pipe, prompt: str, negative_prompt: str, with_negative: bool,
+                  log: logging.Logger | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """T5 embeddings of the prompt (and the negative prompt when `with_negative`): [1, L, D] each. A prompt longer
+    than the model's text length is truncated by the pipeline; `log` gets one warning saying what is dropped."""
+    max_len = pipe.transformer.config.max_text_seq_length
+    with _library_warnings_off():
+        for name, text in (("prompt", prompt), ("negative prompt", negative_prompt if with_negative else "")):
+            ids = pipe.tokenizer(text, add_special_tokens=True).input_ids
+            if log is not None and len(ids) > max_len:
+                dropped = pipe.tokenizer.decode(ids[max_len - 1:-1], skip_special_tokens=True)
+                log.warning("the %s is %d tokens long; the text encoder reads %d, so this end is ignored: %r",
+                            name, len(ids), max_len, dropped[:200])
+        with torch.inference_mode():
+            cond, uncond = pipe.encode_prompt(prompt, negative_prompt, do_classifier_free_guidance=with_negative,
+                                              max_sequence_length=max_len, device=execution_device(pipe))
     return cond.clone(), (uncond.clone() if uncond is not None else None)
 
 

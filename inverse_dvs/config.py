@@ -1,8 +1,9 @@
 """Typed configuration: `config.yml` → frozen dataclasses, validated before any model loads.
 
 Every error names the key (dotted path), the value and what is allowed; unknown keys get the nearest valid key
-as a suggestion. Relative paths are resolved against the current working directory (`run_all.sh` runs from the
-repository root).
+as a suggestion. Relative file paths (videos, trajectory and pose files, prompt files, depth files, local model
+folders) are looked up in the config file's folder, then in the project root; `run.work_dir` is relative to the
+current directory (`run_all.sh` runs from the project root).
 
 `method: paper | reference` picks the defaults of every key where the paper text and the official code differ
 (`METHOD_PRESETS`); a key written in the config (or given with --set) always wins over the preset.
@@ -25,6 +26,9 @@ import yaml
 from .errors import ConfigError
 
 METHODS = ("paper", "reference")
+# the checkout holding run_all.sh (relative paths fall back to it); the current directory for an installed package
+_HERE = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = _HERE if (_HERE / "run_all.sh").is_file() else Path.cwd()
 PRESETS = ("orbit_left", "orbit_right", "arc_up", "arc_down", "dolly_in", "dolly_out")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -73,15 +77,18 @@ def _opt(**kw) -> Any:
 
 @dataclass(frozen=True)
 class RunConfig:
-    work_dir: str = "outputs"
+    work_dir: str = _opt(default="outputs", doc="root of all artifacts (relative to the current directory; "
+                                                "`run_all.sh` runs from the project root)")
     device: str = _opt(default="auto", check=lambda k, v: _check(
-        re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", v) is not None, k, v, "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"))
-    dtype: str = _opt(default="bf16", check=_choice("bf16", "fp16", "fp32"))
-    seed: int = _opt(default=42, check=_non_negative)
-    # None: one process on `device`; [0, 1, ...] or "all": one process per GPU through `accelerate launch`.
+        re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", v) is not None, k, v, "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+        doc="`auto` (this process's GPU, else CPU), `cpu`, `cuda`, `cuda:N`")
+    dtype: str = _opt(default="bf16", check=_choice("bf16", "fp16", "fp32"),
+                      doc="model precision on GPU (CPU always computes in fp32)")
+    seed: int = _opt(default=42, check=_non_negative, doc="default seed (SLM draws, VAE posterior samples)")
     gpus: list[int] | str | None = _opt(default=None, check=lambda k, v: _check(
         v == "all" or (isinstance(v, list) and v and all(i >= 0 for i in v)), k, v,
-        "null, 'all' or a non-empty list of GPU indices like [0, 1]"))
+        "null, 'all' or a non-empty list of GPU indices like [0, 1]"),
+        doc="null: one process on `device`; `[0, 1, …]` or `all`: one process per GPU via `accelerate launch`")
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,8 @@ class VideoSpec:
     path: str
     name: str = ""
     prompt: str = ""
+    # resolved at load: prompts/{name}.txt in the config's folder or the project root, if one exists
+    prompt_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,117 +126,158 @@ class TrajectorySpec:
 
 @dataclass(frozen=True)
 class DepthConfig:
-    backend: str = _opt(default="depth_anything", check=_choice("depth_anything", "npz", "ground_truth"))
-    model: str = "depth-anything/Depth-Anything-V2-Large-hf"
-    batch_size: int = _opt(default=8, check=_positive)
-    # npz backend: template with {name} (video name) and {stem}/{dir} of the video path.
-    npz_path: str = "{dir}/{stem}_depths.npz"
-    npz_kind: str = _opt(default="disparity", check=_choice("disparity", "depth"))
-    npz_key: str = ""
-    # Relative disparity → metric-like depth: disparity percentiles map to [1/far, 1/near].
-    near: float = _opt(default=1.0, check=_positive)
-    far: float = _opt(default=20.0, check=_positive)
-    # percentile: the above, after stabilisation; reference: the official whole-video min–max mapping
-    # depth = 10000 / max(3900·n, 1e-5) clipped to [1e-4, 1e4], without stabilisation
-    mapping: str = _opt(default="percentile", check=_choice("percentile", "reference"))
-    stabilize: bool = True
-    ema: float = _opt(default=0.0, check=lambda k, v: _check(0.0 <= v < 1.0, k, v, "a number in [0, 1)"))
-    repair_invalid: bool = False
+    backend: str = _opt(default="depth_anything", check=_choice("depth_anything", "npz", "ground_truth"),
+                        doc="`depth_anything` (transformers), `npz` (import precomputed depth/disparity), "
+                            "`ground_truth` (`{stem}_depth.npz` beside the video, e.g. the demo scene)")
+    model: str = _opt(default="depth-anything/Depth-Anything-V2-Large-hf",
+                      doc="Depth Anything V2 checkpoint: Small (Apache-2.0), Base and Large (CC-BY-NC-4.0: "
+                          "non-commercial)")
+    batch_size: int = _opt(default=8, check=_positive, doc="frames per depth-model call")
+    npz_path: str = _opt(default="{dir}/{stem}_depths.npz",
+                         doc="`npz`: file template with `{dir}`, `{stem}` of the video path and `{name}`")
+    npz_kind: str = _opt(default="disparity", check=_choice("disparity", "depth"),
+                         doc="`npz`: what the array holds (Video-Depth-Anything's `--save_npz`: disparity)")
+    npz_key: str = _opt(default="", doc="`npz`: array key; empty: `depth`, `depths` or `disparity`, or the only key")
+    mapping: str = _opt(default="percentile", check=_choice("percentile", "reference"),
+                        doc="disparity → depth: `percentile` (below, after stabilisation) or `reference` (official: "
+                            "whole-video min–max n, depth = 10000/max(3900·n, 1e-5) in [1e-4, 1e4], no "
+                            "stabilisation)")
+    near: float = _opt(default=1.0, check=_positive,
+                       doc="`percentile`: disparity percentiles 2–98 map linearly to inverse depth [1/far, 1/near]")
+    far: float = _opt(default=20.0, check=_positive, doc="see `near`")
+    stabilize: bool = _opt(default=True, doc="`percentile`: robust per-frame scale/shift alignment to the previous "
+                                             "frame")
+    ema: float = _opt(default=0.0, check=lambda k, v: _check(0.0 <= v < 1.0, k, v, "a number in [0, 1)"),
+                      doc="`percentile`: temporal smoothing of the stabilised disparity (0 = off)")
+    repair_invalid: bool = _opt(default=False, doc="replace NaN/inf (and depth ≤ 0) with the frame median, constant "
+                                                   "frames with the nearest valid one (warned), instead of failing")
 
 
 @dataclass(frozen=True)
 class CameraConfig:
-    num_frames: int = _opt(default=49, check=_positive)
+    num_frames: int = _opt(default=49, check=_positive, doc="frames per video (CogVideoX-5B-I2V: 49)")
     height: int = _opt(default=480, check=lambda k, v: _check(v > 0 and v % 16 == 0, k, v,
-                                                                "a positive multiple of 16"))
+                                                                "a positive multiple of 16"),
+                       doc="model height (CogVideoX-5B-I2V only runs at 480×720)")
     width: int = _opt(default=720, check=lambda k, v: _check(v > 0 and v % 16 == 0, k, v,
-                                                              "a positive multiple of 16"))
-    start: int = _opt(default=0, check=_non_negative)
-    stride: int = _opt(default=1, check=_positive)
-    pad_short: bool = False
-    resize: str = _opt(default="crop", check=_choice("crop", "pad", "stretch"))
-    # [H, W] the source is decoded, given depth and warped at (null: height × width); the render and visibility are
-    # then resized to height × width (bilinear / area), as the official code does from 576×1024
+                                                              "a positive multiple of 16"), doc="model width")
+    start: int = _opt(default=0, check=_non_negative, doc="first source frame")
+    stride: int = _opt(default=1, check=_positive, doc="take every stride-th frame")
+    pad_short: bool = _opt(default=False, doc="repeat the last frame of videos too short for num_frames (warned)")
+    resize: str = _opt(default="crop", check=_choice("crop", "pad", "stretch"),
+                       doc="`crop` (cover, centre crop), `pad` (fit, black borders) or `stretch` (each axis on its "
+                           "own, as the official code)")
     warp_size: list[int] | None = _opt(default=None, check=lambda k, v: _check(
-        len(v) == 2 and all(x >= 16 for x in v), k, v, "null or [height, width] with both >= 16, e.g. [576, 1024]"))
-    radius_scale: float = _opt(default=1.0, check=_positive)
-    max_radius: float = _opt(default=5.0, check=_positive)
-    intrinsics: str = _opt(default="fov", check=_choice("fov", "focal", "reference"))
-    fov_deg: float = _opt(default=60.0, check=lambda k, v: _check(1.0 <= v <= 170.0, k, v, "degrees in [1, 170]"))
-    focal: float = _opt(default=500.0, check=_positive)
-    cx: float | None = None
-    cy: float | None = None
+        len(v) == 2 and all(x >= 16 for x in v), k, v, "null or [height, width] with both >= 16, e.g. [576, 1024]"),
+        doc="[H, W] the source is decoded, given depth and warped at; render and visibility are resized to the model "
+            "size (null: the model size)")
+    radius_scale: float = _opt(default=1.0, check=_positive,
+                               doc="scene radius = depth at the first frame's centre × this, capped at max_radius")
+    max_radius: float = _opt(default=5.0, check=_positive, doc="see `radius_scale`")
+    intrinsics: str = _opt(default="fov", check=_choice("fov", "focal", "reference"),
+                           doc="at the warp size: `fov` (`fov_deg`), `focal` (`focal` px) or `reference` (official: "
+                               "f = 500, c = (512, 288) at 1024×576, scaled per axis)")
+    fov_deg: float = _opt(default=60.0, check=lambda k, v: _check(1.0 <= v <= 170.0, k, v, "degrees in [1, 170]"),
+                          doc="`fov`: horizontal field of view in degrees")
+    focal: float = _opt(default=500.0, check=_positive, doc="`focal`: focal length in pixels")
+    cx: float | None = _opt(default=None, doc="principal point x in pixels (null: the image centre)")
+    cy: float | None = _opt(default=None, doc="principal point y in pixels (null: the image centre)")
 
 
 @dataclass(frozen=True)
 class WarpConfig:
-    # Frames per warp call: 1 is fastest on CPU (per-frame arrays stay in cache); raise it on a GPU.
-    batch_size: int = _opt(default=1, check=_positive)
-    max_footprint: int = _opt(default=4, check=lambda k, v: _check(1 <= v <= 8, k, v, "an integer in [1, 8]"))
-    edge_tolerance: float = _opt(default=0.05, check=_positive)
-    min_visible_warn: float = _opt(default=0.5, check=_unit_interval)
-    # zbuffer: hard z-buffer with occluding sheets and back-face holes; reference: the official soft bilinear splat
-    splat: str = _opt(default="zbuffer", check=_choice("zbuffer", "reference"))
+    batch_size: int = _opt(default=1, check=_positive,
+                           doc="frames per warp call (1 is fastest on CPU; raise it on a GPU)")
+    max_footprint: int = _opt(default=4, check=lambda k, v: _check(1 <= v <= 8, k, v, "an integer in [1, 8]"),
+                              doc="`zbuffer`: largest point footprint in px; larger magnifications are rasterised")
+    edge_tolerance: float = _opt(default=0.05, check=_positive,
+                                 doc="`zbuffer`: relative depth jump that separates two surfaces")
+    min_visible_warn: float = _opt(default=0.5, check=_unit_interval,
+                                   doc="warn about frames less visible than this (a frame with nothing visible is an "
+                                       "error)")
+    splat: str = _opt(default="zbuffer", check=_choice("zbuffer", "reference"),
+                      doc="`zbuffer` (see Warping) or `reference` (the official soft bilinear splat)")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    lora: str | None = None
-    lora_weight_name: str | None = None
-    lora_scale: float = 1.0
-    offload: str = _opt(default="none", check=_choice("none", "model", "sequential"))
-    vae_slicing: bool = True
-    vae_tiling: bool = False
+    lora: str | None = _opt(default=None, doc="LoRA for invert and infer: a hub id or folder (needs `peft`)")
+    lora_weight_name: str | None = _opt(default=None, doc="the LoRA's file in that repository or folder")
+    lora_scale: float = _opt(default=1.0, doc="LoRA strength")
+    offload: str = _opt(default="none", check=_choice("none", "model", "sequential"),
+                        doc="`none`, `model` (CPU offload per component), `sequential` (least memory, slowest)")
+    vae_slicing: bool = _opt(default=True, doc="VAE memory option")
+    vae_tiling: bool = _opt(default=False, doc="VAE memory option (tiled encode/decode)")
 
 
 @dataclass(frozen=True)
 class InversionConfig:
-    model: str = "THUDM/CogVideoX-5b-I2V"
-    steps: int = _opt(default=30, check=_positive)
-    # t_start: invert up to the first sampling timestep (positive SNR, paper); terminal: up to 999 on the trailing
-    # grid with DDIMInverseScheduler (official code).
-    end: str = _opt(default="t_start", check=_choice("t_start", "terminal"))
-    # video: the video's prompt; empty: "" (official code).
-    prompt: str = _opt(default="video", check=_choice("video", "empty"))
-    guidance_scale: float = _opt(default=1.0, check=_non_negative)
-    refine_iterations: int = _opt(default=0, check=_non_negative)
-    posterior: str = _opt(default="mode", check=_choice("mode", "sample"))
-    save_trajectory: bool = False
-    preview: bool = False
+    model: str = _opt(default="THUDM/CogVideoX-5b-I2V", doc="the video model (hub id or folder), for invert and infer")
+    steps: int = _opt(default=30, check=_positive, doc="inversion steps")
+    end: str = _opt(default="t_start", check=_choice("t_start", "terminal"),
+                    doc="`t_start`: evenly spaced steps up to exactly t_start (positive SNR); `terminal`: the "
+                        "trailing grid up to 999 with DDIMInverseScheduler (official)")
+    prompt: str = _opt(default="video", check=_choice("video", "empty"),
+                       doc="`video`: the video's prompt; `empty`: \"\" (official)")
+    guidance_scale: float = _opt(default=1.0, check=_non_negative,
+                                 doc="CFG during inversion (1.0: none, half the transformer passes)")
+    refine_iterations: int = _opt(default=0, check=_non_negative,
+                                  doc="fixed-point refinement per step (0: plain DDIM inversion, as the paper); "
+                                      "`end: t_start` only")
+    posterior: str = _opt(default="mode", check=_choice("mode", "sample"),
+                          doc="VAE posterior `mode` (deterministic) or `sample` (run seed)")
+    save_trajectory: bool = _opt(default=False, doc="keep every intermediate latent in the inversion file")
+    preview: bool = _opt(default=False, doc="decode ε_inv to mp4")
 
 
 @dataclass(frozen=True)
 class SLMConfig:
-    enabled: bool = True
-    mode: str = _opt(default="paper", check=_choice("paper", "reference", "frame"))
-    # visibility → latent cells: block (each cell's own 8×8 block) or reference (official overlapping bf16 pooling)
-    mask_pooling: str = _opt(default="block", check=_choice("block", "reference"))
-    occlusion_threshold: float = _opt(default=0.0, check=_unit_interval)
-    background_threshold: float = _opt(default=0.3, check=_unit_interval)
-    # reference SLM: ε_inv is filled where pooled visibility <= the eps_rank-th smallest distinct value (0-based)
-    eps_rank: int = _opt(default=1, check=_non_negative)
+    enabled: bool = _opt(default=True, doc="Stochastic Latent Modulation on (paper §4.4)")
+    mode: str = _opt(default="paper", check=_choice("paper", "reference", "frame"),
+                     doc="`paper`: per-channel draws from visible background S = (1−M)·D, one draw for x0 and ε; "
+                         "`reference`: independent draws from any visible element (official); `frame`: whole "
+                         "C-vectors from the same latent frame")
+    mask_pooling: str = _opt(default="block", check=_choice("block", "reference"),
+                             doc="visibility → latent cells: `block` (each cell's own 8×8 block) or `reference` "
+                                 "(official overlapping bf16 pooling)")
+    occlusion_threshold: float = _opt(default=0.0, check=_unit_interval,
+                                      doc="a cell is occluded when its pooled visibility < 1 − this")
+    background_threshold: float = _opt(default=0.3, check=_unit_interval,
+                                       doc="`paper`/`frame`: background D = normalised disparity below this")
+    eps_rank: int = _opt(default=1, check=_non_negative,
+                         doc="`reference`: ε is filled on cells at or below the eps_rank-th smallest distinct pooled "
+                             "value (0-based; official: 1)")
 
 
 @dataclass(frozen=True)
 class InferenceConfig:
-    steps: list[int] = _opt(default=[50], check=_each(_positive))
-    strength: list[float] = _opt(default=[0.95], check=_each(_strength))
-    guidance_scale: list[float] = _opt(default=[6.0], check=_each(_non_negative))
-    # None → same as guidance_scale (plain CFG everywhere).
-    preservation_scale: list[float | None] = _opt(default=[None], check=_each(_non_negative))
-    k_order: list[float] = _opt(default=[10.0], check=_each(_positive))
-    adaptive_order: list[float | None] = _opt(default=[3.0], check=_each(_positive))
-    seeds: list[int] = _opt(default=[], check=lambda k, v: [_non_negative(f"{k}[{i}]", s) for i, s in enumerate(v)])
-    adain: str = _opt(default="frame_channel", check=_choice("frame_channel", "global"))
-    # adaptive: SLM, then AdaIN(ε^(k), ε^(δ)) (paper); reference: noise_rounds × {SLM; ε ← ε^(2)} (official code)
-    noise_init: str = _opt(default="adaptive", check=_choice("adaptive", "reference"))
-    noise_rounds: int = _opt(default=3, check=_positive)
-    # off: constant scales; reference: the official dynamic scale on occluded cells
-    dynamic_cfg: str = _opt(default="off", check=_choice("off", "reference"))
-    # inversion: x0 and the image condition stored by invert; resample: re-encoded as VAE posterior samples (run seed)
-    vae_latents: str = _opt(default="inversion", check=_choice("inversion", "resample"))
-    negative_prompt: str = ""
-    fps: float | None = _opt(default=None, check=_positive)
+    steps: list[int] = _opt(default=[50], check=_each(_positive), doc="sampling steps (sweep list)")
+    strength: list[float] = _opt(default=[0.95], check=_each(_strength),
+                                 doc="fraction of the steps run, from t_start (sweep list)")
+    guidance_scale: list[float] = _opt(default=[6.0], check=_each(_non_negative),
+                                       doc="CFG scale on occluded cells (sweep list)")
+    preservation_scale: list[float | None] = _opt(default=[None], check=_each(_non_negative),
+                                                  doc="CFG scale on visible cells; null = guidance_scale (sweep list)")
+    k_order: list[float] = _opt(default=[10.0], check=_each(_positive),
+                                doc="K-RNR order k, `adaptive` only (sweep list)")
+    adaptive_order: list[float | None] = _opt(default=[3.0], check=_each(_positive),
+                                              doc="adaptive order δ ≤ k, null = plain ε⁽ᵏ⁾; `adaptive` only (sweep "
+                                                  "list)")
+    seeds: list[int] = _opt(default=[], check=lambda k, v: [_non_negative(f"{k}[{i}]", s) for i, s in enumerate(v)],
+                            doc="seeds (sweep list; empty: run.seed)")
+    adain: str = _opt(default="frame_channel", check=_choice("frame_channel", "global"),
+                      doc="AdaIN statistics per (latent frame, channel) or `global`")
+    noise_init: str = _opt(default="adaptive", check=_choice("adaptive", "reference"),
+                           doc="`adaptive`: SLM then AdaIN(ε⁽ᵏ⁾, ε⁽ᵟ⁾) (paper); `reference`: noise_rounds × "
+                               "{SLM; ε ← ε⁽²⁾} (official)")
+    noise_rounds: int = _opt(default=3, check=_positive, doc="`reference` noise initialisation rounds")
+    dynamic_cfg: str = _opt(default="off", check=_choice("off", "reference"),
+                            doc="`reference`: the official dynamic scale on occluded cells")
+    vae_latents: str = _opt(default="inversion", check=_choice("inversion", "resample"),
+                            doc="`inversion`: x0 and image condition from the inversion file; `resample`: re-encoded "
+                                "as VAE posterior samples with the run seed (official)")
+    negative_prompt: str = _opt(default="", doc="negative prompt for CFG")
+    fps: float | None = _opt(default=None, check=_positive, doc="output frame rate (null: the source's)")
 
 
 @dataclass(frozen=True)
@@ -243,6 +293,7 @@ class Config:
     slm: SLMConfig
     inference: InferenceConfig
     source: str = "config.yml"
+    base_dir: str = "."  # the config file's folder: relative paths are looked up there, then in PROJECT_ROOT
     method: str = "paper"
     # (dotted key, value) of every preset key whose configured value differs from the method's preset
     custom: tuple[tuple[str, Any], ...] = ()
@@ -448,9 +499,9 @@ def _set_dotted(data: dict, assignment: str) -> None:
     node[parts[-1]] = value
 
 
-def load_config(path: str | Path = "config.yml", overrides: typing.Sequence[str] = (),
-                check_paths: bool = True) -> Config:
-    """Read, override, type-check and validate a config file. Raises ConfigError naming the key."""
+def load_config(path: str | Path = "config.yml", overrides: typing.Sequence[str] = ()) -> Config:
+    """Read, override, type-check and validate a config file; resolve relative paths. Raises ConfigError naming the
+    key. Missing input files are not errors here: they fail their own items (and preflight lists them up front)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file '{path}' does not exist. Pass --config PATH (default: config.yml in the "
@@ -481,11 +532,11 @@ def load_config(path: str | Path = "config.yml", overrides: typing.Sequence[str]
             pure = _build(cls, preset, name)
             custom += [(f"{name}.{k}", getattr(sections[name], k)) for k in preset
                        if k in given and getattr(sections[name], k) != getattr(pure, k)]
+    base = path.resolve().parent
     cfg = Config(videos=_build_videos(data["videos"]), trajectories=_build_trajectories(data["trajectories"]),
-                 source=str(path), method=method, custom=tuple(custom), **sections)
+                 source=str(path), base_dir=str(base), method=method, custom=tuple(custom), **sections)
+    cfg = _resolve_paths(cfg, base)
     _cross_checks(cfg)
-    if check_paths:
-        _check_paths(cfg)
     return cfg
 
 
@@ -517,17 +568,42 @@ def _cross_checks(cfg: Config) -> None:
                           "near must be smaller than far.")
 
 
-def _check_paths(cfg: Config) -> None:
-    for i, v in enumerate(cfg.videos):
-        if not Path(v.path).is_file():
-            raise ConfigError(f"config key 'videos[{i}].path': video file '{v.path}' does not exist (relative paths "
-                              "are resolved from the current directory). Fix the path, or run "
-                              "`python scripts/make_demo_scene.py` to create data/demo.mp4.")
-    for t in cfg.trajectories:
-        for attr in ("file", "poses"):
-            p = getattr(t, attr)
-            if p is not None and not Path(p).is_file():
-                raise ConfigError(f"config key 'trajectories.{t.name}.{attr}': file '{p}' does not exist.")
+def resolve_path(p: str, base: Path) -> str:
+    """A relative path found in `base` (the config's folder), else in PROJECT_ROOT; absolute paths stay. A path
+    found nowhere is returned under `base`, where messages then say it was expected."""
+    q = Path(p).expanduser()
+    if q.is_absolute():
+        return str(q)
+    for root in (base, PROJECT_ROOT):
+        if (root / q).exists():
+            return str(root / q)
+    return str(base / q)
+
+
+def _local_model(m: str | None, base: Path) -> str | None:
+    """A model that names an existing folder (config folder or project root) becomes its absolute path; anything
+    else (a Hugging Face id) stays as written."""
+    if not m:
+        return m
+    for root in (base, PROJECT_ROOT):
+        if not Path(m).is_absolute() and (root / m).is_dir():
+            return str(root / m)
+    return m
+
+
+def _resolve_paths(cfg: Config, base: Path) -> Config:
+    videos = []
+    for v in cfg.videos:
+        prompt_file = next((str(r / "prompts" / f"{v.name}.txt") for r in (base, PROJECT_ROOT)
+                            if (r / "prompts" / f"{v.name}.txt").is_file()), None)
+        videos.append(dataclasses.replace(v, path=resolve_path(v.path, base), prompt_file=prompt_file))
+    trajectories = [dataclasses.replace(t, **{a: resolve_path(getattr(t, a), base) for a in ("file", "poses")
+                                              if getattr(t, a) is not None}) for t in cfg.trajectories]
+    return dataclasses.replace(
+        cfg, videos=tuple(videos), trajectories=tuple(trajectories),
+        depth=dataclasses.replace(cfg.depth, model=_local_model(cfg.depth.model, base)),
+        inversion=dataclasses.replace(cfg.inversion, model=_local_model(cfg.inversion.model, base)),
+        model=dataclasses.replace(cfg.model, lora=_local_model(cfg.model.lora, base)))
 
 
 def select(cfg: Config, only_video: str | None, only_trajectory: str | None) -> tuple[list[VideoSpec],
@@ -541,7 +617,10 @@ def select(cfg: Config, only_video: str | None, only_trajectory: str | None) -> 
         known = [i.name for i in items]
         for n in names:
             if n not in known:
-                raise _unknown(f"{key}={n}", known)
+                near = difflib.get_close_matches(n, known, n=1)
+                hint = f" Did you mean '{near[0]}'?" if near else ""
+                raise ConfigError(f"{key}: no {key.split('-')[-1]} named '{n}' in the config (have: "
+                                  f"{', '.join(known)}).{hint}")
         return [i for i in items if i.name in names]
 
     return pick(cfg.videos, only_video, "--only-video"), pick(cfg.trajectories, only_trajectory, "--only-trajectory")
@@ -561,13 +640,57 @@ def json_ready(x: Any) -> Any:
 
 
 def read_prompt(video: VideoSpec) -> str:
-    """Prompt per video: the config's `prompt`, else `prompts/{name}.txt` (UTF-8), else empty."""
+    """Prompt per video: the config's `prompt`, else `prompts/{name}.txt` (UTF-8; in the config's folder, else the
+    project root), else empty."""
     if video.prompt:
         return video.prompt
-    p = Path("prompts") / f"{video.name}.txt"
-    if p.is_file():
+    if video.prompt_file:
         try:
-            return p.read_text(encoding="utf-8").strip()
+            return Path(video.prompt_file).read_text(encoding="utf-8").strip()
         except UnicodeDecodeError:
-            raise ConfigError(f"prompt file '{p}' is not UTF-8 text; re-save it as UTF-8.") from None
+            raise ConfigError(f"prompt file '{video.prompt_file}' (video '{video.name}') is not UTF-8 text; re-save "
+                              "it as UTF-8.") from None
     return ""
+
+
+# ------------------------------------------------------------------------------------------------ reference table
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    return f'"{v}"' if v == "" else str(v)
+
+
+def config_reference() -> str:
+    """The README's config table, generated from the dataclasses: every key, its default (`method: paper`), the
+    `method: reference` value where it differs, and what it does."""
+    rows = [
+        "| key | default | `method: reference` | meaning |",
+        "|---|---|---|---|",
+        "| `method` | `paper` | | `paper` or `reference`: the defaults of every key that has a value in the third "
+        "column (README → Fidelity); a key written in the config wins |",
+        "| `videos[]` | | | `{path, name (default: the file stem), prompt}`; a missing prompt is read from "
+        "`prompts/{name}.txt` (config folder, then project root) |",
+        "| `trajectories.NAME` | | | one of `{file: PATH}` (3-line θ/φ/r keyframe file), `{theta: […], phi: […], "
+        "r: […]}`, `{preset: orbit_left\\|orbit_right\\|arc_up\\|arc_down\\|dolly_in\\|dolly_out (combine with +), "
+        "amount: X}` (degrees; percent of the scene radius for dolly), `{poses: PATH.json}` (T camera-to-world 4×4) |",
+    ]
+    for section, cls in _SECTIONS.items():
+        ref = METHOD_PRESETS["reference"].get(section, {})
+        for f in dataclasses.fields(cls):
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            alt = f"`{_fmt(ref[f.name])}`" if f.name in ref and ref[f.name] != default else ""
+            doc = f.metadata.get("doc", "").replace("|", "\\|")
+            rows.append(f"| `{section}.{f.name}` | `{_fmt(default)}` | {alt} | {doc} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--markdown"]:
+        sys.exit("usage: python -m inverse_dvs.config --markdown   (prints the README's config table)")
+    sys.stdout.write(config_reference())

@@ -8,17 +8,20 @@ depth/disparity, e.g. Video-Depth-Anything's --save_npz output) and `ground_trut
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from .artifacts import input_hashes, save_npz
 from .cli import get_logger, run_stage
-from .config import Config, select
+from .config import Config, VideoSpec, select
 from .errors import UserError
 from .layout import depth_dir
+from .records import depth_depends, depth_source
 from .stabilize import depth_from_disparity
 from .video_io import FrameSelection, colorize_depth, frame_indices, read_clip, resize_frames, write_video
+from .weights import needed_models, require
 from .workqueue import StageRunner, process_state
 
 STAGE = "depth"
@@ -27,26 +30,6 @@ STAGE = "depth"
 def _selection(cfg: Config) -> FrameSelection:
     c = cfg.camera
     return FrameSelection(c.num_frames, c.start, c.stride, c.pad_short)
-
-
-def _depends(cfg: Config) -> dict:
-    d = cfg.depth
-    backend_keys = {"depth_anything": ("model",), "npz": ("npz_path", "npz_kind", "npz_key"), "ground_truth": ()}
-    keys = ("backend", *backend_keys[d.backend])
-    if d.backend != "ground_truth" and (d.backend == "depth_anything" or d.npz_kind == "disparity"):
-        keys += ("mapping",) + (("near", "far", "stabilize", "ema") if d.mapping == "percentile" else ())
-    depth = {k: getattr(d, k) for k in keys}
-    camera = {k: getattr(cfg.camera, k) for k in ("num_frames", "start", "stride", "pad_short", "resize")}
-    return {"depth": depth, "camera": camera, "size": list(cfg.warp_hw)}
-
-
-def _aux_path(cfg: Config, video_path: str) -> Path | None:
-    p = Path(video_path)
-    if cfg.depth.backend == "npz":
-        return Path(cfg.depth.npz_path.format(dir=p.parent, stem=p.stem, name=p.stem))
-    if cfg.depth.backend == "ground_truth":
-        return p.with_name(f"{p.stem}_depth.npz")
-    return None
 
 
 def _load_array(path: Path, key: str, video_path: str, sel: FrameSelection, hw: tuple[int, int],
@@ -60,12 +43,14 @@ def _load_array(path: Path, key: str, video_path: str, sel: FrameSelection, hw: 
     try:
         with np.load(path, allow_pickle=False) as z:
             keys = list(z.keys())
+            asked = key
             if not key:
                 fallback = keys[0] if len(keys) == 1 else ""
                 key = next((k for k in ("depth", "depths", "disparity") if k in keys), fallback)
             if key not in keys:
-                raise UserError(f"depth file '{path}' has keys {keys}; none is 'depth'/'depths'/'disparity'. Set "
-                                "depth.npz_key to the right one.")
+                wanted = f"key '{asked}' (depth.npz_key)" if asked else "none of 'depth', 'depths', 'disparity'"
+                raise UserError(f"depth file '{path}' has keys {keys} but {wanted} is not among them. Set "
+                                f"depth.npz_key to one of {keys}.")
             arr = np.asarray(z[key], dtype=np.float32)
     except (OSError, ValueError) as exc:
         raise UserError(f"depth file '{path}' is not a readable .npz ({exc}).") from None
@@ -86,25 +71,54 @@ def _load_array(path: Path, key: str, video_path: str, sel: FrameSelection, hw: 
     return np.ascontiguousarray(arr)
 
 
-def validate_depth(depth: np.ndarray, where: str, repair: bool, log: logging.Logger) -> np.ndarray:
-    """Depth must be finite and > 0 everywhere. Repair (if enabled) replaces bad pixels with the frame median."""
-    bad = ~np.isfinite(depth) | (depth <= 0)
+def _repair(values: np.ndarray, bad: np.ndarray, where: str, what: str, repair: bool,
+            log: logging.Logger) -> np.ndarray:
+    """Replace `bad` entries of values [T, H, W] by each frame's median valid value (depth.repair_invalid), or fail."""
     if not bad.any():
-        return depth
+        return values
     frames = sorted({int(i) for i in np.nonzero(bad)[0]})
-    msg = (f"{where}: {int(bad.sum())} depth values are NaN, inf or <= 0 (frames {frames[:5]}"
+    msg = (f"{where}: {int(bad.sum())} {what} values are invalid (frames {frames[:5]}"
            f"{'…' if len(frames) > 5 else ''}).")
     if not repair:
         raise UserError(msg + " Fix the depth source, or set depth.repair_invalid: true to replace them with "
-                              "each frame's median valid depth.")
-    log.warning("%s Replaced with each frame's median valid depth (depth.repair_invalid).", msg)
-    depth = depth.copy()
+                              f"each frame's median valid {what}.")
+    log.warning("%s Replaced with each frame's median valid %s (depth.repair_invalid).", msg, what)
+    values = values.copy()
     for t in frames:
-        good = depth[t][~bad[t]]
+        good = values[t][~bad[t]]
         if good.size == 0:
-            raise UserError(f"{where}: frame {t} has no valid depth value at all; cannot repair.")
-        depth[t][bad[t]] = np.median(good)
-    return depth
+            raise UserError(f"{where}: frame {t} has no valid {what} value at all; cannot repair. Fix the depth "
+                            "source for that frame.")
+        values[t][bad[t]] = np.median(good)
+    return values
+
+
+def validate_depth(depth: np.ndarray, where: str, repair: bool, log: logging.Logger) -> np.ndarray:
+    """Depth must be finite and > 0 everywhere. Repair (if enabled) replaces bad pixels with the frame median."""
+    return _repair(depth, ~np.isfinite(depth) | (depth <= 0), where, "depth (NaN, inf or <= 0)", repair, log)
+
+
+def validate_disparity(disp: np.ndarray, where: str, repair: bool, log: logging.Logger) -> np.ndarray:
+    """Disparity must be finite (NaN/inf repaired like depth with repair_invalid) and must vary: a constant or all-zero
+    map has no geometry (a failed estimate or the wrong array)."""
+    disp = _repair(disp, ~np.isfinite(disp), where, "disparity (NaN or inf)", repair, log)
+    flat = [t for t in range(len(disp)) if float(disp[t].max() - disp[t].min()) <= 1e-12 * max(1.0, abs(
+        float(disp[t].max())))]
+    if len(flat) == len(disp):
+        raise UserError(f"{where}: the disparity is constant{' zero' if not disp.any() else ''} in every frame, so it "
+                        "carries no geometry. Check the depth file (its key with depth.npz_key, its kind with "
+                        "depth.npz_kind) or the depth model.")
+    if flat:
+        msg = f"{where}: the disparity is constant in frames {flat[:5]}{'…' if len(flat) > 5 else ''} (no geometry)."
+        if not repair:
+            raise UserError(msg + " Fix the depth source, or set depth.repair_invalid: true to give those frames the "
+                                  "nearest valid frame's disparity.")
+        log.warning("%s Using the nearest valid frame's disparity (depth.repair_invalid).", msg)
+        disp = disp.copy()
+        valid = [t for t in range(len(disp)) if t not in flat]
+        for t in flat:
+            disp[t] = disp[min(valid, key=lambda v, t=t: abs(v - t))]
+    return disp
 
 
 class DepthAnything:
@@ -139,56 +153,62 @@ class DepthAnything:
         return np.concatenate(out).astype(np.float32)
 
 
-def _body(cfg: Config, args) -> int:
-    from .runtime import resolve_device, torch_dtype
+class Estimator:
+    """Depth Anything, loaded on first use only (an up-to-date run never loads it), once per process."""
 
+    def __init__(self, cfg: Config, state):
+        self.cfg, self.state, self._model = cfg, state, None
+
+    def get(self) -> DepthAnything:
+        if self._model is None:
+            from .runtime import resolve_device, torch_dtype
+
+            device = resolve_device(self.cfg.run.device, self.state)
+            self._model = DepthAnything(self.cfg.depth.model, device, torch_dtype(self.cfg.run.dtype, device))
+        return self._model
+
+
+def _inputs(video: VideoSpec, aux: Path | None) -> dict[str, str]:
+    return input_hashes({"video": video.path, **({"depth_source": aux} if aux and aux.is_file() else {})})
+
+
+def _depth_item(cfg: Config, estimator: Estimator, quiet: bool, folder: Path, *, video: VideoSpec,
+                aux: Path | None) -> tuple[list[str], dict]:
+    """Depth of one video at the warp size: estimated or imported disparity mapped to depth, or imported depth."""
+    log = get_logger()
+    d = cfg.depth
+    clip = read_clip(video.path, _selection(cfg), cfg.warp_hw, cfg.camera.resize, log)
+    where = f"depth of video '{video.name}' ({aux or d.model})"
+    if d.backend == "depth_anything":
+        disp, kind = estimator.get().disparity(clip.frames, d.batch_size, progress=not quiet), "disparity"
+    else:
+        disp = _load_array(aux, d.npz_key, video.path, _selection(cfg), cfg.warp_hw, cfg.camera.resize)
+        kind = "depth" if d.backend == "ground_truth" else d.npz_kind
+    if kind == "disparity":
+        disp = validate_disparity(disp, where, d.repair_invalid, log)
+        depth = depth_from_disparity(disp, d.mapping, d.near, d.far, d.stabilize, d.ema)
+    else:
+        depth = disp
+    depth = validate_depth(depth, where, d.repair_invalid, log)
+    save_npz(folder / "depth.npz", depth=depth.astype(np.float32))
+    write_video(folder / "depth.mp4", colorize_depth(depth), clip.fps)
+    return ["depth.npz", "depth.mp4"], {"fps": clip.fps, "source_size": list(clip.source_size),
+                                        "depth_range": [float(depth.min()), float(depth.max())]}
+
+
+def _body(cfg: Config, args) -> int:
     log = get_logger()
     videos, _ = select(cfg, args.only_video, None)
-    sel = _selection(cfg)
-    hw = cfg.warp_hw  # depth lives where the warp happens
-    depends = _depends(cfg)
-    estimator = None
+    depends = depth_depends(cfg)
     state = process_state()
+    require(needed_models(cfg, (STAGE,)))  # before any item: a missing model fails fast
     runner = StageRunner(STAGE, cfg.work_dir, args.force, log, state)
+    estimator = Estimator(cfg, state)
     for v in videos:
-        aux = _aux_path(cfg, v.path)
-
-        def inputs(v=v, aux=aux) -> dict[str, str]:
-            return input_hashes({"video": v.path, **({"depth_source": aux} if aux and aux.is_file() else {})})
-
-        def compute(folder: Path, v=v, aux=aux) -> tuple[list[str], dict]:
-            nonlocal estimator
-            clip = read_clip(v.path, sel, hw, cfg.camera.resize)
-            if cfg.depth.backend == "depth_anything":
-                if estimator is None:
-                    device = resolve_device(cfg.run.device, state)
-                    estimator = DepthAnything(cfg.depth.model, device, torch_dtype(cfg.run.dtype, device))
-                disp = estimator.disparity(clip.frames, cfg.depth.batch_size, progress=not args.quiet)
-                kind = "disparity"
-            else:
-                disp = _load_array(aux, cfg.depth.npz_key, v.path, sel, hw, cfg.camera.resize)
-                kind = "depth" if cfg.depth.backend == "ground_truth" else cfg.depth.npz_kind
-            if kind == "disparity":
-                d = cfg.depth
-                depth = depth_from_disparity(validate_finite(disp, f"depth of video '{v.name}'"), d.mapping, d.near,
-                                             d.far, d.stabilize, d.ema)
-            else:
-                depth = disp
-            depth = validate_depth(depth, f"depth of video '{v.name}' ({aux or cfg.depth.model})",
-                                   cfg.depth.repair_invalid, log)
-            save_npz(folder / "depth.npz", depth=depth.astype(np.float32))
-            write_video(folder / "depth.mp4", colorize_depth(depth), clip.fps)
-            return ["depth.npz", "depth.mp4"], {"fps": clip.fps, "source_size": list(clip.source_size),
-                                                "depth_range": [float(depth.min()), float(depth.max())]}
-
-        runner.run(f"video={v.name}", depth_dir(cfg.work_dir, v.name), depends, inputs, compute)
+        aux = depth_source(cfg, v.path)
+        runner.run(f"video={v.name}", depth_dir(cfg.work_dir, v.name), depends, partial(_inputs, v, aux),
+                   partial(_depth_item, cfg, estimator, args.quiet, video=v, aux=aux))
     return runner.finish()
-
-
-def validate_finite(disp: np.ndarray, where: str) -> np.ndarray:
-    if not np.isfinite(disp).all():
-        raise UserError(f"{where}: the disparity contains NaN or inf; check the depth model or the npz file.")
-    return disp
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,10 @@ class ConfigError(UserError):
     """An invalid `config.yml` value (unknown key, wrong type, out of range, missing path)."""
 
 
+class UpstreamBusy(UserError):
+    """An input is being computed right now by another process (its folder is locked); not a failure."""
+
+
 class WeightsMissingError(UserError):
     """Model weights are not on disk; stages never download on their own."""
 

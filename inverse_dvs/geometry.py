@@ -126,10 +126,15 @@ def orbit_source_to_target(theta: np.ndarray, phi: np.ndarray, r: np.ndarray, ra
 def read_trajectory_file(path: str | Path) -> Keyframes:
     """Parse the 3-line keyframe format (θ line, φ line, r line; numbers separated by spaces or commas)."""
     path = Path(path)
+    if not path.is_file():
+        raise UserError(f"trajectory file '{path}' does not exist; fix its 'file' entry under 'trajectories' "
+                        "(relative paths are looked up in the config's folder, then the project root).")
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"trajectory file '{path}' cannot be read ({exc}).") from None
+    except UnicodeDecodeError:
+        raise UserError(f"trajectory file '{path}' is not UTF-8 text; it needs 3 lines of numbers.") from None
+    except OSError as exc:
+        raise UserError(f"trajectory file '{path}' cannot be read ({exc.strerror}).") from None
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if len(lines) != 3:
         raise UserError(f"trajectory file '{path}' has {len(lines)} non-empty lines; it needs exactly 3: θ "
@@ -196,16 +201,43 @@ def read_pose_json(path: str | Path, num_frames: int) -> np.ndarray:
     return invert_rigid(c2w) @ c2w[0]
 
 
+MAX_ANGLE, MAX_R = 360.0, 10.0  # sane keyframe bounds: degrees for θ and φ, scene radii for r
+
+
+def check_keyframes(kf: Keyframes, where: str) -> None:
+    """Keyframes must be finite with |θ|, |φ| ≤ 360° and |r| ≤ 10 scene radii; UserError naming the value."""
+    for values, what, limit, unit in ((kf.theta, "θ (elevation)", MAX_ANGLE, "°"), (kf.phi, "φ (azimuth)", MAX_ANGLE,
+                                                                                  "°"), (kf.r, "r", MAX_R, "")):
+        values = np.asarray(values, dtype=np.float64)
+        if values.size == 0 or not np.isfinite(values).all():
+            raise UserError(f"{where}: the {what} keyframes are empty or not finite ({values.tolist()}).")
+        bad = values[np.abs(values) > limit]
+        if bad.size:
+            raise UserError(f"{where}: {what} keyframe {bad[0]:g}{unit} is out of range; allowed |{what.split()[0]}| ≤ "
+                            f"{limit:g}{unit}{' (fraction of the scene radius)' if what == 'r' else ''}. Check the "
+                            "units: θ and φ are degrees, r is a fraction of the scene radius.")
+
+
+def trajectory_keyframes(spec) -> Keyframes:
+    """The θ/φ/r keyframes of a config TrajectorySpec that is not `poses`, checked (UserError when malformed)."""
+    if spec.kind == "file":
+        kf = read_trajectory_file(spec.file)
+        where = f"trajectory file '{spec.file}' (trajectory '{spec.name}')"
+    elif spec.kind == "preset":
+        kf = preset_keyframes(spec.preset, spec.amount)
+        where = f"config key 'trajectories.{spec.name}' (preset {spec.preset}, amount {spec.amount:g})"
+    else:
+        kf = Keyframes(np.asarray(spec.theta, float), np.asarray(spec.phi, float), np.asarray(spec.r, float))
+        where = f"config key 'trajectories.{spec.name}'"
+    check_keyframes(kf, where)
+    return kf
+
+
 def trajectory_source_to_target(spec, num_frames: int, radius: float) -> np.ndarray:
     """A config TrajectorySpec → source_to_target [T, 4, 4] float64."""
     if spec.kind == "poses":
         return read_pose_json(spec.poses, num_frames)
-    if spec.kind == "file":
-        kf = read_trajectory_file(spec.file)
-    elif spec.kind == "preset":
-        kf = preset_keyframes(spec.preset, spec.amount)
-    else:
-        kf = Keyframes(np.asarray(spec.theta, float), np.asarray(spec.phi, float), np.asarray(spec.r, float))
+    kf = trajectory_keyframes(spec)
     per_frame = [interpolate_keyframes(v, num_frames) for v in kf]
     return orbit_source_to_target(*per_frame, radius=radius)
 

@@ -18,17 +18,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .artifacts import input_hashes, read_meta
+from .artifacts import read_meta, upstream
 from .cli import get_logger, run_stage
-from .config import Config, read_prompt, section_dict, select
+from .config import Config, TrajectorySpec, VideoSpec, read_prompt, section_dict, select
 from .ddim import ddim_sample, inversion_end, sampling_schedule
 from .errors import UserError
 from .guidance import RegionGuidance
 from .krnr import noise_init
 from .layout import depth_dir, inversion_file, result_dir, run_dir
 from .masks import background_mask, latent_masks
+from .records import inversion_prompt, invert_depends, render_chain
 from .slm import stochastic_latent_modulation
 from .video_io import FrameSelection, read_clip, titled_side_by_side, write_video
+from .weights import needed_models, require
 from .workqueue import StageRunner, process_state
 
 STAGE = "infer"
@@ -123,15 +125,13 @@ def _depends(cfg: Config, pt: SweepPoint, prompt: str, fps: float) -> dict:
             "model": section_dict(cfg.model), "model_id": cfg.inversion.model, "dtype": cfg.run.dtype}
 
 
-def _inputs(rdir: Path, ddir: Path, inv_path: Path, pt: SweepPoint, t_start: int) -> dict[str, str]:
-    for needed, stage in ((rdir / "masks.npz", "warp"), (ddir / "depth.npz", "depth")):
-        if not needed.is_file():
-            raise UserError(f"'{needed}' is missing; run `python -m inverse_dvs.{stage}` first.")
-    if not inv_path.is_file():
-        raise UserError(f"inversion '{inv_path}' (t_start={t_start} for steps={pt.steps}, strength={pt.strength}) is "
-                        "missing; run `python -m inverse_dvs.invert` first.")
-    return input_hashes({"inversion": inv_path, "masks": rdir / "masks.npz", "depth": ddir / "depth.npz",
-                         "render": rdir / "render.mp4", "input": rdir / "input.mp4"})
+def _inputs(cfg: Config, video: VideoSpec, traj: TrajectorySpec, inv_path: Path) -> dict[str, str]:
+    """Hashes of everything this run reads, after checking each was made for the current config and files."""
+    hashes = render_chain(cfg, video, traj)
+    hashes |= upstream(inv_path.parent, "invert", invert_depends(cfg, inversion_prompt(cfg, video)),
+                       {"inversion": inv_path}, {"render": hashes["render"]},
+                       what=f"inversion of video '{video.name}' along '{traj.name}'")
+    return {k: hashes[k] for k in ("inversion", "masks", "depth", "render", "input")}
 
 
 def _infer_point(ctx, data: ItemData, folder: Path, *, pt: SweepPoint, prefix: str, inv_path: Path, prompt: str,
@@ -170,7 +170,7 @@ def _infer_point(ctx, data: ItemData, folder: Path, *, pt: SweepPoint, prefix: s
                               len(sched.timesteps), occ)
     key = (prompt, cfg.inference.negative_prompt)
     if key not in ctx.prompt_cache:
-        ctx.prompt_cache[key] = encode_prompt(p, prompt, cfg.inference.negative_prompt, True)
+        ctx.prompt_cache[key] = encode_prompt(p, prompt, cfg.inference.negative_prompt, True, get_logger())
     cond, uncond = ctx.prompt_cache[key]
     v_fn = make_v_fn(p, img, cond, uncond if guidance.uses_cfg else None, guidance, ctx.stats)
     nfe0 = ctx.stats.nfe
@@ -205,6 +205,7 @@ def _body(cfg: Config, args) -> int:
     log = get_logger()
     videos, trajectories = select(cfg, args.only_video, args.only_trajectory)
     state = process_state()
+    require(needed_models(cfg, (STAGE,)))  # before any item: a missing model fails fast
     runner = StageRunner(STAGE, cfg.work_dir, args.force, log, state)
     device = resolve_device(cfg.run.device, state)
     stats = ModelStats()
@@ -223,7 +224,7 @@ def _body(cfg: Config, args) -> int:
                 inv_path = inversion_file(cfg.work_dir, traj.name, v.name, inversion_end(cfg.inversion.end, t_start))
                 runner.run(f"trajectory={traj.name} video={v.name} run={pt.run_tag(prefix)}",
                            run_dir(cfg.work_dir, traj.name, v.name, pt.run_tag(prefix)),
-                           _depends(cfg, pt, prompt, fps), partial(_inputs, rdir, ddir, inv_path, pt, t_start),
+                           _depends(cfg, pt, prompt, fps), partial(_inputs, cfg, v, traj, inv_path),
                            partial(_infer_point, ctx, data, pt=pt, prefix=prefix, inv_path=inv_path, prompt=prompt,
                                    fps=fps, trajectory=traj.name))
     log.info("infer: %s", json.dumps({"model_loads": stats.loads, "nfe": stats.nfe, "sweep_points": len(points)}))

@@ -15,38 +15,17 @@ from pathlib import Path
 
 import torch
 
-from .artifacts import input_hashes, save_safetensors, sha256
+from .artifacts import save_safetensors, sha256
 from .cli import get_logger, run_stage
-from .config import Config, read_prompt, section_dict, select
-from .ddim import ddim_invert, inversion_end, inversion_plan, sampling_schedule
-from .errors import UserError
+from .config import Config, TrajectorySpec, VideoSpec, select
+from .ddim import ddim_invert, inversion_plan
 from .layout import inversion_dir, inversion_file, result_dir
+from .records import inversion_ends, inversion_prompt, invert_depends, render_chain
 from .video_io import FrameSelection, read_clip, write_video
+from .weights import needed_models, require
 from .workqueue import StageRunner, process_state
 
 STAGE = "invert"
-
-
-def t_starts(cfg: Config) -> list[int]:
-    """Distinct first sampling timesteps of the inference sweep (steps × strength)."""
-    return sorted({sampling_schedule(n, s).t_start for n in cfg.inference.steps for s in cfg.inference.strength})
-
-
-def inversion_ends(cfg: Config) -> list[int]:
-    """Distinct timesteps the stored inversions end at (one file each)."""
-    return sorted({inversion_end(cfg.inversion.end, t) for t in t_starts(cfg)})
-
-
-def inversion_prompt(cfg: Config, video) -> str:
-    return read_prompt(video) if cfg.inversion.prompt == "video" else ""
-
-
-def _depends(cfg: Config, prompt: str) -> dict:
-    inv = section_dict(cfg.inversion)
-    inv.pop("preview", None)
-    return {"inversion": inv, "model": section_dict(cfg.model), "prompt": prompt, "ends": inversion_ends(cfg),
-            "camera": {k: getattr(cfg.camera, k) for k in ("num_frames", "height", "width", "resize")},
-            "dtype": cfg.run.dtype, "seed": cfg.run.seed}
 
 
 def _header(path: Path) -> dict:
@@ -60,11 +39,8 @@ def _header(path: Path) -> dict:
         return {}
 
 
-def _inputs(render: Path, trajectory: str, video: str) -> dict[str, str]:
-    if not render.is_file():
-        raise UserError(f"render for trajectory '{trajectory}', video '{video}' is missing ({render}); run "
-                        "`python -m inverse_dvs.warp` first.")
-    return input_hashes({"render": render})
+def _inputs(cfg: Config, video: VideoSpec, traj: TrajectorySpec) -> dict[str, str]:
+    return {"render": render_chain(cfg, video, traj)["render"]}
 
 
 def _invert_one(ctx, x0: torch.Tensor, v_fn, t_end: int, label: str):
@@ -94,7 +70,7 @@ def _invert_item(ctx, folder: Path, *, render: Path, prompt: str, trajectory: st
     c = cfg.camera
     # A file made from the same render and settings is kept when only the set of ends changed (e.g. a strength was
     # added to the sweep): its header records this key.
-    deps = {k: val for k, val in _depends(cfg, prompt).items() if k != "ends"}
+    deps = {k: val for k, val in invert_depends(cfg, prompt).items() if k != "ends"}
     key = hashlib.sha256((json.dumps(deps, sort_keys=True) + sha256(render)).encode()).hexdigest()
     files = {t: inversion_file(cfg.work_dir, trajectory, video, t) for t in inversion_ends(cfg)}
     todo = [t for t, f in files.items() if _header(f).get("key") != key]
@@ -108,7 +84,7 @@ def _invert_item(ctx, folder: Path, *, render: Path, prompt: str, trajectory: st
         x0 = encode_video(p, clip.frames, cfg.inversion.posterior, gen)
         img = encode_image_latents(p, clip.frames[0], x0.shape[1], cfg.inversion.posterior, gen)
         if prompt not in ctx.prompt_cache:
-            ctx.prompt_cache[prompt] = encode_prompt(p, prompt, "", cfg.inversion.guidance_scale != 1.0)
+            ctx.prompt_cache[prompt] = encode_prompt(p, prompt, "", cfg.inversion.guidance_scale != 1.0, get_logger())
         cond, uncond = ctx.prompt_cache[prompt]
         v_fn = make_v_fn(p, img, cond, uncond, cfg.inversion.guidance_scale, ctx.stats)
         alphas = alphas_cumprod(p)
@@ -135,6 +111,7 @@ def _body(cfg: Config, args) -> int:
     log = get_logger()
     videos, trajectories = select(cfg, args.only_video, args.only_trajectory)
     state = process_state()
+    require(needed_models(cfg, (STAGE,)))  # before any item: a missing model fails fast
     runner = StageRunner(STAGE, cfg.work_dir, args.force, log, state)
     device = resolve_device(cfg.run.device, state)
     stats = ModelStats()
@@ -145,7 +122,7 @@ def _body(cfg: Config, args) -> int:
             render = result_dir(cfg.work_dir, traj.name, v.name) / "render.mp4"
             prompt = inversion_prompt(cfg, v)
             runner.run(f"trajectory={traj.name} video={v.name}", inversion_dir(cfg.work_dir, traj.name, v.name),
-                       _depends(cfg, prompt), partial(_inputs, render, traj.name, v.name),
+                       invert_depends(cfg, prompt), partial(_inputs, cfg, v, traj),
                        partial(_invert_item, ctx, render=render, prompt=prompt, trajectory=traj.name, video=v.name))
     log.info("invert: %s", json.dumps({"model_loads": stats.loads, "nfe": stats.nfe}))
     return runner.finish()

@@ -29,7 +29,7 @@ def gpu_ids(gpus) -> list[int]:
 
 
 def command(stage: str, args: list[str], config_path: str, overrides: list[str]) -> list[str]:
-    ids = gpu_ids(load_config(config_path, overrides, check_paths=False).run.gpus)
+    ids = gpu_ids(load_config(config_path, overrides).run.gpus)
     if not ids:
         return [sys.executable, "-m", f"inverse_dvs.{stage}", *args]
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(len(ids)),

@@ -10,8 +10,12 @@ Frames are decoded directly at the scaled size, so a 4K video never sits in memo
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -103,32 +107,142 @@ def frame_indices(n_available: int, sel: FrameSelection, path: str | Path) -> li
     return idx
 
 
-def read_clip(path: str | Path, sel: FrameSelection, size_hw: tuple[int, int], policy: str) -> Clip:
-    """Decode the selected frames of `path` at the processing size. Raises UserError on unreadable input."""
+def _container(path: Path) -> str | None:
+    """The video container named by the file's first bytes, None when it is none we know."""
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if head[4:8] == b"ftyp":
+        return "MP4/MOV"
+    if head.startswith(b"\x1aE\xdf\xa3"):
+        return "Matroska/WebM"
+    if head.startswith(b"RIFF") and head[8:11] == b"AVI":
+        return "AVI"
+    for magic, name in ((b"FLV", "FLV"), (b"\x00\x00\x01\xba", "MPEG-PS"), (b"OggS", "Ogg")):
+        if head.startswith(magic):
+            return name
+    if head[:1] == b"G" and path.suffix.lower() in (".ts", ".mts", ".m2ts"):
+        return "MPEG-TS"
+    return None
+
+
+def _unreadable(path: Path) -> UserError:
+    """One line on why a file gives no frames: empty, not a video, or a corrupt/truncated video."""
+    if path.stat().st_size == 0:
+        return UserError(f"video '{path}' is an empty file (0 bytes); re-export or re-copy it, or remove it from the "
+                         "config.")
+    kind = _container(path)
+    if kind is None:
+        return UserError(f"'{path}' is not a video file (no known video container); point the config's 'videos' entry "
+                         "at an .mp4/.mov/.mkv/.webm/.avi file.")
+    return UserError(f"video '{path}' ({kind}) is corrupt or truncated: no frame can be decoded. Re-export it, or "
+                     "re-encode what is readable with `ffmpeg -err_detect ignore_err -i in.mp4 -c:v libx264 out.mp4`.")
+
+
+def _notes(path: Path, src_hw: tuple[int, int], dst_hw: tuple[int, int], policy: str, sel: FrameSelection, n: int,
+           log) -> None:
+    """Say how the input is reinterpreted (one INFO/WARNING line each): alpha, audio, aspect, repeated frames."""
+    import imageio_ffmpeg
+
+    try:
+        gen = imageio_ffmpeg.read_frames(str(path))
+        meta = next(gen)
+        gen.close()
+    except Exception:  # the probe is informational only
+        meta = {}
+    pix = str(meta.get("pix_fmt", ""))
+    if re.search(r"yuva|rgba|argb|bgra|abgr|gbrap|^ya", pix):
+        log.info("video '%s': its alpha channel (%s) is dropped; transparent pixels show their stored colour.",
+                 path, pix.split("(")[0])
+    if meta.get("audio_codec"):
+        log.info("video '%s': its audio (%s) is not carried over to the outputs.", path, meta["audio_codec"])
+    (h0, w0), (h, w) = src_hw, dst_hw
+    if policy == "crop" and abs(h0 / w0 - h / w) > 0.01:
+        sh, sw = scaled_size(src_hw, dst_hw, policy)
+        lost = 100 * (1 - (h * w) / (sh * sw))
+        side = "width" if sw > w else "height"
+        log.warning("video '%s' is %d×%d (aspect %.2f) but the model takes %d×%d (%.2f): %.0f %% of its %s is cropped "
+                    "(camera.resize: crop); camera.resize: pad keeps it all.", path, w0, h0, w0 / h0, w, h, w / h,
+                    lost, side)
+    elif policy == "pad" and abs(h0 / w0 - h / w) > 0.01:
+        sh, sw = scaled_size(src_hw, dst_hw, policy)
+        log.warning("video '%s' is letterboxed to %d×%d: %.0f %% of each frame is black padding (camera.resize: pad).",
+                    path, w, h, 100 * (1 - sh * sw / (h * w)))
+    elif policy == "stretch" and abs(h0 / w0 - h / w) > 0.01:
+        log.warning("video '%s' (%d×%d) is stretched to %d×%d: widths scale by %.2f relative to heights "
+                    "(camera.resize: stretch).", path, w0, h0, w, h, (w / w0) / (h / h0))
+    needed = sel.start + sel.stride * (sel.num_frames - 1) + 1
+    if sel.pad_short and needed > n:
+        repeated = sum(1 for i in range(sel.num_frames) if sel.start + sel.stride * i >= n)
+        log.warning("video '%s' has %d frames: its last frame is repeated %d time(s) to reach camera.num_frames=%d "
+                    "(camera.pad_short).", path, n, repeated, sel.num_frames)
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 (ffmpeg/decord print straight to it), restoring it afterwards."""
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class VideoInfo(NamedTuple):
+    frames: int
+    fps: float
+    size: tuple[int, int]  # (height, width)
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Frame count, fps and size without decoding the video; UserError (one line: missing, empty, not a video,
+    corrupt) when it has no decodable frame."""
     import decord
 
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"video '{path}' does not exist; check the 'videos' entry in your config.")
+        raise UserError(f"video '{path}' does not exist; fix its 'videos' entry (relative paths are looked up in the "
+                        "config's folder, then the project root).")
+    if path.stat().st_size == 0 or _container(path) is None:
+        raise _unreadable(path)
     try:
-        probe = decord.VideoReader(str(path), num_threads=1)
-        n = len(probe)
-        src_hw = tuple(probe[0].shape[:2]) if n > 0 else (0, 0)
-        fps = float(probe.get_avg_fps()) or 30.0
-        del probe
-    except Exception as exc:  # decord raises bare DECORDError/RuntimeError for corrupt files
-        raise UserError(f"video '{path}' cannot be decoded ({type(exc).__name__}: {str(exc)[:200]}). "
-                        "Re-encode it (e.g. `ffmpeg -i in.mov -c:v libx264 out.mp4`) or fix the path.") from None
+        with _quiet_stderr():
+            probe = decord.VideoReader(str(path), num_threads=1)
+            n = len(probe)
+            src_hw = tuple(probe[0].shape[:2]) if n > 0 else (0, 0)
+            fps = float(probe.get_avg_fps()) or 30.0
+            del probe
+    except Exception:  # decord raises bare DECORDError/RuntimeError for corrupt files: say why in one line
+        raise _unreadable(path) from None
     if n == 0 or min(src_hw) == 0:
-        raise UserError(f"video '{path}' has no frames; re-export it or remove it from the config.")
+        raise _unreadable(path)
+    return VideoInfo(n, fps, src_hw)
+
+
+def read_clip(path: str | Path, sel: FrameSelection, size_hw: tuple[int, int], policy: str, log=None) -> Clip:
+    """Decode the selected frames of `path` at `size_hw` with the resize policy. Raises UserError on unreadable
+    input. With a logger, says once how the input is reinterpreted (alpha, audio, crop/pad/stretch, repeats)."""
+    import decord
+
+    path = Path(path)
+    n, fps, src_hw = probe_video(path)
     idx = frame_indices(n, sel, path)
+    if log is not None:
+        _notes(path, src_hw, size_hw, policy, sel, n, log)
     sh, sw = scaled_size(src_hw, size_hw, policy)
     try:
-        vr = decord.VideoReader(str(path), width=sw, height=sh, num_threads=0)
-        frames = vr.get_batch(idx).asnumpy()
-    except Exception as exc:
-        raise UserError(f"video '{path}' could not be decoded at frames {idx[0]}..{idx[-1]} "
-                        f"({type(exc).__name__}: {str(exc)[:200]}); re-encode it.") from None
+        with _quiet_stderr():
+            vr = decord.VideoReader(str(path), width=sw, height=sh, num_threads=0)
+            frames = vr.get_batch(idx).asnumpy()
+    except Exception:
+        raise UserError(f"video '{path}' could not be decoded at frames {idx[0]}..{idx[-1]} (corrupt or truncated "
+                        "there); re-encode it with ffmpeg, or choose other frames with camera.start/stride.") from None
     if frames.shape[1:3] != (sh, sw):  # some decoders ignore the requested size: resize ourselves
         return Clip(resize_frames(frames, size_hw, policy), fps, src_hw)
     return Clip(np.ascontiguousarray(fit_frames(frames, size_hw, policy)), fps, src_hw)

@@ -8,26 +8,22 @@ path over the first frame's points).
 
 from __future__ import annotations
 
-import dataclasses
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from .artifacts import input_hashes, save_npz, write_json
+from .artifacts import save_npz, write_json
 from .cli import get_logger, run_stage
-from .config import Config, section_dict, select
+from .config import Config, TrajectorySpec, VideoSpec, select
 from .errors import UserError
 from .geometry import intrinsics, invert_rigid, scene_radius, trajectory_source_to_target
 from .layout import depth_dir, result_dir
+from .records import depth_chain, warp_depends
 from .video_io import FrameSelection, read_clip, to_model_size, write_video
 from .workqueue import StageRunner, process_state
 
 STAGE = "warp"
-
-
-def _depends(cfg: Config, traj) -> dict:
-    return {"camera": section_dict(cfg.camera), "warp": section_dict(cfg.warp),
-            "trajectory": {k: v for k, v in dataclasses.asdict(traj).items() if v is not None}}
 
 
 def load_depth(path: Path, expected: tuple[int, int, int]) -> np.ndarray:
@@ -67,6 +63,8 @@ def warp_video(frames: np.ndarray, depth: np.ndarray, K: np.ndarray, source_to_t
 
 def plot_trajectory(path: Path, first_frame: np.ndarray, first_depth: np.ndarray, K: np.ndarray,
                     camera_to_world: np.ndarray, radius: float) -> None:
+    """Top-down and side view of the camera path over the first frame's points: the path coloured by frame (colour
+    bar), the pivot the orbit turns around, and the source camera; the legend sits outside the plots."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -81,25 +79,83 @@ def plot_trajectory(path: Path, first_frame: np.ndarray, first_depth: np.ndarray
     x, y = (u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z
     col = first_frame[::step, ::step].reshape(-1, 3) / 255.0
     centers = camera_to_world[:, :3, 3]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    frames = np.arange(len(centers))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    path_points = None
     for ax, (a, b, la, lb) in zip(axes, ((x, z, "x (right)", "z (forward)"), (z, y, "z (forward)", "y (down)")),
                                   strict=True):
-        ax.scatter(a.ravel(), b.ravel(), c=col, s=1)
+        ax.scatter(a.ravel(), b.ravel(), c=col, s=1, rasterized=True)
         ia, ib = (0, 2) if la.startswith("x") else (2, 1)
-        ax.plot(centers[:, ia], centers[:, ib], "-", color="tab:red", lw=1.5)
-        ax.scatter(centers[:, ia], centers[:, ib], c=np.linspace(0, 1, len(centers)), cmap="cool", s=8, zorder=3)
-        ax.scatter([0], [0], marker="*", s=80, c="k", zorder=4, label="source camera")
+        ax.plot(centers[:, ia], centers[:, ib], "-", color="0.3", lw=0.8, zorder=3)
+        path_points = ax.scatter(centers[:, ia], centers[:, ib], c=frames, cmap="viridis", s=14, zorder=4,
+                                 label="camera path")
+        pivot = (0.0, radius) if ia == 0 else (radius, 0.0)
+        ax.scatter([pivot[0]], [pivot[1]], marker="+", s=120, c="tab:red", zorder=5, label="pivot (orbit centre)")
+        ax.scatter([0], [0], marker="*", s=90, c="k", zorder=5, label="source camera")
         ax.set_xlabel(la)
         ax.set_ylabel(lb)
         ax.set_aspect("equal", adjustable="datalim")
     axes[1].invert_yaxis()
     axes[0].set_title(f"top-down (scene radius {radius:.2f})")
     axes[1].set_title("side view")
-    axes[0].legend(loc="upper right", fontsize=7)
-    fig.tight_layout()
+    fig.colorbar(path_points, ax=axes, label="frame", fraction=0.03, pad=0.02)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.subplots_adjust(bottom=0.2, right=0.86)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
+
+
+def _warp_item(cfg: Config, device, quiet: bool, folder: Path, *, video: VideoSpec, traj: TrajectorySpec
+               ) -> tuple[list[str], dict]:
+    """Warp one video along one trajectory at the warp size; write the render, masks and cameras at the model size."""
+    c = cfg.camera
+    hw, model_hw = cfg.warp_hw, (c.height, c.width)
+    sel = FrameSelection(c.num_frames, c.start, c.stride, c.pad_short)
+    K = intrinsics(hw[0], hw[1], c.intrinsics, c.fov_deg, c.focal, c.cx, c.cy)
+    clip = read_clip(video.path, sel, hw, c.resize)
+    depth = load_depth(depth_dir(cfg.work_dir, video.name) / "depth.npz", clip.frames.shape[:3])
+    radius = scene_radius(depth[0], c.radius_scale, c.max_radius)
+    s2t = trajectory_source_to_target(traj, c.num_frames, radius)
+    render, visible = warp_video(clip.frames, depth, K, s2t, device, cfg.warp.batch_size, cfg.warp.max_footprint,
+                                 cfg.warp.edge_tolerance, progress=not quiet, splat=cfg.warp.splat)
+    render, visibility = to_model_size(render, visible, model_hw)
+    frac = visibility.reshape(len(visibility), -1).mean(1)
+    check_visible(frac, cfg.warp.min_visible_warn, f"trajectory '{traj.name}', video '{video.name}'", get_logger())
+    # the input as the model sees it
+    source = clip.frames if hw == model_hw else read_clip(video.path, sel, model_hw, c.resize).frames
+    write_video(folder / "input.mp4", source, clip.fps)
+    write_video(folder / "render.mp4", render, clip.fps)
+    write_video(folder / "mask.mp4", np.round(visibility * 255).astype(np.uint8), clip.fps)
+    save_npz(folder / "masks.npz", visible=visibility >= 0.5, visibility=visibility)
+    c2w = invert_rigid(s2t)
+    write_json(folder / "cameras.json", {
+        "K": K.tolist(), "width": hw[1], "height": hw[0], "model_width": c.width, "model_height": c.height,
+        "scene_radius": radius,
+        "convention": "OpenCV axes (x right, y down, z forward); source_to_target maps points in the source camera "
+                      "frame to the target camera frame; camera_to_world is its inverse with the world = the "
+                      "source camera frame of the same index; K is for width × height (the warp size)",
+        "source_to_target": s2t.tolist(), "camera_to_world": c2w.tolist()})
+    plot_trajectory(folder / "trajectory.png", clip.frames[0], depth[0], K, c2w, radius)
+    return (["input.mp4", "render.mp4", "mask.mp4", "masks.npz", "cameras.json", "trajectory.png"],
+            {"fps": clip.fps, "scene_radius": radius, "visible_fraction": [round(float(f), 5) for f in frac]})
+
+
+def check_visible(frac: np.ndarray, warn_below: float, where: str, log) -> None:
+    """Per-frame visible fractions [T]: a frame with nothing visible is an error (SLM has nothing to fill it from);
+    frames below `warn_below` get a warning."""
+    empty = np.flatnonzero(frac <= 0)
+    if empty.size:
+        listed = ", ".join(map(str, empty[:8])) + ("…" if empty.size > 8 else "")
+        raise UserError(f"{where}: frame(s) {listed} are fully occluded after warping — the camera sees nothing the "
+                        "source saw (e.g. it turned away or went behind a surface). Use smaller angles or radius "
+                        "(θ/φ/r keyframes, or the preset's amount), or check the depth of those frames.")
+    low = np.flatnonzero(frac < warn_below)
+    if low.size:
+        log.warning("%s: %d frame(s) less than %.0f%% visible (lowest %.1f%% at frame %d); large disocclusions are "
+                    "where SLM struggles (paper §5).", where, low.size, 100 * warn_below, 100 * frac.min(),
+                    int(frac.argmin()))
 
 
 def _body(cfg: Config, args) -> int:
@@ -113,61 +169,11 @@ def _body(cfg: Config, args) -> int:
     runner = StageRunner(STAGE, cfg.work_dir, args.force, log, state)
     device = resolve_device(cfg.run.device, state)
     torch.set_grad_enabled(False)
-    c = cfg.camera
-    hw, model_hw = cfg.warp_hw, (c.height, c.width)
-    sel = FrameSelection(c.num_frames, c.start, c.stride, c.pad_short)
-    K = intrinsics(hw[0], hw[1], c.intrinsics, c.fov_deg, c.focal, c.cx, c.cy)
     for traj in trajectories:
         for v in videos:
-            depth_path = depth_dir(cfg.work_dir, v.name) / "depth.npz"
-
-            def inputs(v=v, traj=traj, depth_path=depth_path) -> dict[str, str]:
-                if not depth_path.is_file():
-                    raise UserError(f"depth for video '{v.name}' is missing ({depth_path}); run "
-                                    "`python -m inverse_dvs.depth` first.")
-                files = {"video": v.path, "depth": depth_path}
-                for attr in ("file", "poses"):
-                    if getattr(traj, attr):
-                        files["trajectory"] = getattr(traj, attr)
-                return input_hashes(files)
-
-            def compute(folder: Path, v=v, traj=traj, depth_path=depth_path) -> tuple[list[str], dict]:
-                clip = read_clip(v.path, sel, hw, c.resize)
-                depth = load_depth(depth_path, clip.frames.shape[:3])
-                radius = scene_radius(depth[0], c.radius_scale, c.max_radius)
-                s2t = trajectory_source_to_target(traj, c.num_frames, radius)
-                render, visible = warp_video(clip.frames, depth, K, s2t, device, cfg.warp.batch_size,
-                                             cfg.warp.max_footprint, cfg.warp.edge_tolerance,
-                                             progress=not args.quiet, splat=cfg.warp.splat)
-                render, visibility = to_model_size(render, visible, model_hw)
-                # the input as the model sees it
-                source = clip.frames if hw == model_hw else read_clip(v.path, sel, model_hw, c.resize).frames
-                frac = visibility.reshape(len(visibility), -1).mean(1)
-                low = np.flatnonzero(frac < cfg.warp.min_visible_warn)
-                if low.size:
-                    log.warning("warp trajectory=%s video=%s: %d frame(s) less than %.0f%% visible (lowest %.1f%% at "
-                                "frame %d); large disocclusions are where SLM struggles (paper §5).", traj.name,
-                                v.name, low.size, 100 * cfg.warp.min_visible_warn, 100 * frac.min(),
-                                int(frac.argmin()))
-                write_video(folder / "input.mp4", source, clip.fps)
-                write_video(folder / "render.mp4", render, clip.fps)
-                write_video(folder / "mask.mp4", np.round(visibility * 255).astype(np.uint8), clip.fps)
-                save_npz(folder / "masks.npz", visible=visibility >= 0.5, visibility=visibility)
-                c2w = invert_rigid(s2t)
-                write_json(folder / "cameras.json", {
-                    "K": K.tolist(), "width": hw[1], "height": hw[0], "model_width": c.width,
-                    "model_height": c.height, "scene_radius": radius,
-                    "convention": "OpenCV axes (x right, y down, z forward); source_to_target maps points in the "
-                                  "source camera frame to the target camera frame; camera_to_world is its inverse "
-                                  "with the world = the source camera frame of the same index",
-                    "source_to_target": s2t.tolist(), "camera_to_world": c2w.tolist()})
-                plot_trajectory(folder / "trajectory.png", clip.frames[0], depth[0], K, c2w, radius)
-                return (["input.mp4", "render.mp4", "mask.mp4", "masks.npz", "cameras.json", "trajectory.png"],
-                        {"fps": clip.fps, "scene_radius": radius,
-                         "visible_fraction": [round(float(f), 5) for f in frac]})
-
             runner.run(f"trajectory={traj.name} video={v.name}", result_dir(cfg.work_dir, traj.name, v.name),
-                       _depends(cfg, traj), inputs, compute)
+                       warp_depends(cfg, traj), partial(depth_chain, cfg, v, traj),
+                       partial(_warp_item, cfg, device, args.quiet, video=v, traj=traj))
     return runner.finish()
 
 

@@ -75,6 +75,18 @@ def resolve_model(model: str, file: str | None = None) -> str:
     raise WeightsMissingError(weights_hint(model + (f" (file {file})" if file else "")))
 
 
+def require(needs: list[ModelNeed]) -> None:
+    """WeightsMissingError naming every model in `needs` whose weights are not on disk (checked, never loaded)."""
+    missing = []
+    for n in needs:
+        try:
+            resolve_model(n.model, n.file)
+        except WeightsMissingError:
+            missing.append(f"{n.role} = {n.model}" + (f" (file {n.file})" if n.file else ""))
+    if missing:
+        raise WeightsMissingError(weights_hint("; ".join(missing)))
+
+
 def download(needs: list[ModelNeed]) -> list[Path]:
     from huggingface_hub import snapshot_download
 
@@ -100,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     log = logging.getLogger("inverse_dvs")
     try:
-        cfg = load_config(args.config, check_paths=False)
+        cfg = load_config(args.config)
     except UserError as exc:
         log.error("%s", exc)
         return EXIT_USER_ERROR

@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .artifacts import run_item, write_json
-from .errors import EXIT_USER_ERROR, UserError
+from .artifacts import ItemLock, clean_partials, run_item, write_json
+from .errors import EXIT_USER_ERROR, UpstreamBusy, UserError
 
 EXIT_ITEM_FAILED = 1
 
@@ -27,7 +27,7 @@ EXIT_ITEM_FAILED = 1
 @dataclass(frozen=True)
 class ItemResult:
     item: str
-    status: str  # done | skipped | failed
+    status: str  # done | skipped | busy (another process holds it) | failed
     seconds: float
     reason: str = ""
     process: int = 0
@@ -57,6 +57,31 @@ class StageRunner:
         self.count = state.num_processes if state is not None else 1
         self.results: list[ItemResult] = []
         self._next = 0
+        self._upstream_failed = self._failed_earlier()
+
+    def _failed_earlier(self) -> list[tuple[str, str, str]]:
+        """(video, trajectory, stage) of items that failed in an earlier stage of this run_all.sh run ('' = any)."""
+        run_id = os.environ.get("INVERSE_DVS_RUN_ID")
+        try:
+            summary = json.loads((self.work_dir / "run_summary.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+        out = []
+        for stage, section in summary.items():
+            if not run_id or not isinstance(section, dict) or section.get("run_id") != run_id or stage == self.stage:
+                continue
+            for it in section.get("items", []):
+                if it.get("status") == "failed":
+                    parts = dict(p.split("=", 1) for p in it["item"].split() if "=" in p)
+                    out.append((parts.get("video", ""), parts.get("trajectory", ""), stage))
+        return out
+
+    def _earlier_failure(self, label: str) -> str | None:
+        parts = dict(p.split("=", 1) for p in label.split() if "=" in p)
+        for video, traj, stage in self._upstream_failed:
+            if video in ("", parts.get("video")) and traj in ("", parts.get("trajectory")):
+                return stage
+        return None
 
     def run(self, label: str, folder: Path, depends: Mapping[str, Any], inputs: Callable[[], Mapping[str, str]],
             compute) -> None:
@@ -66,16 +91,36 @@ class StageRunner:
         self._next += 1
         if not mine:
             return
+        earlier = self._earlier_failure(label)
+        if earlier is not None:  # reported there already; run_all.sh names it once in its summary
+            self.log.info("%s %s: not run, the %s stage failed for it in this run.", self.stage, label, earlier)
+            self.results.append(ItemResult(label, "failed", 0.0, f"not run: {earlier} failed for it", self.index,
+                                           True))
+            return
         t0 = time.perf_counter()
+        lock = ItemLock(folder)
+        holder = lock.acquire()
+        if holder is not None:
+            self.log.warning("%s %s: skipped, in progress in another process (%s); rerun when it has finished.",
+                             self.stage, label, holder)
+            self.results.append(ItemResult(label, "busy", 0.0, f"in progress: {holder}", self.index))
+            return
         try:
+            for p in clean_partials(folder):
+                self.log.info("%s %s: removed %s left by an interrupted run", self.stage, label, p.name)
             status = run_item(folder, self.stage, depends, inputs(), self.force, label, compute, self.log,
                               process_index=self.index)
             self.results.append(ItemResult(label, status, round(time.perf_counter() - t0, 3), process=self.index))
+        except UpstreamBusy as exc:
+            self.log.warning("%s %s: skipped: %s", self.stage, label, exc)
+            self.results.append(ItemResult(label, "busy", 0.0, str(exc), self.index))
         except UserError as exc:
             self._failed(label, t0, str(exc), True)
         except Exception as exc:  # isolate any failing item; KeyboardInterrupt still stops the run
             self.log.exception("%s %s: failed", self.stage, label)
             self._failed(label, t0, f"{type(exc).__name__}: {exc}", False)
+        finally:
+            lock.release()
 
     def _failed(self, label: str, t0: float, reason: str, user_error: bool) -> None:
         self.log.error("%s %s: failed: %s", self.stage, label, reason)
@@ -102,7 +147,8 @@ class StageRunner:
                 summary = json.loads(summary_path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 summary = {}
-            summary[self.stage] = {"processes": self.count, "items": [asdict(r) for r in results],
+            summary[self.stage] = {"processes": self.count, "run_id": os.environ.get("INVERSE_DVS_RUN_ID", ""),
+                                   "items": [asdict(r) for r in results],
                                    "failed": sum(r.status == "failed" for r in results)}
             write_json(summary_path, summary)
             if results:
@@ -113,6 +159,9 @@ class StageRunner:
         failed = [r for r in results if r.status == "failed"]
         if not failed:
             return 0
-        self.log.error("%s: %d item(s) failed (see above and %s); the other items are complete.", self.stage,
-                       len(failed), self.work_dir / "run_summary.json")
+        others = len(results) - len(failed)
+        tail = (f"; the other {others} item(s) are complete" if others and not any(r.status == "busy" for r in results)
+                else (f"; {others} other item(s) are complete or in progress elsewhere" if others else ""))
+        self.log.error("%s: %d item(s) failed (see above and %s)%s.", self.stage, len(failed),
+                       self.work_dir / "run_summary.json", tail)
         return EXIT_USER_ERROR if all(r.user_error for r in failed) else EXIT_ITEM_FAILED

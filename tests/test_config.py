@@ -33,9 +33,9 @@ def test_defaults_and_types(tmp_path):
 def test_shipped_configs_load():
     root = Path(__file__).resolve().parents[1]
     for name in ("config.yml", "configs/tiny.yml", "configs/reference.yml"):
-        cfg = load_config(root / name, check_paths=False)
+        cfg = load_config(root / name)
         assert cfg.trajectories
-    ref = load_config(root / "configs/reference.yml", check_paths=False)
+    ref = load_config(root / "configs/reference.yml")
     assert ref.method == "reference" and ref.custom == ()  # the file only restates the preset
 
 
@@ -91,12 +91,19 @@ def test_bad_values_name_the_key(tmp_path, extra, words):
         assert w in str(e.value)
 
 
-def test_missing_video_and_override(tmp_path):
+def test_paths_resolve_from_the_config_folder_then_the_project_root(tmp_path):
+    from inverse_dvs.config import PROJECT_ROOT
+
     p = make(tmp_path)
-    with pytest.raises(ConfigError, match="nope.mp4"):
-        load_config(p, ["videos=[{path: nope.mp4}]"])
-    cfg = load_config(p, ["inference.steps=[25, 50]", "run.seed=7"])
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "v.txt").write_text("a dog", encoding="utf-8")
+    cfg = load_config(p, ["trajectories.a={file: trajectories/loop1.txt}", "inference.steps=[25, 50]", "run.seed=7"])
     assert cfg.inference.steps == [25, 50] and cfg.run.seed == 7
+    assert cfg.trajectories[0].file == str(PROJECT_ROOT / "trajectories/loop1.txt")  # not beside the config
+    assert cfg.videos[0].prompt_file == str(tmp_path / "prompts" / "v.txt")  # beside the config
+    # a missing video is not a config error: it fails its own items (preflight lists it first)
+    missing = load_config(p, ["videos=[{path: nope.mp4}]"])
+    assert missing.videos[0].path == str(tmp_path / "nope.mp4")
 
 
 def test_unknown_preset_suggests(tmp_path):
@@ -115,3 +122,15 @@ def test_warp_size_aspect_needs_stretch(tmp_path):
     ref = load_config(p, ["method=reference"])
     assert ref.warp_hw == (576, 1024) and ref.camera.resize == "stretch" and ref.camera.intrinsics == "reference"
     assert ref.depth.mapping == "reference" and ref.warp.splat == "reference"
+
+
+def test_readme_config_table_is_the_generated_one():
+    """Every key the config accepts, with its default, is in the README (the table is generated from the code)."""
+    from inverse_dvs.config import _SECTIONS, config_reference
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- config-reference:start -->\n", 1)[1].split("<!-- config-reference:end -->", 1)[0]
+    assert block == config_reference()
+    for section, cls in _SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            assert f"`{section}.{f.name}`" in block and f.metadata.get("doc"), (section, f.name)

@@ -103,7 +103,7 @@ def test_infer_bad_input(workdir, capsys):
         assert stage.main(["--config", cfg, "--quiet"]) == 0
     assert infer.main(["--config", cfg, "--quiet"]) == 2  # no inversion yet
     err = capsys.readouterr().err
-    assert "python -m inverse_dvs.invert" in err and "inversion_t0749" in err
+    assert "python -m inverse_dvs.invert" in err and "inversions/loop/demo" in err
     prompts = tmp / "prompts"
     prompts.mkdir()
     (prompts / "demo.txt").write_bytes("caf\xe9".encode("latin-1"))

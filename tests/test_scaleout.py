@@ -33,7 +33,7 @@ def test_one_corrupt_video_does_not_sink_the_run(tmp_path, tiny_checkpoints, dem
     cfg = _config(tmp_path, [("first", demo_video), ("broken", bad), ("second", good2)], tiny_checkpoints)
     assert depth.main(["--config", cfg]) == 2  # non-zero: one item failed (bad input)
     err = capsys.readouterr().err
-    assert "broken" in err and "cannot be decoded" in err
+    assert "broken" in err and "is not a video file" in err
     summary = json.loads((tmp_path / "out/run_summary.json").read_text())["depth"]
     status = {i["item"]: i["status"] for i in summary["items"]}
     assert status == {"video=first": "done", "video=broken": "failed", "video=second": "done"}

@@ -1,0 +1,102 @@
+"""Preflight — check everything that can be checked before any model loads; run_all.sh runs it first.
+
+Every video must exist, decode and have enough frames; every trajectory must parse, be finite and within sane
+bounds (|θ|, |φ| ≤ 360°, |r| ≤ 10); prompt files must be UTF-8; imported depth files must exist; and the weights of
+every model the run needs (depth, CogVideoX, LoRA) must be on disk. Each problem is reported in one paragraph.
+A problem of one video or trajectory fails only its items (the stages report them again; the healthy items go on);
+missing weights, or nothing left to run, stop the run here with exit code 2 before any stage writes anything.
+"""
+
+from __future__ import annotations
+
+from .artifacts import write_json
+from .cli import get_logger, run_stage
+from .config import Config, read_prompt, select
+from .errors import EXIT_USER_ERROR, UserError
+from .geometry import read_pose_json, trajectory_keyframes
+from .records import depth_source
+from .video_io import FrameSelection, frame_indices, probe_video
+from .weights import needed_models, resolve_model
+
+STAGE = "preflight"
+
+
+def check_video(cfg: Config, video) -> None:
+    """UserError when the video cannot feed the depth stage (or its prompt file / depth file is unusable)."""
+    c = cfg.camera
+    info = probe_video(video.path)
+    frame_indices(info.frames, FrameSelection(c.num_frames, c.start, c.stride, c.pad_short), video.path)
+    read_prompt(video)
+    aux = depth_source(cfg, video.path)
+    if aux is not None:
+        if not aux.is_file():
+            raise UserError(f"video '{video.name}': depth file '{aux}' does not exist (depth.backend: "
+                            f"{cfg.depth.backend}); set depth.npz_path or use depth.backend: depth_anything.")
+
+
+def check_trajectory(cfg: Config, traj) -> None:
+    if traj.kind == "poses":
+        read_pose_json(traj.poses, cfg.camera.num_frames)
+    else:
+        trajectory_keyframes(traj)
+
+
+def missing_weights(cfg: Config) -> list[str]:
+    """One line per model the run needs whose weights are not on disk."""
+    out = []
+    for need in needed_models(cfg):
+        try:
+            resolve_model(need.model, need.file)
+        except UserError:
+            out.append(f"{need.role} = {need.model}" + (f" (file {need.file})" if need.file else ""))
+    return out
+
+
+def _body(cfg: Config, args) -> int:
+    import os
+
+    log = get_logger()
+    videos, trajectories = select(cfg, args.only_video, args.only_trajectory)
+    problems: dict[str, str] = {}
+    for v in videos:
+        try:
+            check_video(cfg, v)
+            if not read_prompt(v):
+                log.warning("video '%s' has no prompt: the model then runs unconditioned. Write prompts/%s.txt (in the "
+                            "config's folder) or set its 'prompt' in the config.", v.name, v.name)
+        except UserError as exc:
+            problems[f"video={v.name}"] = str(exc)
+    for t in trajectories:
+        try:
+            check_trajectory(cfg, t)
+        except UserError as exc:
+            problems[f"trajectory={t.name}"] = str(exc)
+    for label, reason in problems.items():
+        log.error("preflight %s: %s", label, reason)
+    items = [(t.name, v.name) for t in trajectories for v in videos]
+    healthy = [(t, v) for t, v in items if f"video={v}" not in problems and f"trajectory={t}" not in problems]
+    missing = missing_weights(cfg)
+    if missing:
+        log.error("preflight: the weights of %s are not on this machine, and stages never download on their own. Fetch "
+                  "them with `python -m inverse_dvs.weights download --config %s` (or `bash setup_env.sh --weights "
+                  "--config=%s`), or point the config at local folders; for an offline demo with tiny random weights "
+                  "run `bash run_all.sh configs/tiny.yml`. Nothing was run.", "; ".join(missing), cfg.source,
+                  cfg.source)
+        return EXIT_USER_ERROR
+    if not healthy:
+        log.error("preflight: no (trajectory, video) item can run (see above); nothing was run.")
+        return EXIT_USER_ERROR
+    summary = {"preflight": {"run_id": os.environ.get("INVERSE_DVS_RUN_ID", ""), "failed": len(problems),
+                             "items": [{"item": k, "status": "failed", "reason": r} for k, r in problems.items()]}}
+    write_json(cfg.work_dir / "run_summary.json", summary)  # a new run: the stages add their sections
+    log.info("preflight: %d of %d item(s) ready%s.", len(healthy), len(items),
+             f"; {len(items) - len(healthy)} will fail (above)" if problems else "")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage(STAGE, __doc__.splitlines()[0], _body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

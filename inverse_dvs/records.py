@@ -1,0 +1,87 @@
+"""What each stage's record depends on, for the current config — shared by a stage (to decide whether an item is
+up to date) and by the stages after it (to refuse artifacts made with other settings, `artifacts.upstream`).
+
+Stages never import each other; they meet here and on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from .artifacts import input_hashes, upstream
+from .config import Config, TrajectorySpec, VideoSpec, read_prompt, resolve_path, section_dict
+from .ddim import inversion_end, sampling_schedule
+from .layout import depth_dir, result_dir
+
+
+def depth_depends(cfg: Config) -> dict:
+    """The depth stage: backend settings, frame selection, resize policy and the size depth is computed at."""
+    d = cfg.depth
+    backend_keys = {"depth_anything": ("model",), "npz": ("npz_path", "npz_kind", "npz_key"), "ground_truth": ()}
+    keys = ("backend", *backend_keys[d.backend], "repair_invalid")
+    if d.backend != "ground_truth" and (d.backend == "depth_anything" or d.npz_kind == "disparity"):
+        keys += ("mapping",) + (("near", "far", "stabilize", "ema") if d.mapping == "percentile" else ())
+    depth = {k: getattr(d, k) for k in keys}
+    camera = {k: getattr(cfg.camera, k) for k in ("num_frames", "start", "stride", "pad_short", "resize")}
+    return {"depth": depth, "camera": camera, "size": list(cfg.warp_hw)}
+
+
+def depth_source(cfg: Config, video_path: str) -> Path | None:
+    """The file the depth of a video is imported from (`npz`, `ground_truth` backends); None when it is estimated."""
+    p = Path(video_path)
+    if cfg.depth.backend == "npz":
+        return Path(resolve_path(cfg.depth.npz_path.format(dir=p.parent, stem=p.stem, name=p.stem),
+                                 Path(cfg.base_dir)))
+    if cfg.depth.backend == "ground_truth":
+        return p.with_name(f"{p.stem}_depth.npz")
+    return None
+
+
+def warp_depends(cfg: Config, traj: TrajectorySpec) -> dict:
+    return {"camera": section_dict(cfg.camera), "warp": section_dict(cfg.warp),
+            "trajectory": {k: v for k, v in dataclasses.asdict(traj).items() if v is not None}}
+
+
+def t_starts(cfg: Config) -> list[int]:
+    """Distinct first sampling timesteps of the inference sweep (steps × strength)."""
+    return sorted({sampling_schedule(n, s).t_start for n in cfg.inference.steps for s in cfg.inference.strength})
+
+
+def inversion_ends(cfg: Config) -> list[int]:
+    """Distinct timesteps the stored inversions end at (one file each)."""
+    return sorted({inversion_end(cfg.inversion.end, t) for t in t_starts(cfg)})
+
+
+def inversion_prompt(cfg: Config, video: VideoSpec) -> str:
+    return read_prompt(video) if cfg.inversion.prompt == "video" else ""
+
+
+def invert_depends(cfg: Config, prompt: str) -> dict:
+    inv = section_dict(cfg.inversion)
+    inv.pop("preview", None)
+    return {"inversion": inv, "model": section_dict(cfg.model), "prompt": prompt, "ends": inversion_ends(cfg),
+            "camera": {k: getattr(cfg.camera, k) for k in ("num_frames", "height", "width", "resize")},
+            "dtype": cfg.run.dtype, "seed": cfg.run.seed}
+
+
+def depth_chain(cfg: Config, video: VideoSpec, traj: TrajectorySpec) -> dict[str, str]:
+    """The warp stage's inputs: sha256 of the video, the trajectory file (if any) and the depth, after checking that
+    the depth was made from this video with the current config (UserError naming the stage to rerun otherwise;
+    UpstreamBusy while another process computes it)."""
+    ddir = depth_dir(cfg.work_dir, video.name)
+    files = {"video": video.path}
+    if traj.file or traj.poses:
+        files["trajectory"] = traj.file or traj.poses
+    hashes = input_hashes(files)
+    return hashes | upstream(ddir, "depth", depth_depends(cfg), {"depth": ddir / "depth.npz"},
+                             {"video": hashes["video"]}, what=f"depth of video '{video.name}'")
+
+
+def render_chain(cfg: Config, video: VideoSpec, traj: TrajectorySpec) -> dict[str, str]:
+    """`depth_chain`, then the same check of the warp results; adds the sha256 of render, masks and input."""
+    rdir = result_dir(cfg.work_dir, traj.name, video.name)
+    hashes = depth_chain(cfg, video, traj)
+    return hashes | upstream(rdir, "warp", warp_depends(cfg, traj),
+                             {"render": rdir / "render.mp4", "masks": rdir / "masks.npz", "input": rdir / "input.mp4"},
+                             hashes, what=f"render of video '{video.name}' along '{traj.name}'")

@@ -1,0 +1,238 @@
+"""Robustness: stale inputs refused at every stage boundary, failure isolation through run_all.sh, item locks,
+stale partial files, preflight, and bad-input messages."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inverse_dvs import depth, infer, invert, warp
+from inverse_dvs.artifacts import host_name
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _config(tmp_path: Path, ckpt: Path, videos: str, extra: str = "") -> str:
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(f"""
+run: {{work_dir: {tmp_path / 'out'}, device: cpu, dtype: fp32}}
+videos: [{videos}]
+trajectories: {{left: {{preset: orbit_left, amount: 5}}}}
+depth: {{backend: ground_truth}}
+camera: {{num_frames: 49, height: 96, width: 144}}
+inversion: {{model: {ckpt / 'tiny-cogvideox-i2v'}, steps: 2}}
+inference: {{steps: [3], strength: [0.7], guidance_scale: [5.0]}}
+{extra}""")
+    return str(cfg)
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_stale_inputs_are_refused_at_every_stage_boundary(tmp_path, tiny_checkpoints, demo_video, capsys):
+    cfg = _config(tmp_path, tiny_checkpoints, f"{{path: {demo_video}, name: demo, prompt: a ball}}")
+    args = ["--config", cfg, "--quiet"]
+    for stage in (depth, warp, invert):
+        assert stage.main(args) == 0
+    capsys.readouterr()
+    out = tmp_path / "out"
+
+    # depth → warp: a failed recompute removes the record but leaves the old depth.npz; warp must not use it
+    broken_depth = ["--set", "depth.backend=npz", "--set", f"depth.npz_path={tmp_path}/none.npz"]
+    assert depth.main([*args, *broken_depth]) == 2
+    assert (out / "depths/demo/depth.npz").is_file() and not (out / "depths/demo/meta.json").exists()
+    assert warp.main([*args, *broken_depth, "--force"]) == 2
+    err = capsys.readouterr().err
+    assert "no finished depth record" in err and "python -m inverse_dvs.depth" in err
+    assert depth.main(args) == 0
+
+    # warp → invert: a warp setting changed but warp not rerun
+    assert invert.main([*args, "--set", "warp.edge_tolerance=0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "other settings" in err and "warp.edge_tolerance" in err and "python -m inverse_dvs.warp" in err
+
+    # warp → invert: the render replaced behind the record's back
+    render = out / "results/left/demo/render.mp4"
+    saved = render.read_bytes()
+    render.write_bytes(saved[:-10] + b"0123456789")
+    assert invert.main([*args, "--force"]) == 2
+    assert "not the file its warp record describes" in capsys.readouterr().err
+    render.write_bytes(saved)
+
+    # invert → infer: an inversion setting changed but invert not rerun
+    assert infer.main([*args, "--set", "inversion.posterior=sample"]) == 2
+    err = capsys.readouterr().err
+    assert "other settings" in err and "inversion.posterior" in err and "python -m inverse_dvs.invert" in err
+
+    # depth → infer (through the chain): the video file changed since depth ran
+    other = tmp_path / "other.mp4"
+    other.write_bytes(Path(demo_video).read_bytes() + b"\x00")
+    assert infer.main([*args, "--set", f"videos=[{{path: {other}, name: demo, prompt: a ball}}]"]) == 2
+    err = capsys.readouterr().err
+    assert "the video the depth results" in err and "has changed since" in err
+    assert infer.main(args) == 0  # everything consistent again
+    assert list((out / "results/left/demo").glob("*/output.mp4"))
+
+
+def test_one_bad_video_never_blocks_the_good_one(tmp_path, tiny_checkpoints, demo_video):
+    """run_all.sh from another folder, config path relative to the caller, --quiet: the good video goes through all
+    four stages; the run exits non-zero and its summary names the bad one, once."""
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00garbage" * 64)  # an MP4 header, then nothing decodable
+    shutil.copy(demo_video.with_name("demo_depth.npz"), tmp_path / "broken_depth.npz")
+    cfg = _config(tmp_path, tiny_checkpoints,
+                  f"{{path: {demo_video}, name: good, prompt: a ball}}, {{path: broken.mp4, name: broken, prompt: x}}")
+    caller = tmp_path / "elsewhere"
+    caller.mkdir()
+    # the config's work_dir is overridden on the command line: preflight, stages and summary must all follow it
+    Path(cfg).write_text(Path(cfg).read_text().replace(str(tmp_path / "out"), str(tmp_path / "unused")))
+    shutil.copy(cfg, caller / "c.yml")
+    shutil.copy(bad, caller / "broken.mp4")
+    shutil.copy(tmp_path / "broken_depth.npz", caller / "broken_depth.npz")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = ["bash", str(ROOT / "run_all.sh"), "c.yml", "--quiet", "--set", f"run.work_dir={tmp_path / 'out'}"]
+    r = subprocess.run(cmd, cwd=caller, capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 2, r.stdout[-3000:] + r.stderr[-3000:]
+    assert (tmp_path / "out/results/left/good").is_dir()
+    assert list((tmp_path / "out/results/left/good").glob("*/output.mp4"))
+    assert "FAILED: 1 item(s)" in r.stdout and "video=broken" in r.stdout and "corrupt or truncated" in r.stdout
+    assert "%|" not in r.stderr and "Token indices" not in r.stderr  # --quiet: no progress bars, no per-item noise
+    summary = json.loads((tmp_path / "out/run_summary.json").read_text())
+    assert {i["item"] for i in summary["preflight"]["items"]} == {"video=broken"}
+
+
+def test_missing_video_model_weights_stop_before_anything_is_written(tmp_path, tiny_checkpoints, demo_video):
+    cfg = _config(tmp_path, tiny_checkpoints, f"{{path: {demo_video}, name: demo}}",
+                  "model: {lora: nobody/no-such-lora, lora_weight_name: x.safetensors}")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "INVERSE_DVS_CHECKPOINTS": str(tmp_path / "ckpt")}
+    r = subprocess.run(["bash", str(ROOT / "run_all.sh"), cfg], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 2
+    assert "model.lora = nobody/no-such-lora" in r.stderr and "inverse_dvs.weights download" in r.stderr
+    assert not (tmp_path / "out").exists()  # preflight stopped it before the depth stage wrote anything
+
+
+def test_a_second_process_skips_a_locked_item_and_takes_over_a_dead_lock(tmp_path, tiny_checkpoints, demo_video,
+                                                                          capsys):
+    cfg = _config(tmp_path, tiny_checkpoints, f"{{path: {demo_video}, name: demo}}")
+    folder = tmp_path / "out/depths/demo"
+    folder.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (folder / ".lock").write_text(json.dumps({"pid": holder.pid, "host": host_name(), "started": "now"}))
+        assert depth.main(["--config", cfg]) == 0
+        err = capsys.readouterr().err
+        assert "in progress in another process" in err and f"pid {holder.pid}" in err
+        assert not (folder / "depth.npz").exists()
+        summary = json.loads((tmp_path / "out/run_summary.json").read_text())["depth"]
+        assert summary["items"][0]["status"] == "busy"
+        # downstream waits too instead of failing
+        assert warp.main(["--config", cfg, "--quiet"]) == 0
+        assert json.loads((tmp_path / "out/run_summary.json").read_text())["warp"]["items"][0]["status"] == "busy"
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder died without releasing: the next run takes the lock over and computes
+    assert depth.main(["--config", cfg, "--quiet"]) == 0
+    assert (folder / "depth.npz").is_file() and not (folder / ".lock").exists()
+
+
+def test_partial_files_of_dead_processes_are_removed(tmp_path, tiny_checkpoints, demo_video):
+    cfg = _config(tmp_path, tiny_checkpoints, f"{{path: {demo_video}, name: demo}}")
+    folder = tmp_path / "out/depths/demo"
+    folder.mkdir(parents=True)
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # still writing its file
+    try:
+        dead = folder / f".depth.partial-{host_name()}-{_dead_pid()}.npz"
+        alive = folder / f".depth.partial-{host_name()}-{writer.pid}.mp4"
+        elsewhere = folder / f".depth.partial-otherhost-{_dead_pid()}.npz"  # another host, recent: kept
+        for p in (dead, alive, elsewhere):
+            p.write_bytes(b"half")
+        assert depth.main(["--config", cfg, "--quiet"]) == 0
+        assert not dead.exists() and alive.exists() and elsewhere.exists()
+        os.utime(elsewhere, (0, 0))  # a day old and more: abandoned
+        assert depth.main(["--config", cfg, "--quiet", "--force"]) == 0
+        assert not elsewhere.exists() and alive.exists()
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def test_preflight_reports_every_problem_up_front(tmp_path, tiny_checkpoints, demo_video, capsys):
+    from inverse_dvs import preflight
+
+    (tmp_path / "far.txt").write_text("0 400\n0 0\n0 0\n")
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "notes.mp4").write_text("not a video")
+    cfg = _config(tmp_path, tiny_checkpoints,
+                  f"{{path: {demo_video}, name: good, prompt: a}}, {{path: empty.mp4, name: empty}}, "
+                  f"{{path: notes.mp4, name: notes}}, {{path: gone.mp4, name: gone}}")
+    cfg_text = Path(cfg).read_text().replace("trajectories: {left: {preset: orbit_left, amount: 5}}",
+                                              "trajectories: {left: {preset: orbit_left, amount: 5}, "
+                                              "far: {file: far.txt}}")
+    Path(cfg).write_text(cfg_text)
+    assert preflight.main(["--config", cfg]) == 0  # one healthy item remains
+    err = capsys.readouterr().err
+    assert "empty file (0 bytes)" in err and "is not a video file" in err and "does not exist" in err
+    assert "θ (elevation) keyframe 400°" in err and "out of range" in err
+    assert not (tmp_path / "out/depths").exists()
+    assert preflight.main(["--config", cfg, "--only-video", "nosuch"]) == 2
+    assert "no video named 'nosuch' in the config (have: good, empty, notes, gone)" in capsys.readouterr().err
+
+
+def test_reinterpreted_input_is_said(tmp_path, demo_video, caplog):
+    from inverse_dvs.video_io import FrameSelection, read_clip
+
+    with caplog.at_level(logging.INFO, logger="t"):
+        read_clip(demo_video, FrameSelection(49, stride=2, pad_short=True), (96, 96), "crop", logging.getLogger("t"))
+    assert "of its width is cropped" in caplog.text and "repeated 24 time(s)" in caplog.text
+
+
+@pytest.mark.parametrize("disp, words", [
+    (np.zeros((49, 96, 144)), ["constant zero in every frame"]),
+    (np.full((49, 96, 144), 3.0), ["constant in every frame"]),
+])
+def test_constant_disparity_is_refused(tmp_path, tiny_checkpoints, demo_video, capsys, disp, words):
+    src = tmp_path / "d.npz"
+    np.savez(src, depths=disp)
+    cfg = _config(tmp_path, tiny_checkpoints, f"{{path: {demo_video}, name: demo}}",
+                  f"depth: {{backend: npz, npz_path: '{src}', npz_kind: disparity}}")
+    assert depth.main(["--config", cfg, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert all(w in err for w in words), err
+
+
+def test_nan_and_flat_frames_of_imported_disparity_are_repaired_on_request(tmp_path, tiny_checkpoints, demo_video):
+    with np.load(demo_video.with_name("demo_depth.npz")) as z:
+        disp = 1.0 / z["depth"]
+    disp[3, 10, 10] = np.nan
+    disp[7] = 0.5
+    src = tmp_path / "d.npz"
+    np.savez(src, depths=disp)
+    cfg = _config(tmp_path, tiny_checkpoints, f"{{path: {demo_video}, name: demo}}",
+                  f"depth: {{backend: npz, npz_path: '{src}', npz_kind: disparity}}")
+    assert depth.main(["--config", cfg, "--quiet"]) == 2
+    assert depth.main(["--config", cfg, "--quiet", "--set", "depth.repair_invalid=true"]) == 0
+    with np.load(tmp_path / "out/depths/demo/depth.npz") as z:
+        d = z["depth"]
+    assert np.isfinite(d).all() and (d > 0).all() and d[7].std() > 0
+
+
+def test_run_all_command_line():
+    r = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--help"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "Usage: bash run_all.sh [CONFIG] [options]" in r.stdout
+    r = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--bogus"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "unknown option '--bogus'" in r.stderr
+    r = subprocess.run(["bash", str(ROOT / "run_all.sh"), "a.yml", "b.yml"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 2 and "more than one config" in r.stderr
