@@ -236,3 +236,17 @@ def test_run_all_command_line():
     r = subprocess.run(["bash", str(ROOT / "run_all.sh"), "a.yml", "b.yml"], capture_output=True, text=True,
                        timeout=30)
     assert r.returncode == 2 and "more than one config" in r.stderr
+
+
+def test_a_frame_with_nothing_visible_is_an_error_at_warp(caplog):
+    from inverse_dvs.errors import UserError
+    from inverse_dvs.warp import check_visible
+
+    frac = np.full(49, 0.9)
+    frac[[30, 31]] = 0.0
+    with pytest.raises(UserError, match=r"frame\(s\) 30, 31 are fully occluded.*smaller angles or radius"):
+        check_visible(frac, 0.5, "trajectory 't', video 'v'", logging.getLogger("t"))
+    frac[[30, 31]] = 0.2
+    with caplog.at_level(logging.WARNING, logger="t"):
+        check_visible(frac, 0.5, "trajectory 't', video 'v'", logging.getLogger("t"))
+    assert "2 frame(s) less than 50% visible" in caplog.text
