@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Run the whole pipeline for one config: preflight, then depth → warp → invert → infer, each stage once over every
-# (trajectory, video) item so each model is loaded once per stage process (one process per GPU through
+# Run the whole pipeline for one config: preflight, then depth → warp → caption → invert → infer, each stage once
+# over every (trajectory, video) item so each model is loaded once per stage process (one process per GPU through
 # `accelerate launch` when run.gpus lists several). A failing item never stops the others: every healthy item goes
-# through all four stages, and the run ends with a summary naming each failed item and its stage (exit code 2 when
+# through all the stages, and the run ends with a summary naming each failed item and its stage (exit code 2 when
 # every failure is bad input, 1 otherwise). Finished items are skipped, so an interrupted run resumes.
 usage() {
   cat <<'EOF'
@@ -56,7 +56,7 @@ export INVERSE_DVS_RUN_ID="${INVERSE_DVS_RUN_ID:-$(date +%s)-$$}"
 
 declare -a NAMES SECS
 worst=0
-for stage in depth warp invert infer; do
+for stage in depth warp caption invert infer; do
   start=$EPOCHREALTIME
   "$PY" -m inverse_dvs.launch "$stage" --config "$CONFIG" "${ARGS[@]}"
   rc=$?

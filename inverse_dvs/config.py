@@ -39,7 +39,11 @@ def _check(cond: bool, key: str, value: Any, allowed: str) -> None:
 
 
 def _choice(*options: str):
-    return lambda key, v: _check(v in options, key, v, "one of " + ", ".join(repr(o) for o in options))
+    def check(key: str, v: Any) -> None:
+        _check(v in options, key, v, "one of " + ", ".join(repr(o) for o in options))
+
+    check.choices = options  # YAML reads a bare off/on as false/true: _build maps them back where they are choices
+    return check
 
 
 def _positive(key: str, v: Any) -> None:
@@ -211,6 +215,21 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class CaptionConfig:
+    source: str = _opt(default="source", check=_choice("source", "render", "off"),
+                       doc="what a video without a prompt is captioned from: `source` (the clean video), `render` "
+                           "(each warped render, as the official code; its holes leak into the text) or `off` (run "
+                           "unconditioned)")
+    model: str = _opt(default="HuggingFaceTB/SmolVLM-Instruct",
+                      doc="vision-language model through transformers' AutoModelForImageTextToText (no remote code); "
+                          "default SmolVLM-Instruct, Apache-2.0, 2.2B parameters")
+    query: str = _opt(default="Please describe this video in detail.",
+                      doc="what the captioner is asked (the official code's query)")
+    num_frames: int = _opt(default=8, check=_positive, doc="frames sampled evenly from the 49 and shown as images")
+    max_new_tokens: int = _opt(default=160, check=_positive, doc="longest caption the captioner may write")
+
+
+@dataclass(frozen=True)
 class InversionConfig:
     model: str = _opt(default="THUDM/CogVideoX-5b-I2V", doc="the video model (hub id or folder), for invert and infer")
     steps: int = _opt(default=30, check=_positive, doc="inversion steps")
@@ -289,6 +308,7 @@ class Config:
     camera: CameraConfig
     warp: WarpConfig
     model: ModelConfig
+    caption: CaptionConfig
     inversion: InversionConfig
     slm: SLMConfig
     inference: InferenceConfig
@@ -318,6 +338,7 @@ _SECTIONS: dict[str, type] = {
     "camera": CameraConfig,
     "warp": WarpConfig,
     "model": ModelConfig,
+    "caption": CaptionConfig,
     "inversion": InversionConfig,
     "slm": SLMConfig,
     "inference": InferenceConfig,
@@ -334,6 +355,7 @@ METHOD_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "camera": {"warp_size": None, "resize": "crop", "intrinsics": "fov"},
         "depth": {"mapping": "percentile"},
         "warp": {"splat": "zbuffer"},
+        "caption": {"source": "source"},
         "inversion": {"end": "t_start", "prompt": "video", "posterior": "mode"},
         "slm": {"mode": "paper", "mask_pooling": "block"},
         "inference": {"steps": [50], "strength": [0.95], "guidance_scale": [6.0], "preservation_scale": [None],
@@ -345,6 +367,7 @@ METHOD_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "camera": {"warp_size": [576, 1024], "resize": "stretch", "intrinsics": "reference"},
         "depth": {"mapping": "reference"},
         "warp": {"splat": "reference"},
+        "caption": {"source": "render"},
         "inversion": {"end": "terminal", "prompt": "empty", "posterior": "sample"},
         "slm": {"mode": "reference", "mask_pooling": "reference"},
         "inference": {"steps": [30], "strength": [0.98], "guidance_scale": [10.0, 12.0], "preservation_scale": [1.0],
@@ -412,6 +435,9 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
             raise _unknown(f"{prefix}.{key}", fields)
         f = fields[key]
         dotted = f"{prefix}.{key}"
+        choices = getattr(f.metadata.get("check"), "choices", ())
+        if isinstance(value, bool) and ("on" if value else "off") in choices:
+            value = "on" if value else "off"
         v = _coerce(dotted, value, hints[key])
         if v is not None and "check" in f.metadata:
             f.metadata["check"](dotted, v)
@@ -603,7 +629,8 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
         cfg, videos=tuple(videos), trajectories=tuple(trajectories),
         depth=dataclasses.replace(cfg.depth, model=_local_model(cfg.depth.model, base)),
         inversion=dataclasses.replace(cfg.inversion, model=_local_model(cfg.inversion.model, base)),
-        model=dataclasses.replace(cfg.model, lora=_local_model(cfg.model.lora, base)))
+        model=dataclasses.replace(cfg.model, lora=_local_model(cfg.model.lora, base)),
+        caption=dataclasses.replace(cfg.caption, model=_local_model(cfg.caption.model, base)))
 
 
 def select(cfg: Config, only_video: str | None, only_trajectory: str | None) -> tuple[list[VideoSpec],

@@ -20,14 +20,14 @@ import torch
 
 from .artifacts import read_meta, upstream
 from .cli import get_logger, run_stage
-from .config import Config, TrajectorySpec, VideoSpec, read_prompt, section_dict, select
+from .config import Config, TrajectorySpec, VideoSpec, section_dict, select
 from .ddim import ddim_sample, inversion_end, sampling_schedule
 from .errors import UserError
 from .guidance import RegionGuidance
 from .krnr import noise_init
 from .layout import depth_dir, inversion_file, result_dir, run_dir
 from .masks import background_mask, latent_masks
-from .records import inversion_prompt, invert_depends, render_chain
+from .records import inversion_prompt, invert_depends, render_chain, video_prompt
 from .slm import stochastic_latent_modulation
 from .video_io import FrameSelection, read_clip, titled_side_by_side, write_video
 from .weights import needed_models, require
@@ -128,7 +128,7 @@ def _depends(cfg: Config, pt: SweepPoint, prompt: str, fps: float) -> dict:
 def _inputs(cfg: Config, video: VideoSpec, traj: TrajectorySpec, inv_path: Path) -> dict[str, str]:
     """Hashes of everything this run reads, after checking each was made for the current config and files."""
     hashes = render_chain(cfg, video, traj)
-    hashes |= upstream(inv_path.parent, "invert", invert_depends(cfg, inversion_prompt(cfg, video)),
+    hashes |= upstream(inv_path.parent, "invert", invert_depends(cfg, inversion_prompt(cfg, video, traj)),
                        {"inversion": inv_path}, {"render": hashes["render"]},
                        what=f"inversion of video '{video.name}' along '{traj.name}'")
     return {k: hashes[k] for k in ("inversion", "masks", "depth", "render", "input")}
@@ -217,7 +217,12 @@ def _body(cfg: Config, args) -> int:
         for v in videos:
             rdir, ddir = result_dir(cfg.work_dir, traj.name, v.name), depth_dir(cfg.work_dir, v.name)
             fps = cfg.inference.fps or (read_meta(rdir) or {}).get("fps", 8.0)
-            prompt = read_prompt(v)
+            try:
+                prompt = video_prompt(cfg, v, traj)
+            except UserError as exc:  # no usable caption yet: these items fail, the others go on
+                for pt in points:
+                    runner.fail(f"trajectory={traj.name} video={v.name} run={pt.run_tag(prefix)}", exc)
+                continue
             data = ItemData(cfg, rdir, ddir)
             for pt in points:
                 t_start = sampling_schedule(pt.steps, pt.strength).t_start

@@ -19,6 +19,7 @@ from .artifacts import save_safetensors, sha256
 from .cli import get_logger, run_stage
 from .config import Config, TrajectorySpec, VideoSpec, select
 from .ddim import ddim_invert, inversion_plan
+from .errors import UserError
 from .layout import inversion_dir, inversion_file, result_dir
 from .records import inversion_ends, inversion_prompt, invert_depends, render_chain
 from .video_io import FrameSelection, read_clip, write_video
@@ -120,7 +121,11 @@ def _body(cfg: Config, args) -> int:
     for traj in trajectories:
         for v in videos:
             render = result_dir(cfg.work_dir, traj.name, v.name) / "render.mp4"
-            prompt = inversion_prompt(cfg, v)
+            try:
+                prompt = inversion_prompt(cfg, v, traj)
+            except UserError as exc:  # no usable caption yet: this item fails, the others go on
+                runner.fail(f"trajectory={traj.name} video={v.name}", exc)
+                continue
             runner.run(f"trajectory={traj.name} video={v.name}", inversion_dir(cfg.work_dir, traj.name, v.name),
                        invert_depends(cfg, prompt), partial(_inputs, cfg, v, traj),
                        partial(_invert_item, ctx, render=render, prompt=prompt, trajectory=traj.name, video=v.name))

@@ -23,3 +23,9 @@ def inversion_file(work_dir: Path, trajectory: str, video: str, t_start: int) ->
 
 def run_dir(work_dir: Path, trajectory: str, video: str, run_tag: str) -> Path:
     return result_dir(work_dir, trajectory, video) / run_tag
+
+
+def caption_dir(work_dir: Path, video: str, trajectory: str | None = None) -> Path:
+    """Caption of a video's source (`caption.source: source`) or of one render (`render`: per trajectory)."""
+    base = Path(work_dir) / "prompts" / video
+    return base if trajectory is None else base / trajectory

@@ -61,9 +61,10 @@ def _body(cfg: Config, args) -> int:
     for v in videos:
         try:
             check_video(cfg, v)
-            if not read_prompt(v):
-                log.warning("video '%s' has no prompt: the model then runs unconditioned. Write prompts/%s.txt (in the "
-                            "config's folder) or set its 'prompt' in the config.", v.name, v.name)
+            if not read_prompt(v) and cfg.caption.source == "off":
+                log.warning("video '%s' has no prompt and caption.source is off: the model then runs unconditioned. "
+                            "Write prompts/%s.txt (in the config's folder), set its 'prompt' in the config, or let the "
+                            "caption stage write one (caption.source: source).", v.name, v.name)
         except UserError as exc:
             problems[f"video={v.name}"] = str(exc)
     for t in trajectories:

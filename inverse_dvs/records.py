@@ -9,10 +9,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from .artifacts import input_hashes, upstream
+from .artifacts import input_hashes, sha256, upstream
 from .config import Config, TrajectorySpec, VideoSpec, read_prompt, resolve_path, section_dict
 from .ddim import inversion_end, sampling_schedule
-from .layout import depth_dir, result_dir
+from .layout import caption_dir, depth_dir, result_dir
 
 
 def depth_depends(cfg: Config) -> dict:
@@ -53,8 +53,37 @@ def inversion_ends(cfg: Config) -> list[int]:
     return sorted({inversion_end(cfg.inversion.end, t) for t in t_starts(cfg)})
 
 
-def inversion_prompt(cfg: Config, video: VideoSpec) -> str:
-    return read_prompt(video) if cfg.inversion.prompt == "video" else ""
+def caption_depends(cfg: Config) -> dict:
+    """The caption stage: its settings, the frames it sees and the text encoder that bounds the caption's length."""
+    camera = {k: getattr(cfg.camera, k) for k in ("num_frames", "start", "stride", "pad_short", "resize", "height",
+                                                   "width")}
+    return {"caption": section_dict(cfg.caption), "camera": camera, "text_encoder": cfg.inversion.model}
+
+
+def caption_folder(cfg: Config, video: VideoSpec, traj: TrajectorySpec | None) -> Path:
+    """Where the caption a (video, trajectory) uses lives: one per video, or one per render (`source: render`)."""
+    return caption_dir(cfg.work_dir, video.name, traj.name if cfg.caption.source == "render" and traj else None)
+
+
+def video_prompt(cfg: Config, video: VideoSpec, traj: TrajectorySpec) -> str:
+    """The prompt of a video: the user's (config `prompt`, then `prompts/{name}.txt`) when given, else its caption
+    (`caption.source` source/render, checked against its record: UserError naming the caption stage when missing or
+    stale), else "" (`caption.source: off`)."""
+    user = read_prompt(video)
+    if user or cfg.caption.source == "off":
+        return user
+    folder = caption_folder(cfg, video, traj)
+    if cfg.caption.source == "render":
+        inputs = {"render": sha256(result_dir(cfg.work_dir, traj.name, video.name) / "render.mp4")}
+    else:
+        inputs = {"video": sha256(video.path)}
+    upstream(folder, "caption", caption_depends(cfg), {"prompt": folder / "prompt.txt"}, inputs,
+             what=f"caption of video '{video.name}'")
+    return (folder / "prompt.txt").read_text(encoding="utf-8").strip()
+
+
+def inversion_prompt(cfg: Config, video: VideoSpec, traj: TrajectorySpec) -> str:
+    return video_prompt(cfg, video, traj) if cfg.inversion.prompt == "video" else ""
 
 
 def invert_depends(cfg: Config, prompt: str) -> dict:

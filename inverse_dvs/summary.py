@@ -18,7 +18,7 @@ from .config import load_config
 from .errors import EXIT_USER_ERROR, UserError
 from .layout import depth_dir, inversion_dir, result_dir, run_dir
 
-ORDER = ("preflight", "depth", "warp", "invert", "infer")
+ORDER = ("preflight", "depth", "warp", "caption", "invert", "infer")
 
 
 def _item_key(label: str) -> tuple[str, str]:

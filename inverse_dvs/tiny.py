@@ -5,6 +5,8 @@
   embeddings, 8× spatial / 4× temporal VAE, T5 encoder + tokenizer, CogVideoXDDIMScheduler with the 5B-I2V
   settings) sized for 96×144×49 videos;
 - `tiny-depth-anything/`: a `DepthAnythingForDepthEstimation` with a tiny DINOv2 backbone and its processor;
+- `tiny-smolvlm/`: an `Idefics3ForConditionalGeneration` (SmolVLM's architecture) with a byte-level tokenizer, chat
+  template and image processor made here, for the caption stage;
 - `tiny-lora/`: a LoRA for the tiny transformer (`tiny_lora.safetensors`, attention projections, random non-zero
   weights) in the layout `load_lora_weights` reads, standing in for Go-with-the-Flow's.
 Outputs of these models are noise; they exist to exercise the real `from_pretrained` code paths.
@@ -123,11 +125,58 @@ def build_tiny_lora(out: Path, seed: int = 0) -> Path:
     return out
 
 
+def build_tiny_smolvlm(out: Path, seed: int = 0) -> Path:
+    """SmolVLM's architecture (Idefics3: SigLIP-style vision encoder, pixel shuffle, Llama decoder) at toy size, with
+    a byte-level BPE tokenizer (its image tokens as special tokens) and a chat template written here."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import (
+        Idefics3Config,
+        Idefics3ForConditionalGeneration,
+        Idefics3Processor,
+        PreTrainedTokenizerFast,
+    )
+    from transformers.models.idefics3 import Idefics3ImageProcessorPil
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<image>", "<fake_token_around_image>",
+                "<global-img>"]
+    tok = Tokenizer(models.BPE(vocab={ch: i for i, ch in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))},
+                               merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(specials)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<end_of_utterance>", pad_token="<|endoftext|>",
+        extra_special_tokens={"image_token": "<image>", "fake_image_token": "<fake_token_around_image>",
+                              "global_image_token": "<global-img>", "end_of_utterance_token": "<end_of_utterance>"})
+    torch.manual_seed(seed)
+    ids = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+               eos_token_id=tokenizer.eos_token_id)
+    config = Idefics3Config(
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=56, patch_size=14),
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=2048, **ids),
+        scale_factor=2, image_token_id=tokenizer.convert_tokens_to_ids("<image>"), **ids)
+    model = Idefics3ForConditionalGeneration(config).eval()
+    template = (
+        "<|im_start|>{% for message in messages %}{{ message['role'] | capitalize }}: "
+        "{% for part in message['content'] %}{% if part['type'] == 'text' %}{{ part['text'] }}"
+        "{% elif part['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}"
+        "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}")
+    images = Idefics3ImageProcessorPil(size={"longest_edge": 112}, max_image_size={"longest_edge": 56},
+                                       do_image_splitting=False)
+    processor = Idefics3Processor(image_processor=images, tokenizer=tokenizer, image_seq_len=4, chat_template=template)
+    model.save_pretrained(out, safe_serialization=True)
+    processor.save_pretrained(out)
+    return out
+
+
 def build_all(root: Path, force: bool = False) -> list[Path]:
     """Build the tiny checkpoints under `root`; skip a folder that already has a complete build."""
     done = []
     for name, fn in (("tiny-cogvideox-i2v", build_tiny_cogvideox), ("tiny-depth-anything", build_tiny_depth_anything),
-                     ("tiny-lora", build_tiny_lora)):
+                     ("tiny-lora", build_tiny_lora), ("tiny-smolvlm", build_tiny_smolvlm)):
         target = root / name
         marker = target / ".complete"
         if marker.exists() and marker.read_text().strip() == TINY_VERSION and not force:
@@ -153,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m inverse_dvs.tiny", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="checkpoints", help="folder that receives tiny-cogvideox-i2v/, "
-                                                          "tiny-depth-anything/ and tiny-lora/")
+                                                          "tiny-depth-anything/, tiny-lora/ and tiny-smolvlm/")
     p.add_argument("--force", action="store_true", help="rebuild even when a complete build exists")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")

@@ -32,11 +32,17 @@ class ModelNeed(NamedTuple):
     file: str | None = None
 
 
-def needed_models(cfg, stages: tuple[str, ...] = ("depth", "invert", "infer")) -> list[ModelNeed]:
+def needed_models(cfg, stages: tuple[str, ...] = ("depth", "caption", "invert", "infer")) -> list[ModelNeed]:
     """Every model the given stages will load with this config."""
+    from .config import read_prompt
+
     needs = []
     if "depth" in stages and cfg.depth.backend == "depth_anything":
         needs.append(ModelNeed(cfg.depth.model, "depth.model"))
+    if "caption" in stages and cfg.caption.source != "off" and any(not read_prompt(v) for v in cfg.videos):
+        needs.append(ModelNeed(cfg.caption.model, "caption.model"))
+        if not {"invert", "infer"} & set(stages):  # its tokenizer bounds the caption's length
+            needs.append(ModelNeed(cfg.inversion.model, "inversion.model"))
     if {"invert", "infer"} & set(stages):
         needs.append(ModelNeed(cfg.inversion.model, "inversion.model"))
         if cfg.model.lora:

@@ -122,6 +122,21 @@ class StageRunner:
         finally:
             lock.release()
 
+    def fail(self, label: str, exc: UserError) -> None:
+        """Record an item of this process as failed before it could start (e.g. its prompt is not available)."""
+        mine = self._next % self.count == self.index
+        self._next += 1
+        if not mine:
+            return
+        if isinstance(exc, UpstreamBusy):
+            self.log.warning("%s %s: skipped: %s", self.stage, label, exc)
+            self.results.append(ItemResult(label, "busy", 0.0, str(exc), self.index))
+        elif self._earlier_failure(label) is None:
+            self._failed(label, time.perf_counter(), str(exc), True)
+        else:  # reported by the earlier stage already
+            self.results.append(ItemResult(label, "failed", 0.0, f"not run: {self._earlier_failure(label)} failed "
+                                                                 "for it", self.index, True))
+
     def _failed(self, label: str, t0: float, reason: str, user_error: bool) -> None:
         self.log.error("%s %s: failed: %s", self.stage, label, reason)
         self.results.append(ItemResult(label, "failed", round(time.perf_counter() - t0, 3), reason, self.index,

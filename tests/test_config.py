@@ -134,3 +134,11 @@ def test_readme_config_table_is_the_generated_one():
     for section, cls in _SECTIONS.items():
         for f in dataclasses.fields(cls):
             assert f"`{section}.{f.name}`" in block and f.metadata.get("doc"), (section, f.name)
+
+
+def test_bare_off_in_yaml_means_off(tmp_path):
+    p = make(tmp_path, "caption: {source: off}\ninference: {dynamic_cfg: off}")
+    cfg = load_config(p)
+    assert cfg.caption.source == "off" and cfg.inference.dynamic_cfg == "off"
+    with pytest.raises(ConfigError, match="slm.mode"):
+        load_config(p, ["slm.mode=off"])  # not a choice there: still an error naming the key

@@ -22,6 +22,7 @@ videos: [{{path: {demo_video}, name: a}}, {{path: {demo_video}, name: b, prompt:
 trajectories: {{left: {{preset: orbit_left, amount: 5}}, up: {{preset: arc_up, amount: 5}}}}
 depth: {{backend: ground_truth}}
 camera: {{num_frames: 49, height: 96, width: 144}}
+caption: {{source: 'off'}}
 inversion: {{model: {tiny_checkpoints / 'tiny-cogvideox-i2v'}, steps: 3}}
 inference: {{steps: [10, 4], strength: [0.8]}}
 """)
@@ -70,6 +71,7 @@ videos: [{{path: {demo_video}, name: a}}]
 trajectories: {{left: {{preset: orbit_left, amount: 5}}}}
 depth: {{backend: ground_truth}}
 camera: {{num_frames: 49, height: 96, width: 144}}
+caption: {{source: 'off'}}
 inversion: {{model: {tiny_checkpoints / 'tiny-cogvideox-i2v'}, steps: 2}}
 inference: {{steps: [4], strength: [0.5]}}
 """)

@@ -28,6 +28,7 @@ videos: [{videos}]
 trajectories: {{left: {{preset: orbit_left, amount: 5}}}}
 depth: {{backend: ground_truth}}
 camera: {{num_frames: 49, height: 96, width: 144}}
+caption: {{source: 'off'}}
 inversion: {{model: {ckpt / 'tiny-cogvideox-i2v'}, steps: 2}}
 inference: {{steps: [3], strength: [0.7], guidance_scale: [5.0]}}
 {extra}""")

@@ -19,6 +19,7 @@ videos: [{vids}]
 trajectories: {{left: {{preset: orbit_left, amount: 5}}}}
 depth: {{backend: depth_anything, model: {ckpt / 'tiny-depth-anything'}}}
 camera: {{num_frames: 49, height: 96, width: 144}}
+caption: {{source: 'off'}}
 inversion: {{model: {ckpt / 'tiny-cogvideox-i2v'}, steps: 2}}
 inference: {{steps: [3], strength: [0.7], guidance_scale: [5.0], seeds: [1, 2, 3]}}
 {extra}""")

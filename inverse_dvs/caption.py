@@ -1,0 +1,158 @@
+"""Stage 2b — caption every video that has no prompt → `{work_dir}/prompts/{video}/prompt.txt`.
+
+A video's prompt is the user's when given (`videos[].prompt`, then `prompts/{name}.txt`); the caption stage never
+writes those. Otherwise `caption.source` decides: `source` captions the clean video once per video
+(`prompts/{video}/`); `render` captions each warped render (`prompts/{video}/{trajectory}/`), as the official code
+does with CogVLM2; `off` leaves the video unconditioned. `caption.num_frames` frames sampled evenly are shown to a
+vision-language model that transformers supports natively (AutoModelForImageTextToText, no remote code; default
+SmolVLM-Instruct) with `caption.query`. A caption longer than the text encoder reads (226 T5 tokens for
+CogVideoX-5B) is cut at a sentence boundary. Invert and infer read the caption (and record it in their meta.json).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from .artifacts import atomic_path, input_hashes
+from .captions import even_frames, shorten_caption
+from .cli import get_logger, run_stage
+from .config import Config, TrajectorySpec, VideoSpec, read_prompt, select
+from .layout import result_dir
+from .records import caption_depends, caption_folder, render_chain
+from .video_io import FrameSelection, read_clip
+from .weights import needed_models, require, resolve_model
+from .workqueue import StageRunner, process_state
+
+STAGE = "caption"
+
+
+class Captioner:
+    """The vision-language model and the text encoder's tokenizer, loaded on first use, once per process."""
+
+    def __init__(self, cfg: Config, state):
+        self.cfg, self.state = cfg, state
+        self._model = self._processor = self._t5 = None
+        self.loads = 0
+
+    def _load(self) -> None:
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
+
+        from .runtime import resolve_device, torch_dtype
+
+        self.device = resolve_device(self.cfg.run.device, self.state)
+        dtype = torch_dtype(self.cfg.run.dtype, self.device)
+        path = resolve_model(self.cfg.caption.model)
+        self._processor = AutoProcessor.from_pretrained(path)
+        self._model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype).to(self.device).eval()
+        video_model = Path(resolve_model(self.cfg.inversion.model))
+        self._t5 = AutoTokenizer.from_pretrained(video_model / "tokenizer")
+        config = json.loads((video_model / "transformer" / "config.json").read_text(encoding="utf-8"))
+        self.max_tokens = int(config.get("max_text_seq_length", 226))
+        self.loads += 1
+        self.torch = torch
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` for the video model's text encoder (its end-of-sequence token included)."""
+        return len(self._t5(text, add_special_tokens=True).input_ids)
+
+    def caption(self, frames: np.ndarray) -> str:
+        """frames [K, H, W, 3] uint8 → the model's description (greedy decoding: deterministic)."""
+        from PIL import Image
+
+        if self._model is None:
+            self._load()
+        c = self.cfg.caption
+        messages = [{"role": "user", "content": [*({"type": "image"} for _ in frames),
+                                                 {"type": "text", "text": c.query}]}]
+        text = self._processor.apply_chat_template(messages, add_generation_prompt=True)
+        inputs = self._processor(text=text, images=[[Image.fromarray(f) for f in frames]], return_tensors="pt")
+        inputs = {k: v.to(self.device, self._model.dtype) if v.is_floating_point() else v.to(self.device)
+                  for k, v in inputs.items()}
+        with self.torch.inference_mode():
+            out = self._model.generate(**inputs, max_new_tokens=c.max_new_tokens, do_sample=False)
+        return self._processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)[0].strip()
+
+
+def contact_sheet(frames: np.ndarray, columns: int = 4) -> np.ndarray:
+    """frames [K, H, W, 3] → one image of them in a grid (what the captioner saw, for the record)."""
+    k, h, w, _ = frames.shape
+    rows = -(-k // columns)
+    sheet = np.zeros((rows * h, min(k, columns) * w, 3), np.uint8)
+    for i, f in enumerate(frames):
+        sheet[(i // columns) * h:(i // columns + 1) * h, (i % columns) * w:(i % columns + 1) * w] = f
+    return sheet
+
+
+def _inputs(cfg: Config, video: VideoSpec, traj: TrajectorySpec | None) -> dict[str, str]:
+    if traj is None:
+        return input_hashes({"video": video.path})
+    return {"render": render_chain(cfg, video, traj)["render"]}
+
+
+def _caption_item(cfg: Config, captioner: Captioner, folder: Path, *, video: VideoSpec,
+                  traj: TrajectorySpec | None) -> tuple[list[str], dict]:
+    """Caption one video (or one of its renders) and store the prompt, shortened to the text encoder's length."""
+    import cv2
+
+    log = get_logger()
+    c = cfg.camera
+    hw = (c.height, c.width)
+    if traj is None:
+        frames = read_clip(video.path, FrameSelection(c.num_frames, c.start, c.stride, c.pad_short), hw,
+                           c.resize).frames
+    else:
+        render = result_dir(cfg.work_dir, traj.name, video.name) / "render.mp4"
+        frames = read_clip(render, FrameSelection(c.num_frames), hw, c.resize).frames
+    shown = frames[even_frames(len(frames), cfg.caption.num_frames)]
+    raw = captioner.caption(shown)
+    short = shorten_caption(raw, captioner.count_tokens, captioner.max_tokens)
+    if not short.text:
+        raise RuntimeError(f"the captioner returned no usable text for video '{video.name}' ({raw[:80]!r})")
+    if short.truncated:
+        log.info("caption of video '%s' is %d tokens; the text encoder reads %d, so it was cut at a sentence boundary "
+                 "(%d tokens kept).", video.name, captioner.count_tokens(" ".join(raw.split())),
+                 captioner.max_tokens, short.tokens)
+    with atomic_path(folder / "prompt.txt") as tmp:
+        tmp.write_text(short.text + "\n", encoding="utf-8")
+    with atomic_path(folder / "frames.png") as tmp:
+        cv2.imwrite(str(tmp), cv2.cvtColor(contact_sheet(shown), cv2.COLOR_RGB2BGR))
+    return ["prompt.txt", "frames.png"], {"caption": short.text, "raw_caption": raw, "truncated": short.truncated,
+                                          "tokens": short.tokens, "model": cfg.caption.model,
+                                          "process_model_loads": captioner.loads}
+
+
+def _body(cfg: Config, args) -> int:
+    log = get_logger()
+    videos, trajectories = select(cfg, args.only_video, args.only_trajectory)
+    state = process_state()
+    if cfg.caption.source == "off":
+        log.info("caption: caption.source is off; videos without a prompt run unconditioned.")
+        return 0
+    todo = [v for v in videos if not read_prompt(v)]
+    for v in videos:
+        if v not in todo:
+            log.info("caption video=%s: has a prompt; not captioned.", v.name)
+    if not todo:
+        return 0
+    require(needed_models(cfg, (STAGE,)))  # before any item: a missing model fails fast
+    runner = StageRunner(STAGE, cfg.work_dir, args.force, log, state)
+    captioner = Captioner(cfg, state)
+    for v in todo:
+        for traj in (trajectories if cfg.caption.source == "render" else [None]):
+            label = f"video={v.name}" + (f" trajectory={traj.name}" if traj else "")
+            runner.run(label, caption_folder(cfg, v, traj), caption_depends(cfg), partial(_inputs, cfg, v, traj),
+                       partial(_caption_item, cfg, captioner, video=v, traj=traj))
+    return runner.finish()
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage(STAGE, __doc__.splitlines()[0], _body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

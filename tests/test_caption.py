@@ -1,0 +1,94 @@
+"""Caption stage on the tiny SmolVLM-architecture checkpoint (real from_pretrained + generate; its text is noise)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from inverse_dvs import caption, depth, infer, invert, preflight, warp
+from inverse_dvs.captions import even_frames, shorten_caption
+
+
+def _config(tmp_path: Path, ckpt: Path, video: Path, videos: str | None = None, extra: str = "") -> str:
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(f"""
+run: {{work_dir: {tmp_path / 'out'}, device: cpu, dtype: fp32}}
+videos: [{videos or f'{{path: {video}, name: auto}}'}]
+trajectories: {{left: {{preset: orbit_left, amount: 5}}}}
+depth: {{backend: ground_truth}}
+camera: {{num_frames: 49, height: 96, width: 144}}
+caption: {{model: {ckpt / 'tiny-smolvlm'}, num_frames: 3, max_new_tokens: 12}}
+inversion: {{model: {ckpt / 'tiny-cogvideox-i2v'}, steps: 2}}
+inference: {{steps: [3], strength: [0.7], guidance_scale: [5.0]}}
+{extra}""")
+    return str(cfg)
+
+
+def test_even_frames_and_sentence_boundary_shortening():
+    assert even_frames(49, 4) == [0, 16, 32, 48] and even_frames(3, 8) == [0, 1, 2] and even_frames(49, 1) == [0]
+    words = len  # a stand-in tokenizer: one token per character, so lengths are easy to read
+
+    text = "A dog runs. It jumps over a log! Then it sleeps in the sun."
+    assert shorten_caption(text, words, 100) == (text, False, len(text))
+    short = shorten_caption(text, words, 40)
+    assert short.text == "A dog runs. It jumps over a log!" and short.truncated and short.tokens <= 40
+    first = shorten_caption("A very long first sentence without an early end.", words, 20)
+    assert first.truncated and first.text == "A very long first" and first.tokens <= 20  # word boundary fallback
+    assert shorten_caption("  spaced\n  out  ", words, 100).text == "spaced out"
+
+
+def test_a_video_without_prompt_is_captioned_and_used(tmp_path, tiny_checkpoints, demo_video, capsys):
+    cfg = _config(tmp_path, tiny_checkpoints, demo_video,
+                  f"{{path: {demo_video}, name: auto}}, {{path: {demo_video}, name: given}}")
+    (tmp_path / "prompts").mkdir()
+    user = tmp_path / "prompts" / "given.txt"
+    user.write_text("a red ball rolls past a wall", encoding="utf-8")
+    args = ["--config", cfg, "--quiet"]
+    for stage in (depth, warp, caption):
+        assert stage.main(args) == 0
+    out = tmp_path / "out"
+    text = (out / "prompts/auto/prompt.txt").read_text(encoding="utf-8").strip()
+    meta = json.loads((out / "prompts/auto/meta.json").read_text())
+    assert text and meta["caption"] == text and meta["process_model_loads"] == 1 and (out / "prompts/auto/frames.png")\
+        .is_file()
+    assert not (out / "prompts/given").exists()  # a user prompt is never captioned over
+    assert user.read_text(encoding="utf-8") == "a red ball rolls past a wall"
+    mtime = (out / "prompts/auto/prompt.txt").stat().st_mtime_ns
+    assert caption.main(args) == 0  # rerun: up to date, nothing loaded or written
+    assert (out / "prompts/auto/prompt.txt").stat().st_mtime_ns == mtime
+    for stage in (invert, infer):
+        assert stage.main(args) == 0
+    run = next((out / "results/left/auto").glob("*/meta.json"))
+    assert json.loads(run.read_text())["prompt"] == text
+    inv = json.loads((out / "inversions/left/auto/meta.json").read_text())
+    assert inv["prompt"] == text
+    given = next((out / "results/left/given").glob("*/meta.json"))
+    assert json.loads(given.read_text())["prompt"] == "a red ball rolls past a wall"
+    # a caption that changed behind the record is refused downstream
+    (out / "prompts/auto/prompt.txt").write_text("edited\n", encoding="utf-8")
+    assert infer.main([*args, "--force", "--only-video", "auto"]) == 2
+    assert "caption of video 'auto'" in capsys.readouterr().err
+
+
+def test_caption_off_runs_unconditioned_with_a_warning(tmp_path, tiny_checkpoints, demo_video, capsys):
+    cfg = _config(tmp_path, tiny_checkpoints, demo_video, extra="")
+    args = ["--config", cfg, "--set", "caption.source=off"]
+    assert preflight.main(args) == 0
+    assert "has no prompt and caption.source is off" in capsys.readouterr().err
+    for stage in (depth, warp, caption, invert, infer):
+        assert stage.main([*args, "--quiet"]) == 0
+    assert not (tmp_path / "out/prompts").exists()
+    run = next((tmp_path / "out/results/left/auto").glob("*/meta.json"))
+    assert json.loads(run.read_text())["prompt"] == ""
+
+
+def test_render_captions_are_per_trajectory_and_needed_before_invert(tmp_path, tiny_checkpoints, demo_video, capsys):
+    cfg = _config(tmp_path, tiny_checkpoints, demo_video)
+    args = ["--config", cfg, "--quiet", "--set", "caption.source=render"]
+    for stage in (depth, warp):
+        assert stage.main(args) == 0
+    assert invert.main(args) == 2  # no caption yet: the item says which stage to run
+    assert "no finished caption record" in capsys.readouterr().err
+    assert caption.main(args) == 0
+    assert (tmp_path / "out/prompts/auto/left/prompt.txt").is_file()
+    assert invert.main(args) == 0
