@@ -56,16 +56,19 @@ export INVERSE_DVS_RUN_ID="${INVERSE_DVS_RUN_ID:-$(date +%s)-$$}"
 
 declare -a NAMES SECS
 worst=0
-for stage in depth warp caption invert infer; do
+# invert and infer run in one process (`inverse_dvs.chain`), sharing one loaded (and compiled) model
+for step in depth warp caption "chain invert infer"; do
+  read -r -a cmd <<< "$step"
+  last=${cmd[${#cmd[@]}-1]}
   start=$EPOCHREALTIME
-  "$PY" -m inverse_dvs.launch "$stage" --config "$CONFIG" "${ARGS[@]}"
+  "$PY" -m inverse_dvs.launch "${cmd[@]}" --config "$CONFIG" "${ARGS[@]}"
   rc=$?
-  NAMES+=("$stage"); SECS+=("$start-$EPOCHREALTIME")
+  NAMES+=("${step#chain }"); SECS+=("$start-$EPOCHREALTIME")
   [ $rc -eq 130 ] && exit 130  # interrupted: finished items are kept
   if [ $rc -ne 0 ]; then
     # items failed: go on with the healthy ones, unless the stage could not run at all (no record of this run)
-    if ! "$PY" -m inverse_dvs.summary --config "$CONFIG" "${ARGS[@]}" --ran "$stage" >/dev/null 2>&1; then
-      echo "run_all.sh: stage '$stage' could not run (exit code $rc; see above). Fix it and rerun; finished items" \
+    if ! "$PY" -m inverse_dvs.summary --config "$CONFIG" "${ARGS[@]}" --ran "$last" >/dev/null 2>&1; then
+      echo "run_all.sh: stage '$last' could not run (exit code $rc; see above). Fix it and rerun; finished items" \
            "are kept and skipped." >&2
       exit $rc
     fi

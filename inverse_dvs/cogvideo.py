@@ -26,10 +26,15 @@ class ModelStats:
     extra: dict = field(default_factory=dict)
 
 
+UNTILED_VAE_BYTES = 30 * 2**30  # free GPU memory below which `vae_tiling: auto` tiles (untiled decode peaks ~26 GB)
+
+
 def load_pipeline(model: str, model_cfg, device: torch.device, dtype: torch.dtype, stats: ModelStats):
     """`CogVideoXImageToVideoPipeline.from_pretrained` from a local folder or cached hub id; LoRA and memory options.
 
-    Raises WeightsMissingError (never downloads) when the weights are not on disk.
+    With `offload: none` on a GPU the T5 text encoder (4.7B parameters, used once per prompt) is parked on the CPU
+    and only visits the GPU to encode a new prompt (`encode_prompt`). Raises WeightsMissingError (never downloads)
+    when the weights are not on disk.
     """
     from diffusers import CogVideoXImageToVideoPipeline
 
@@ -44,39 +49,111 @@ def load_pipeline(model: str, model_cfg, device: torch.device, dtype: torch.dtyp
         kw = {"weight_name": model_cfg.lora_weight_name} if model_cfg.lora_weight_name else {}
         pipe.load_lora_weights(lora_path, adapter_name="user", **kw)
         pipe.set_adapters(["user"], [model_cfg.lora_scale])
+    place_pipeline(pipe, model_cfg, device, stats)
+    return pipe
+
+
+def place_pipeline(pipe, model_cfg, device: torch.device, stats: ModelStats) -> None:
+    """Memory options and device placement, as every stage applies them: VAE slicing, offload (`model`/`sequential`
+    through accelerate hooks on a GPU), the T5 encoder parked on the CPU with `offload: none` on a GPU, and VAE
+    tiling (`auto`: when less than 30 GB stay free after placement)."""
     if model_cfg.vae_slicing:
         pipe.vae.enable_slicing()
-    if model_cfg.vae_tiling:
-        pipe.vae.enable_tiling()
     if model_cfg.offload == "model" and device.type == "cuda":
         pipe.enable_model_cpu_offload(device=device)
     elif model_cfg.offload == "sequential" and device.type == "cuda":
         pipe.enable_sequential_cpu_offload(device=device)
     else:
         pipe.to(device)
+        if device.type == "cuda":
+            pipe.text_encoder.to("cpu")
+            torch.cuda.empty_cache()
+    tiling = model_cfg.vae_tiling == "on" or (
+        model_cfg.vae_tiling == "auto" and device.type == "cuda" and torch.cuda.mem_get_info(device)[0]
+        < UNTILED_VAE_BYTES)
+    if tiling:
+        pipe.vae.enable_tiling()
+    stats.extra["vae_tiling"] = bool(tiling)
     pipe.set_progress_bar_config(disable=True)
-    return pipe
+
+
+def compile_blocks(pipe, backend: str = "inductor") -> int:
+    """Regional compilation: each CogVideoX transformer block compiled once (fullgraph, static shapes), which
+    compiles one block graph and reuses it, instead of the whole model. Returns the number of blocks."""
+    blocks = pipe.transformer.transformer_blocks
+    for block in blocks:
+        block.compile(fullgraph=True, dynamic=False, backend=backend)
+    return len(blocks)
+
+
+def warm_up(pipe, batch_sizes: tuple[int, ...] = (1, 2)) -> None:
+    """One transformer pass per batch size (1: inversion, 2: CFG sampling) on zeros of the model's own shapes, so
+    compilation happens here and not inside the first item."""
+    cfg = pipe.transformer.config
+    dev, dtype = execution_device(pipe), pipe.transformer.dtype
+    t = (cfg.sample_frames - 1) // pipe.vae_scale_factor_temporal + 1
+    rotary = None
+    if cfg.use_rotary_positional_embeddings:
+        rotary = pipe._prepare_rotary_positional_embeddings(cfg.sample_height * pipe.vae_scale_factor_spatial,
+                                                            cfg.sample_width * pipe.vae_scale_factor_spatial, t, dev)
+    for b in batch_sizes:
+        hidden = torch.zeros(b, t, cfg.in_channels, cfg.sample_height, cfg.sample_width, device=dev, dtype=dtype)
+        text = torch.zeros(b, cfg.max_text_seq_length, cfg.text_embed_dim, device=dev, dtype=dtype)
+        with torch.inference_mode():
+            pipe.transformer(hidden_states=hidden, encoder_hidden_states=text,
+                             timestep=torch.full((b,), 999, device=dev, dtype=torch.long), image_rotary_emb=rotary,
+                             return_dict=False)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
 
 
 class LazyPipeline:
-    """Loads the pipeline on first use (a fully up-to-date run never loads it), once per process."""
+    """Loads the pipeline on first use (a fully up-to-date run never loads it), once per process; shared by the
+    stages a process runs (`python -m inverse_dvs.chain invert infer`). Compiles it when `run.compile` asks."""
 
-    def __init__(self, cfg, device: torch.device, dtype: torch.dtype, stats: ModelStats, log, stage: str):
+    def __init__(self, cfg, device: torch.device, dtype: torch.dtype, stats: ModelStats, log, stage: str = "model"):
         self.cfg, self.device, self.dtype, self.stats, self.log, self.stage = cfg, device, dtype, stats, log, stage
         self._pipe = None
 
+    @property
+    def compiled(self) -> bool:
+        mode = self.cfg.run.compile
+        return mode == "on" or (mode == "auto" and self.device.type == "cuda")
+
     def get(self):
         if self._pipe is None:
+            import time
+
             if self.log.getEffectiveLevel() > logging.INFO:  # --quiet: no loading bars either
                 from diffusers.utils import logging as diffusers_logging
 
                 diffusers_logging.disable_progress_bar()
             c = self.cfg.camera
-            self._pipe = load_pipeline(self.cfg.inversion.model, self.cfg.model, self.device, self.dtype, self.stats)
-            check_size(self._pipe, c.num_frames, c.height, c.width)
-            self.log.info("%s: model %s loaded (%d load(s) in this process)", self.stage, self.cfg.inversion.model,
-                          self.stats.loads)
+            t0 = time.perf_counter()
+            pipe = load_pipeline(self.cfg.inversion.model, self.cfg.model, self.device, self.dtype, self.stats)
+            check_size(pipe, c.num_frames, c.height, c.width)
+            self.stats.extra["load_seconds"] = round(time.perf_counter() - t0, 2)
+            self.log.info("%s: model %s loaded in %.1f s (%d load(s) in this process; VAE tiling %s)", self.stage,
+                          self.cfg.inversion.model, self.stats.extra["load_seconds"], self.stats.loads,
+                          "on" if self.stats.extra.get("vae_tiling") else "off")
+            if self.compiled:
+                t0 = time.perf_counter()
+                n = compile_blocks(pipe, self.cfg.run.compile_backend)
+                warm_up(pipe)
+                self.stats.extra["compile_warmup_seconds"] = round(time.perf_counter() - t0, 2)
+                self.log.info("%s: %d transformer blocks compiled (%s) and warmed up in %.1f s", self.stage, n,
+                              self.cfg.run.compile_backend, self.stats.extra["compile_warmup_seconds"])
+            self._pipe = pipe
         return self._pipe
+
+
+def lazy_pipeline(cfg, state, log) -> LazyPipeline:
+    """The LazyPipeline of this process for the config: its device (accelerate's per-process GPU under
+    `accelerate launch`) and dtype."""
+    from .runtime import resolve_device, torch_dtype
+
+    device = resolve_device(cfg.run.device, state)
+    return LazyPipeline(cfg, device, torch_dtype(cfg.run.dtype, device), ModelStats(), log)
 
 
 @dataclass
@@ -105,7 +182,28 @@ def check_size(pipe, num_frames: int, height: int, width: int) -> None:
 
 
 def execution_device(pipe) -> torch.device:
-    return pipe._execution_device
+    """Where the transformer computes: its own device, or the offload hooks' target device. (The pipeline's own
+    `_execution_device` follows its first component, the text encoder, which may be parked on the CPU.)"""
+    dev = pipe.transformer.device
+    if dev.type in ("cpu", "meta") and hasattr(pipe.transformer, "_hf_hook"):
+        return pipe._execution_device
+    return dev
+
+
+@contextlib.contextmanager
+def _visiting(module: torch.nn.Module, device: torch.device):
+    """Move a parked module to `device` for the duration, then back (no-op when it already lives there or is managed
+    by offload hooks)."""
+    home = next(module.parameters()).device
+    if home == device or hasattr(module, "_hf_hook") or device.type != "cuda":
+        yield
+        return
+    module.to(device)
+    try:
+        yield
+    finally:
+        module.to(home)
+        torch.cuda.empty_cache()
 
 
 def _to_pixels(frames: np.ndarray, device, dtype) -> torch.Tensor:
@@ -187,21 +285,89 @@ def encode_prompt(pipe, prompt: str, negative_prompt: str, with_negative: bool,
                 dropped = pipe.tokenizer.decode(ids[max_len - 1:-1], skip_special_tokens=True)
                 log.warning("the %s is %d tokens long; the text encoder reads %d, so this end is ignored: %r",
                             name, len(ids), max_len, dropped[:200])
-        with torch.inference_mode():
+        with torch.inference_mode(), _visiting(pipe.text_encoder, execution_device(pipe)):
             cond, uncond = pipe.encode_prompt(prompt, negative_prompt, do_classifier_free_guidance=with_negative,
                                               max_sequence_length=max_len, device=execution_device(pipe))
     return cond.clone(), (uncond.clone() if uncond is not None else None)
 
 
+SAMPLING_CACHES = ("none", "first_block", "faster", "pab", "taylorseer")
+
+
+@dataclass
+class StepClock:
+    """The timestep of the transformer call in progress, for cache hooks that schedule by timestep."""
+
+    t: int = 999
+
+    def __call__(self) -> int:
+        return self.t
+
+
+def sampling_cache_config(name: str, clock: StepClock):
+    """diffusers' cache hook config for `inference.cache` (settings measured on CogVideoX-5B, see README), or None.
+
+    `first_block`: skip the remaining blocks while the first block's residual changes by < 5 %; `faster`: FasterCache
+    (spatial attention reused every 2nd block between t 681 and 0, unconditional branch every 5th step below t 781);
+    `pab`: Pyramid Attention Broadcast (spatial attention every 2nd block for t in [100, 800]); `taylorseer`:
+    TaylorSeer (features extrapolated for 4 of every 5 steps after the first 3).
+    """
+    import diffusers
+
+    if name == "none":
+        return None
+    if name == "first_block":
+        return diffusers.FirstBlockCacheConfig(threshold=0.05)
+    if name == "faster":
+        return diffusers.FasterCacheConfig(
+            spatial_attention_block_skip_range=2, spatial_attention_timestep_skip_range=(-1, 681),
+            current_timestep_callback=clock, attention_weight_callback=lambda _: 0.3,
+            unconditional_batch_skip_range=5, unconditional_batch_timestep_skip_range=(-1, 781), tensor_format="BFCHW")
+    if name == "pab":
+        return diffusers.PyramidAttentionBroadcastConfig(
+            spatial_attention_block_skip_range=2, spatial_attention_timestep_skip_range=(100, 800),
+            current_timestep_callback=clock)
+    if name == "taylorseer":
+        # its default patterns end at "attn" (regex fullmatch), which misses CogVideoX's "attn1": name it
+        return diffusers.TaylorSeerCacheConfig(cache_interval=5, disable_cache_before_step=3,
+                                               cache_identifiers=[r"transformer_blocks\.\d+\.attn1"])
+    raise ValueError(f"unknown sampling cache {name!r}; one of {SAMPLING_CACHES}")
+
+
+@contextlib.contextmanager
+def sampling_cache(pipe, name: str, clock: StepClock):
+    """Cache hooks on the transformer for one sampling run only (installed fresh, so no state leaks between outputs,
+    and removed after, so inversion never runs with them: K-RNR would amplify their error).
+
+    Compiled blocks run uncompiled meanwhile: the hooks' state changes every step, so dynamo would recompile the
+    blocks at each step (and fail with fullgraph) — the cache is the speed-up there."""
+    config = sampling_cache_config(name, clock)
+    if config is None:
+        yield
+        return
+    compiled = [b for b in pipe.transformer.transformer_blocks if getattr(b, "_compiled_call_impl", None) is not None]
+    saved = [b._compiled_call_impl for b in compiled]
+    for b in compiled:
+        b._compiled_call_impl = None
+    pipe.transformer.enable_cache(config)
+    try:
+        yield
+    finally:
+        pipe.transformer.disable_cache()
+        for b, impl in zip(compiled, saved, strict=True):
+            b._compiled_call_impl = impl
+
+
 def make_v_fn(pipe, image_latents: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor | None,
               guidance: float | torch.Tensor | Callable[[int], float | torch.Tensor],
-              stats: ModelStats) -> Callable[[torch.Tensor, int], torch.Tensor]:
+              stats: ModelStats, clock: StepClock | None = None) -> Callable[[torch.Tensor, int], torch.Tensor]:
     """The v-prediction model v(x, t) with classifier-free guidance v_u + s·(v_c − v_u).
 
     image_latents: float [1, t, C, h, w] (the I2V condition); cond/uncond: prompt embeddings [1, L, D] (uncond None:
     no CFG). `guidance` is a float (one scale), a tensor broadcastable to the latents (e.g. one scale per cell), or a
     callable t → float | tensor giving the scales of the step at timestep t (e.g. `guidance.RegionGuidance`). A
-    constant 1.0 needs no unconditional pass (half the transformer work). Returns float32 predictions.
+    constant 1.0 needs no unconditional pass (half the transformer work). `clock` receives each call's timestep (for
+    cache hooks). Returns float32 predictions.
     """
     dev = execution_device(pipe)
     dtype = pipe.transformer.dtype
@@ -222,7 +388,9 @@ def make_v_fn(pipe, image_latents: torch.Tensor, cond: torch.Tensor, uncond: tor
         xin = torch.cat([x, x]) if use_cfg else x
         hidden = torch.cat([xin.to(dev, dtype), img], dim=2)
         ts = torch.full((hidden.shape[0],), int(t), device=dev, dtype=torch.long)
-        with torch.inference_mode():
+        if clock is not None:
+            clock.t = int(t)
+        with torch.inference_mode(), pipe.transformer.cache_context("cond_uncond"):
             out = pipe.transformer(hidden_states=hidden, encoder_hidden_states=enc, timestep=ts,
                                    image_rotary_emb=rotary, return_dict=False)[0].float()
         stats.nfe += hidden.shape[0]
@@ -252,6 +420,6 @@ def alphas_cumprod(pipe) -> torch.Tensor:
 
 
 def oom_hint(exc: BaseException) -> UserError:
-    return UserError(f"out of GPU memory ({str(exc).splitlines()[0][:160]}). Set model.offload: model (about 24 GB "
+    return UserError(f"out of GPU memory ({str(exc).splitlines()[0][:160]}). Set model.offload: model (about 16 GB "
                      "for 5B) or model.offload: sequential (slowest, least memory), and keep model.vae_slicing: true "
-                     "/ model.vae_tiling: true.")
+                     "/ model.vae_tiling: on.")

@@ -93,6 +93,10 @@ class RunConfig:
         v == "all" or (isinstance(v, list) and v and all(i >= 0 for i in v)), k, v,
         "null, 'all' or a non-empty list of GPU indices like [0, 1]"),
         doc="null: one process on `device`; `[0, 1, …]` or `all`: one process per GPU via `accelerate launch`")
+    compile: str = _opt(default="auto", check=_choice("auto", "on", "off"),
+                        doc="torch.compile each CogVideoX transformer block once per process (`auto`: on CUDA only); "
+                            "the warm-up is logged apart from item times")
+    compile_backend: str = _opt(default="inductor", doc="torch.compile backend (`inductor`; `aot_eager` to debug)")
 
 
 @dataclass(frozen=True)
@@ -211,7 +215,9 @@ class ModelConfig:
     offload: str = _opt(default="none", check=_choice("none", "model", "sequential"),
                         doc="`none`, `model` (CPU offload per component), `sequential` (least memory, slowest)")
     vae_slicing: bool = _opt(default=True, doc="VAE memory option")
-    vae_tiling: bool = _opt(default=False, doc="VAE memory option (tiled encode/decode)")
+    vae_tiling: str = _opt(default="auto", check=_choice("auto", "on", "off"),
+                           doc="tiled VAE encode/decode; `auto`: on when the GPU has less than 30 GB free after "
+                               "loading (the untiled decode of 49×480×720 peaks near 26 GB), off on CPU")
 
 
 @dataclass(frozen=True)
@@ -295,6 +301,9 @@ class InferenceConfig:
     vae_latents: str = _opt(default="inversion", check=_choice("inversion", "resample"),
                             doc="`inversion`: x0 and image condition from the inversion file; `resample`: re-encoded "
                                 "as VAE posterior samples with the run seed (official)")
+    cache: str = _opt(default="none", check=_choice("none", "first_block", "faster", "pab", "taylorseer"),
+                      doc="opt-in reuse of transformer activations across sampling steps (diffusers' cache hooks; "
+                          "never during inversion): faster but not exact, quality untested without real weights")
     negative_prompt: str = _opt(default="", doc="negative prompt for CFG")
     fps: float | None = _opt(default=None, check=_positive, doc="output frame rate (null: the source's)")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import time
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -48,19 +49,22 @@ class SweepPoint:
     adaptive_order: float | None
     seed: int
 
-    def run_tag(self, prefix: str) -> str:
+    def run_tag(self, prefix: str, cache: str = "none") -> str:
+        """`{prefix}_steps…_str…_cfg…_pres…[_k…_d…]_seed…[_cache-…]` (the cache only when one is on)."""
+
         def n(x) -> str:
             return "none" if x is None else f"{x:g}"
 
         orders = "" if self.k_order is None else f"_k{n(self.k_order)}_d{n(self.adaptive_order)}"
         return (f"{prefix}_steps{self.steps}_str{n(self.strength)}_cfg{n(self.guidance_scale)}"
-                f"_pres{n(self.preservation_scale)}{orders}_seed{self.seed}")
+                f"_pres{n(self.preservation_scale)}{orders}_seed{self.seed}"
+                + ("" if cache == "none" else f"_cache-{cache}"))
 
 
 def run_prefix(cfg: Config) -> str:
     """The method, plus a short hash when a non-sweep key was set away from the method's preset, so outputs of
     different settings sit side by side instead of replacing each other."""
-    custom = [(k, v) for k, v in cfg.custom if k.split(".", 1)[1] not in SWEEP_KEYS]
+    custom = [(k, v) for k, v in cfg.custom if k.split(".", 1)[1] not in SWEEP_KEYS and k != "inference.cache"]
     if not custom:
         return cfg.method
     return f"{cfg.method}+{hashlib.sha256(json.dumps(custom, sort_keys=True).encode()).hexdigest()[:6]}"
@@ -139,7 +143,16 @@ def _infer_point(ctx, data: ItemData, folder: Path, *, pt: SweepPoint, prefix: s
     """Noise initialisation and sampling for one sweep point of one (trajectory, video); ctx: cogvideo.StageModel."""
     from tqdm import tqdm
 
-    from .cogvideo import alphas_cumprod, decode, encode_prompt, make_v_fn, oom_hint, sampling_latents
+    from .cogvideo import (
+        StepClock,
+        alphas_cumprod,
+        decode,
+        encode_prompt,
+        make_v_fn,
+        oom_hint,
+        sampling_cache,
+        sampling_latents,
+    )
 
     cfg = ctx.cfg
     p = ctx.model.get()
@@ -172,13 +185,19 @@ def _infer_point(ctx, data: ItemData, folder: Path, *, pt: SweepPoint, prefix: s
     if key not in ctx.prompt_cache:
         ctx.prompt_cache[key] = encode_prompt(p, prompt, cfg.inference.negative_prompt, True, get_logger())
     cond, uncond = ctx.prompt_cache[key]
-    v_fn = make_v_fn(p, img, cond, uncond if guidance.uses_cfg else None, guidance, ctx.stats)
+    clock = StepClock()
+    v_fn = make_v_fn(p, img, cond, uncond if guidance.uses_cfg else None, guidance, ctx.stats, clock)
     nfe0 = ctx.stats.nfe
-    bar = tqdm(total=len(sched.timesteps), desc=f"sample {pt.run_tag(prefix)}", disable=ctx.quiet)
+    tag = pt.run_tag(prefix, cfg.inference.cache)
+    bar = tqdm(total=len(sched.timesteps), desc=f"sample {tag}", disable=ctx.quiet)
     try:
-        latents = ddim_sample(v_fn, x_init, sched.timesteps, sched.prev_timesteps, alphas,
-                              progress=lambda _i: bar.update())
+        t0 = time.perf_counter()
+        with sampling_cache(p, cfg.inference.cache, clock):  # sampling only: never during inversion
+            latents = ddim_sample(v_fn, x_init, sched.timesteps, sched.prev_timesteps, alphas,
+                                  progress=lambda _i: bar.update())
+        t1 = time.perf_counter()
         frames = decode(p, latents)
+        timing = {"sampling_seconds": round(t1 - t0, 2), "decode_seconds": round(time.perf_counter() - t1, 2)}
     except torch.cuda.OutOfMemoryError as exc:
         raise oom_hint(exc) from None
     finally:
@@ -192,26 +211,28 @@ def _infer_point(ctx, data: ItemData, folder: Path, *, pt: SweepPoint, prefix: s
         2 if cfg.inversion.guidance_scale != 1.0 else 1)
     sampling_nfe = ctx.stats.nfe - nfe0
     return ["output.mp4", "comparison.mp4"], {
-        "params": asdict(pt), "run_tag": pt.run_tag(prefix), "method": cfg.method,
+        "params": asdict(pt), "run_tag": tag, "method": cfg.method, "cache": cfg.inference.cache, **timing,
+        "compiled": ctx.model.compiled, **{k: v for k, v in ctx.stats.extra.items() if k != "vae_tiling"},
+        "vae_tiling": ctx.stats.extra.get("vae_tiling"),
         "custom": [list(kv) for kv in cfg.custom], "t_start": sched.t_start, "alpha_bar_t_start": a_bar,
         "sampling_steps": len(sched.timesteps), "sampling_nfe": sampling_nfe, "inversion_nfe": inv_nfe,
         "nfe_per_output": inv_nfe + sampling_nfe, "process_model_loads": ctx.stats.loads, "prompt": prompt}
 
 
-def _body(cfg: Config, args) -> int:
-    from .cogvideo import LazyPipeline, ModelStats, StageModel
-    from .runtime import resolve_device, torch_dtype
+def _body(cfg: Config, args, model=None) -> int:
+    """The stage over this process's items; `model` is a cogvideo.LazyPipeline shared with the inversion stage when
+    both run in one process (`python -m inverse_dvs.chain invert infer`), else one is made here."""
+    from .cogvideo import StageModel, lazy_pipeline
 
     log = get_logger()
     videos, trajectories = select(cfg, args.only_video, args.only_trajectory)
     state = process_state()
     require(needed_models(cfg, (STAGE,)))  # before any item: a missing model fails fast
     runner = StageRunner(STAGE, cfg.work_dir, args.force, log, state)
-    device = resolve_device(cfg.run.device, state)
-    stats = ModelStats()
     points = sweep(cfg)
-    ctx = StageModel(cfg, LazyPipeline(cfg, device, torch_dtype(cfg.run.dtype, device), stats, log, STAGE), stats,
-                     args.quiet)
+    model = model or lazy_pipeline(cfg, state, log)
+    stats = model.stats
+    ctx = StageModel(cfg, model, stats, args.quiet)
     prefix = run_prefix(cfg)
     for traj in trajectories:
         for v in videos:
@@ -221,15 +242,17 @@ def _body(cfg: Config, args) -> int:
                 prompt = video_prompt(cfg, v, traj)
             except UserError as exc:  # no usable caption yet: these items fail, the others go on
                 for pt in points:
-                    runner.fail(f"trajectory={traj.name} video={v.name} run={pt.run_tag(prefix)}", exc)
+                    runner.fail(f"trajectory={traj.name} video={v.name} run={pt.run_tag(prefix, cfg.inference.cache)}",
+                                exc)
                 continue
             data = ItemData(cfg, rdir, ddir)
             for pt in points:
                 t_start = sampling_schedule(pt.steps, pt.strength).t_start
                 inv_path = inversion_file(cfg.work_dir, traj.name, v.name, inversion_end(cfg.inversion.end, t_start))
-                runner.run(f"trajectory={traj.name} video={v.name} run={pt.run_tag(prefix)}",
-                           run_dir(cfg.work_dir, traj.name, v.name, pt.run_tag(prefix)),
-                           _depends(cfg, pt, prompt, fps), partial(_inputs, cfg, v, traj, inv_path),
+                tag = pt.run_tag(prefix, cfg.inference.cache)
+                runner.run(f"trajectory={traj.name} video={v.name} run={tag}",
+                           run_dir(cfg.work_dir, traj.name, v.name, tag), _depends(cfg, pt, prompt, fps),
+                           partial(_inputs, cfg, v, traj, inv_path),
                            partial(_infer_point, ctx, data, pt=pt, prefix=prefix, inv_path=inv_path, prompt=prompt,
                                    fps=fps, trajectory=traj.name))
     log.info("infer: %s", json.dumps({"model_loads": stats.loads, "nfe": stats.nfe, "sweep_points": len(points)}))

@@ -105,19 +105,19 @@ def _invert_item(ctx, folder: Path, *, render: Path, prompt: str, trajectory: st
                                               "prompt": prompt}
 
 
-def _body(cfg: Config, args) -> int:
-    from .cogvideo import LazyPipeline, ModelStats, StageModel
-    from .runtime import resolve_device, torch_dtype
+def _body(cfg: Config, args, model=None) -> int:
+    """The stage over this process's items; `model` is a cogvideo.LazyPipeline shared with the inference stage when
+    both run in one process (`python -m inverse_dvs.chain invert infer`), else one is made here."""
+    from .cogvideo import StageModel, lazy_pipeline
 
     log = get_logger()
     videos, trajectories = select(cfg, args.only_video, args.only_trajectory)
     state = process_state()
     require(needed_models(cfg, (STAGE,)))  # before any item: a missing model fails fast
     runner = StageRunner(STAGE, cfg.work_dir, args.force, log, state)
-    device = resolve_device(cfg.run.device, state)
-    stats = ModelStats()
-    ctx = StageModel(cfg, LazyPipeline(cfg, device, torch_dtype(cfg.run.dtype, device), stats, log, STAGE), stats,
-                     args.quiet)
+    model = model or lazy_pipeline(cfg, state, log)
+    stats = model.stats
+    ctx = StageModel(cfg, model, stats, args.quiet)
     for traj in trajectories:
         for v in videos:
             render = result_dir(cfg.work_dir, traj.name, v.name) / "render.mp4"

@@ -14,7 +14,7 @@ import sys
 from .config import load_config
 from .errors import EXIT_USER_ERROR, UserError
 
-STAGES = ("depth", "warp", "caption", "invert", "infer")
+STAGES = ("preflight", "depth", "warp", "caption", "invert", "infer", "chain")
 
 
 def gpu_ids(gpus) -> list[int]:

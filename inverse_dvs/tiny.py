@@ -26,7 +26,7 @@ SCHEDULER_5B_I2V = dict(
 )
 
 TINY_HEIGHT, TINY_WIDTH, TINY_FRAMES = 96, 144, 49
-TINY_VERSION = "1"  # bump when the tiny architectures change, so existing builds are rebuilt
+TINY_VERSION = "2"  # bump when the tiny architectures change, so existing builds are rebuilt
 _TINY_TEXT_LEN = 16
 
 
@@ -65,7 +65,7 @@ def build_tiny_cogvideox(out: Path, seed: int = 0) -> Path:
     latent_channels = _LATENT_CHANNELS
     transformer = _tiny_transformer()
     vae = AutoencoderKLCogVideoX(
-        in_channels=3, out_channels=3, block_out_channels=(8, 8, 16, 16), latent_channels=latent_channels,
+        in_channels=3, out_channels=3, block_out_channels=(4, 4, 4, 4), latent_channels=latent_channels,
         layers_per_block=1, norm_num_groups=4, temporal_compression_ratio=4, sample_height=TINY_HEIGHT,
         sample_width=TINY_WIDTH, scaling_factor=0.7,
     )
@@ -79,6 +79,53 @@ def build_tiny_cogvideox(out: Path, seed: int = 0) -> Path:
     )
     pipe.save_pretrained(out, safe_serialization=True)
     return out
+
+
+def cogvideox_5b_i2v_pipeline(dtype, device="cpu", text_encoder: bool = True):
+    """CogVideoX-5B-I2V's real architecture (transformer 42 × 48 heads × 64, VAE, T5-XXL encoder) with random weights,
+    for timing and memory: speed does not depend on weight values. Built without initialisation (empty tensors filled
+    with N(0, 0.02)), so it takes seconds. The tokenizer is the tiny one with the real length (226), since the real
+    T5 vocabulary cannot be made offline. `text_encoder=False` uses a 1-layer T5 of the real width."""
+    import torch
+    from accelerate import init_empty_weights
+    from diffusers import (
+        AutoencoderKLCogVideoX,
+        CogVideoXDDIMScheduler,
+        CogVideoXImageToVideoPipeline,
+        CogVideoXTransformer3DModel,
+    )
+    from transformers import T5Config, T5EncoderModel
+
+    with init_empty_weights():
+        transformer = CogVideoXTransformer3DModel(
+            num_attention_heads=48, attention_head_dim=64, in_channels=32, out_channels=16, time_embed_dim=512,
+            text_embed_dim=4096, num_layers=42, sample_width=90, sample_height=60, sample_frames=49, patch_size=2,
+            temporal_compression_ratio=4, max_text_seq_length=226, use_rotary_positional_embeddings=True,
+            use_learned_positional_embeddings=True)
+        vae = AutoencoderKLCogVideoX(scaling_factor=0.7, latent_channels=16, invert_scale_latents=True)
+        t5 = T5EncoderModel(T5Config(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240,
+                                     num_layers=24 if text_encoder else 1, num_heads=64,
+                                     feed_forward_proj="gated-gelu"))
+    modules = []
+    for m in (transformer, vae, t5):
+        buffers = {n: b.clone() for n, b in m.named_buffers()}  # real tables (e.g. positions): keep them
+        m = m.to(dtype).to_empty(device=device)  # cast while still empty: no full-precision copy is ever allocated
+        with torch.no_grad():
+            for name, p in m.named_parameters():
+                if name.endswith("bias"):
+                    p.zero_()
+                elif "norm" in name and p.ndim == 1:
+                    p.fill_(1.0)
+                else:
+                    p.normal_(0.0, 0.02)
+            for name, b in m.named_buffers():
+                b.copy_(buffers[name])
+        modules.append(m.eval())
+    transformer, vae, t5 = modules
+    tokenizer = _tiny_tokenizer()
+    tokenizer.model_max_length = 226
+    return CogVideoXImageToVideoPipeline(tokenizer=tokenizer, text_encoder=t5, vae=vae, transformer=transformer,
+                                         scheduler=CogVideoXDDIMScheduler(**SCHEDULER_5B_I2V))
 
 
 def build_tiny_depth_anything(out: Path, seed: int = 0) -> Path:

@@ -5,8 +5,6 @@ import shutil
 import subprocess
 import sys
 
-import pytest
-
 from inverse_dvs import depth, infer, invert, warp
 
 
@@ -48,27 +46,26 @@ def test_one_corrupt_video_does_not_sink_the_run(tmp_path, tiny_checkpoints, dem
     assert {i["item"]: i["status"] for i in items}["video=first"] == "skipped"
 
 
-@pytest.mark.parametrize("stage", ["invert", "infer"])
-def test_two_processes_split_items_and_match_single_process(tmp_path, tiny_checkpoints, demo_video, stage):
+def test_two_processes_split_items_and_match_single_process(tmp_path, tiny_checkpoints, demo_video):
     cfg = _config(tmp_path, [("demo", demo_video)], tiny_checkpoints,
                   "trajectories: {left: {preset: orbit_left, amount: 5}, up: {preset: arc_up, amount: 5}}")
     for s in (depth, warp, invert, infer):
         assert s.main(["--config", cfg, "--quiet"]) == 0
     out = tmp_path / "out"
-    pattern = "inversions/*/*/*.safetensors" if stage == "invert" else "results/*/*/*/output.mp4"
-    single = {p: p.read_bytes() for p in out.glob(pattern)}
-    assert len(single) == (2 if stage == "invert" else 6)
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29533",
-           "-m", f"inverse_dvs.{stage}", "--config", cfg, "--force", "--quiet"]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    summary = json.loads((out / "run_summary.json").read_text())[stage]
-    assert summary["processes"] == 2
-    by_proc = {0: set(), 1: set()}
-    for item in summary["items"]:
-        assert item["status"] == "done"
-        by_proc[item["process"]].add(item["item"])
-    assert by_proc[0] and by_proc[1] and not by_proc[0] & by_proc[1]
-    assert len(by_proc[0] | by_proc[1]) == len(summary["items"]) == (2 if stage == "invert" else 6)
-    assert {p: p.read_bytes() for p in out.glob(pattern)} == single  # byte-identical to one process
+    for stage, pattern, n in (("invert", "inversions/*/*/*.safetensors", 2), ("infer", "results/*/*/*/output.mp4", 6)):
+        single = {p: p.read_bytes() for p in out.glob(pattern)}
+        assert len(single) == n
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+               "29533", "-m", f"inverse_dvs.{stage}", "--config", cfg, "--force", "--quiet"]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+        summary = json.loads((out / "run_summary.json").read_text())[stage]
+        assert summary["processes"] == 2
+        by_proc = {0: set(), 1: set()}
+        for item in summary["items"]:
+            assert item["status"] == "done"
+            by_proc[item["process"]].add(item["item"])
+        assert by_proc[0] and by_proc[1] and not by_proc[0] & by_proc[1]
+        assert len(by_proc[0] | by_proc[1]) == len(summary["items"]) == n
+        assert {p: p.read_bytes() for p in out.glob(pattern)} == single  # byte-identical to one process

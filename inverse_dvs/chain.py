@@ -1,0 +1,44 @@
+"""Run several model stages in one process so they share one loaded (and compiled) CogVideoX pipeline.
+
+Usage: python -m inverse_dvs.chain invert infer [--config …] [stage options]
+
+run_all.sh runs invert and infer this way (through `accelerate launch` too, with `run.gpus`): one model load per
+process instead of one per stage. Each stage keeps its own items, records, resume rules and summary; `python -m
+inverse_dvs.invert` and `… infer` still run alone. The exit code is the worst of the stages'.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from . import infer, invert
+from .cli import get_logger, run_stage
+
+STAGES = {"invert": invert, "infer": infer}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    names = []
+    while argv and argv[0] in STAGES:
+        names.append(argv.pop(0))
+    if not names:
+        sys.stderr.write(__doc__)
+        return 2
+
+    def body(cfg, args) -> int:
+        from .cogvideo import lazy_pipeline
+        from .workqueue import process_state
+
+        model = lazy_pipeline(cfg, process_state(), get_logger())
+        codes = []
+        for name in names:
+            codes.append(STAGES[name]._body(cfg, args, model))
+            get_logger().info("%s: done (exit code %d)", name, codes[-1])
+        return 1 if 1 in codes else max(codes)
+
+    return run_stage("+".join(names), __doc__.splitlines()[0], body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
