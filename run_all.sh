@@ -15,6 +15,7 @@ Usage: bash run_all.sh [CONFIG] [options]
   --quiet                warnings and errors only; no progress bars
   --only-video A[,B]     process only these videos
   --only-trajectory X    process only these trajectories
+  --evaluate             then evaluate the outputs (python -m inverse_dvs.evaluate → {work_dir}/eval/report.md)
   -h, --help             this text
 
 Examples: bash run_all.sh; bash run_all.sh configs/tiny.yml; bash run_all.sh --force --set run.seed=7
@@ -27,6 +28,7 @@ ROOT=$PWD
 
 CONFIG=""
 ARGS=()
+EVALUATE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
@@ -35,6 +37,7 @@ while [ $# -gt 0 ]; do
       ARGS+=("$1" "$2"); shift 2 ;;
     --set=*|--only-video=*|--only-trajectory=*) ARGS+=("${1%%=*}" "${1#*=}"); shift ;;
     --force|--quiet) ARGS+=("$1"); shift ;;
+    --evaluate) EVALUATE=1; shift ;;
     --config) CONFIG=${2:-}; shift 2 ;;
     -*) echo "run_all.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     *)
@@ -57,7 +60,9 @@ export INVERSE_DVS_RUN_ID="${INVERSE_DVS_RUN_ID:-$(date +%s)-$$}"
 declare -a NAMES SECS
 worst=0
 # invert and infer run in one process (`inverse_dvs.chain`), sharing one loaded (and compiled) model
-for step in depth warp caption "chain invert infer"; do
+STEPS=(depth warp caption "chain invert infer")
+[ $EVALUATE -eq 1 ] && STEPS+=(evaluate)
+for step in "${STEPS[@]}"; do
   read -r -a cmd <<< "$step"
   last=${cmd[${#cmd[@]}-1]}
   start=$EPOCHREALTIME

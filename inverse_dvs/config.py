@@ -236,6 +236,14 @@ class CaptionConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    clip_model: str = _opt(default="openai/clip-vit-large-patch14",
+                           doc="CLIP for CLIP-T/F/V (transformers CLIPModel); the paper's metric model")
+    lpips: bool = _opt(default=True, doc="LPIPS (AlexNet) through torchmetrics; needs torchvision and the AlexNet "
+                                         "weights from `python -m inverse_dvs.weights download`, else left empty")
+
+
+@dataclass(frozen=True)
 class InversionConfig:
     model: str = _opt(default="THUDM/CogVideoX-5b-I2V", doc="the video model (hub id or folder), for invert and infer")
     steps: int = _opt(default=30, check=_positive, doc="inversion steps")
@@ -321,6 +329,7 @@ class Config:
     inversion: InversionConfig
     slm: SLMConfig
     inference: InferenceConfig
+    eval: EvalConfig
     source: str = "config.yml"
     base_dir: str = "."  # the config file's folder: relative paths are looked up there, then in PROJECT_ROOT
     method: str = "paper"
@@ -351,6 +360,7 @@ _SECTIONS: dict[str, type] = {
     "inversion": InversionConfig,
     "slm": SLMConfig,
     "inference": InferenceConfig,
+    "eval": EvalConfig,
 }
 _TOP_KEYS = ("method", "videos", "trajectories", *_SECTIONS)
 
@@ -458,7 +468,18 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     return cls(**kwargs)
 
 
-def _build_videos(data: Any) -> tuple[VideoSpec, ...]:
+def _glob(pattern: str, base: Path) -> list[str]:
+    """Files matching a pattern, relative to the config's folder (else the project root), sorted."""
+    if Path(pattern).is_absolute():
+        return sorted(str(p) for p in Path("/").glob(pattern.lstrip("/")) if p.is_file())
+    for root in (base, PROJECT_ROOT):
+        found = sorted(str(p) for p in root.glob(pattern) if p.is_file())
+        if found:
+            return found
+    return []
+
+
+def _build_videos(data: Any, base: Path) -> tuple[VideoSpec, ...]:
     if not isinstance(data, list) or not data:
         raise ConfigError(f"config key 'videos' has value {data!r}; allowed: a non-empty list of "
                           "{path: ..., name: ..., prompt: ...} entries.")
@@ -467,10 +488,21 @@ def _build_videos(data: Any) -> tuple[VideoSpec, ...]:
         if isinstance(item, str):
             item = {"path": item}
         v = _build(VideoSpec, item, f"videos[{i}]")
-        name = v.name or Path(v.path).stem
-        _check(_NAME_RE.match(name) is not None, f"videos[{i}].name", name,
-               "letters, digits, '_', '-', '.' (it becomes a folder name)")
-        videos.append(dataclasses.replace(v, name=name))
+        if any(ch in v.path for ch in "*?["):  # a folder of videos: one entry per match, named by its stem
+            if v.name:
+                raise ConfigError(f"config key 'videos[{i}]': a pattern ({v.path!r}) names many videos; drop 'name'.")
+            matches = _glob(v.path, base)
+            if not matches:
+                raise ConfigError(f"config key 'videos[{i}].path': no file matches {v.path!r} (looked in {base} and "
+                                  f"{PROJECT_ROOT}).")
+            items = [dataclasses.replace(v, path=m) for m in matches]
+        else:
+            items = [v]
+        for v in items:
+            name = v.name or Path(v.path).stem
+            _check(_NAME_RE.match(name) is not None, f"videos[{i}].name", name,
+                   "letters, digits, '_', '-', '.' (it becomes a folder name)")
+            videos.append(dataclasses.replace(v, name=name))
     names = [v.name for v in videos]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
@@ -555,6 +587,7 @@ def load_config(path: str | Path = "config.yml", overrides: typing.Sequence[str]
     for key in ("videos", "trajectories"):
         if key not in data:
             raise ConfigError(f"config file '{path}' has no '{key}' section; see config.yml for an example.")
+    base = path.resolve().parent
     method = data.get("method", "paper")
     _check(method in METHODS, "method", method, "one of " + ", ".join(repr(m) for m in METHODS))
     sections, custom = {}, []
@@ -567,8 +600,7 @@ def load_config(path: str | Path = "config.yml", overrides: typing.Sequence[str]
             pure = _build(cls, preset, name)
             custom += [(f"{name}.{k}", getattr(sections[name], k)) for k in preset
                        if k in given and getattr(sections[name], k) != getattr(pure, k)]
-    base = path.resolve().parent
-    cfg = Config(videos=_build_videos(data["videos"]), trajectories=_build_trajectories(data["trajectories"]),
+    cfg = Config(videos=_build_videos(data["videos"], base), trajectories=_build_trajectories(data["trajectories"]),
                  source=str(path), base_dir=str(base), method=method, custom=tuple(custom), **sections)
     cfg = _resolve_paths(cfg, base)
     _cross_checks(cfg)
@@ -639,7 +671,8 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
         depth=dataclasses.replace(cfg.depth, model=_local_model(cfg.depth.model, base)),
         inversion=dataclasses.replace(cfg.inversion, model=_local_model(cfg.inversion.model, base)),
         model=dataclasses.replace(cfg.model, lora=_local_model(cfg.model.lora, base)),
-        caption=dataclasses.replace(cfg.caption, model=_local_model(cfg.caption.model, base)))
+        caption=dataclasses.replace(cfg.caption, model=_local_model(cfg.caption.model, base)),
+        eval=dataclasses.replace(cfg.eval, clip_model=_local_model(cfg.eval.clip_model, base)))
 
 
 def select(cfg: Config, only_video: str | None, only_trajectory: str | None) -> tuple[list[VideoSpec],
@@ -708,7 +741,8 @@ def config_reference() -> str:
         "|---|---|---|---|",
         "| `method` | `paper` | | `paper` or `reference`: the defaults of every key that has a value in the third "
         "column (README → Fidelity); a key written in the config wins |",
-        "| `videos[]` | | | `{path, name (default: the file stem), prompt}`; a missing prompt is read from "
+        "| `videos[]` | | | `{path, name (default: the file stem), prompt}`; a glob path (`videos/*.mp4`) adds every "
+        "match, each named by its stem; a missing prompt is read from "
         "`prompts/{name}.txt` (config folder, then project root) |",
         "| `trajectories.NAME` | | | one of `{file: PATH}` (3-line θ/φ/r keyframe file), `{theta: […], phi: […], "
         "r: […]}`, `{preset: orbit_left\\|orbit_right\\|arc_up\\|arc_down\\|dolly_in\\|dolly_out (combine with +), "

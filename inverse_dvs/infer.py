@@ -8,11 +8,9 @@ once, and each render's inversion reused across combinations.
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
@@ -21,72 +19,29 @@ import torch
 
 from .artifacts import read_meta, upstream
 from .cli import get_logger, run_stage
-from .config import Config, TrajectorySpec, VideoSpec, section_dict, select
+from .config import Config, TrajectorySpec, VideoSpec, select
 from .ddim import ddim_sample, inversion_end, sampling_schedule
 from .errors import UserError
 from .guidance import RegionGuidance
 from .krnr import noise_init
 from .layout import depth_dir, inversion_file, result_dir, run_dir
 from .masks import background_mask, latent_masks
-from .records import inversion_prompt, invert_depends, render_chain, video_prompt
+from .records import (
+    SweepPoint,
+    infer_depends,
+    inversion_prompt,
+    invert_depends,
+    render_chain,
+    run_prefix,
+    sweep,
+    video_prompt,
+)
 from .slm import stochastic_latent_modulation
 from .video_io import FrameSelection, read_clip, titled_side_by_side, write_video
 from .weights import needed_models, require
 from .workqueue import StageRunner, process_state
 
 STAGE = "infer"
-# list-valued inference keys: each combination is one run, named in its run_tag
-SWEEP_KEYS = ("steps", "strength", "guidance_scale", "preservation_scale", "k_order", "adaptive_order", "seeds")
-
-
-@dataclass(frozen=True)
-class SweepPoint:
-    steps: int
-    strength: float
-    guidance_scale: float
-    preservation_scale: float
-    k_order: float | None  # None: not used (reference noise initialisation)
-    adaptive_order: float | None
-    seed: int
-
-    def run_tag(self, prefix: str, cache: str = "none") -> str:
-        """`{prefix}_steps…_str…_cfg…_pres…[_k…_d…]_seed…[_cache-…]` (the cache only when one is on)."""
-
-        def n(x) -> str:
-            return "none" if x is None else f"{x:g}"
-
-        orders = "" if self.k_order is None else f"_k{n(self.k_order)}_d{n(self.adaptive_order)}"
-        return (f"{prefix}_steps{self.steps}_str{n(self.strength)}_cfg{n(self.guidance_scale)}"
-                f"_pres{n(self.preservation_scale)}{orders}_seed{self.seed}"
-                + ("" if cache == "none" else f"_cache-{cache}"))
-
-
-def run_prefix(cfg: Config) -> str:
-    """The method, plus a short hash when a non-sweep key was set away from the method's preset, so outputs of
-    different settings sit side by side instead of replacing each other."""
-    custom = [(k, v) for k, v in cfg.custom if k.split(".", 1)[1] not in SWEEP_KEYS and k != "inference.cache"]
-    if not custom:
-        return cfg.method
-    return f"{cfg.method}+{hashlib.sha256(json.dumps(custom, sort_keys=True).encode()).hexdigest()[:6]}"
-
-
-def sweep(cfg: Config) -> list[SweepPoint]:
-    inf = cfg.inference
-    seeds = inf.seeds or [cfg.run.seed]
-    uses_orders = inf.noise_init == "adaptive"
-    if not uses_orders and (len(set(inf.k_order)) > 1 or len(set(inf.adaptive_order)) > 1):
-        get_logger().warning("inference.k_order %s / adaptive_order %s have no effect with inference.noise_init: "
-                             "reference (its adaptive step reduces to order 2; README → Fidelity): each other "
-                             "combination runs once.", inf.k_order, inf.adaptive_order)
-    points = []
-    for steps, strength, g, p, k, d, seed in itertools.product(inf.steps, inf.strength, inf.guidance_scale,
-                                                               inf.preservation_scale, inf.k_order,
-                                                               inf.adaptive_order, seeds):
-        points.append(SweepPoint(steps, strength, g, g if p is None else p, k if uses_orders else None,
-                                 d if uses_orders else None, seed))
-    return list(dict.fromkeys(points))  # repeated combinations (e.g. preservation null = a listed value) run once
-
-
 def load_inversion(path: Path, t_end: int) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
@@ -121,12 +76,6 @@ class ItemData:
             self._cache["input"] = read_clip(self.rdir / "input.mp4", sel, (c.height, c.width), c.resize).frames
             self._cache["render"] = read_clip(self.rdir / "render.mp4", sel, (c.height, c.width), c.resize).frames
         return self._cache
-
-
-def _depends(cfg: Config, pt: SweepPoint, prompt: str, fps: float) -> dict:
-    inf = {k: v for k, v in section_dict(cfg.inference).items() if k not in SWEEP_KEYS}
-    return {"point": asdict(pt), "inference": inf, "fps": fps, "prompt": prompt, "slm": section_dict(cfg.slm),
-            "model": section_dict(cfg.model), "model_id": cfg.inversion.model, "dtype": cfg.run.dtype}
 
 
 def _inputs(cfg: Config, video: VideoSpec, traj: TrajectorySpec, inv_path: Path) -> dict[str, str]:
@@ -229,7 +178,7 @@ def _body(cfg: Config, args, model=None) -> int:
     state = process_state()
     require(needed_models(cfg, (STAGE,)))  # before any item: a missing model fails fast
     runner = StageRunner(STAGE, cfg.work_dir, args.force, log, state)
-    points = sweep(cfg)
+    points = sweep(cfg, log)
     model = model or lazy_pipeline(cfg, state, log)
     stats = model.stats
     ctx = StageModel(cfg, model, stats, args.quiet)
@@ -251,7 +200,7 @@ def _body(cfg: Config, args, model=None) -> int:
                 inv_path = inversion_file(cfg.work_dir, traj.name, v.name, inversion_end(cfg.inversion.end, t_start))
                 tag = pt.run_tag(prefix, cfg.inference.cache)
                 runner.run(f"trajectory={traj.name} video={v.name} run={tag}",
-                           run_dir(cfg.work_dir, traj.name, v.name, tag), _depends(cfg, pt, prompt, fps),
+                           run_dir(cfg.work_dir, traj.name, v.name, tag), infer_depends(cfg, pt, prompt, fps),
                            partial(_inputs, cfg, v, traj, inv_path),
                            partial(_infer_point, ctx, data, pt=pt, prefix=prefix, inv_path=inv_path, prompt=prompt,
                                    fps=fps, trajectory=traj.name))

@@ -14,7 +14,7 @@ import sys
 from .config import load_config
 from .errors import EXIT_USER_ERROR, UserError
 
-STAGES = ("preflight", "depth", "warp", "caption", "invert", "infer", "chain")
+STAGES = ("preflight", "depth", "warp", "caption", "invert", "infer", "chain", "evaluate")
 
 
 def gpu_ids(gpus) -> list[int]:

@@ -7,6 +7,11 @@ Stages never import each other; they meet here and on disk.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import itertools
+import json
+import logging
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .artifacts import input_hashes, sha256, upstream
@@ -114,3 +119,64 @@ def render_chain(cfg: Config, video: VideoSpec, traj: TrajectorySpec) -> dict[st
     return hashes | upstream(rdir, "warp", warp_depends(cfg, traj),
                              {"render": rdir / "render.mp4", "masks": rdir / "masks.npz", "input": rdir / "input.mp4"},
                              hashes, what=f"render of video '{video.name}' along '{traj.name}'")
+
+
+# list-valued inference keys: each combination is one run, named in its run_tag
+SWEEP_KEYS = ("steps", "strength", "guidance_scale", "preservation_scale", "k_order", "adaptive_order", "seeds")
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    steps: int
+    strength: float
+    guidance_scale: float
+    preservation_scale: float
+    k_order: float | None  # None: not used (reference noise initialisation)
+    adaptive_order: float | None
+    seed: int
+
+    def run_tag(self, prefix: str, cache: str = "none") -> str:
+        """`{prefix}_steps…_str…_cfg…_pres…[_k…_d…]_seed…[_cache-…]` (the cache only when one is on)."""
+
+        def n(x) -> str:
+            return "none" if x is None else f"{x:g}"
+
+        orders = "" if self.k_order is None else f"_k{n(self.k_order)}_d{n(self.adaptive_order)}"
+        return (f"{prefix}_steps{self.steps}_str{n(self.strength)}_cfg{n(self.guidance_scale)}"
+                f"_pres{n(self.preservation_scale)}{orders}_seed{self.seed}"
+                + ("" if cache == "none" else f"_cache-{cache}"))
+
+
+def run_prefix(cfg: Config) -> str:
+    """The method, plus a short hash when a non-sweep key was set away from the method's preset, so outputs of
+    different settings sit side by side instead of replacing each other."""
+    custom = [(k, v) for k, v in cfg.custom if k.split(".", 1)[1] not in SWEEP_KEYS and k != "inference.cache"]
+    if not custom:
+        return cfg.method
+    return f"{cfg.method}+{hashlib.sha256(json.dumps(custom, sort_keys=True).encode()).hexdigest()[:6]}"
+
+
+def sweep(cfg: Config, log=None) -> list[SweepPoint]:
+    """Every combination of the list-valued inference keys, once each (k and δ dropped where unused)."""
+    inf = cfg.inference
+    seeds = inf.seeds or [cfg.run.seed]
+    uses_orders = inf.noise_init == "adaptive"
+    if not uses_orders and (len(set(inf.k_order)) > 1 or len(set(inf.adaptive_order)) > 1):
+        (log or logging.getLogger("inverse_dvs")).warning(
+            "inference.k_order %s / adaptive_order %s have no effect with inference.noise_init: reference (its "
+            "adaptive step reduces to order 2; README → Fidelity): each other combination runs once.", inf.k_order,
+            inf.adaptive_order)
+    points = []
+    for steps, strength, g, p, k, d, seed in itertools.product(inf.steps, inf.strength, inf.guidance_scale,
+                                                               inf.preservation_scale, inf.k_order,
+                                                               inf.adaptive_order, seeds):
+        points.append(SweepPoint(steps, strength, g, g if p is None else p, k if uses_orders else None,
+                                 d if uses_orders else None, seed))
+    return list(dict.fromkeys(points))  # repeated combinations (e.g. preservation null = a listed value) run once
+
+
+def infer_depends(cfg: Config, pt: SweepPoint, prompt: str, fps: float) -> dict:
+    """The inference stage's record for one sweep point."""
+    inf = {k: v for k, v in section_dict(cfg.inference).items() if k not in SWEEP_KEYS}
+    return {"point": asdict(pt), "inference": inf, "fps": fps, "prompt": prompt, "slm": section_dict(cfg.slm),
+            "model": section_dict(cfg.model), "model_id": cfg.inversion.model, "dtype": cfg.run.dtype}

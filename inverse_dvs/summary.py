@@ -18,7 +18,7 @@ from .config import load_config
 from .errors import EXIT_USER_ERROR, UserError
 from .layout import depth_dir, inversion_dir, result_dir, run_dir
 
-ORDER = ("preflight", "depth", "warp", "caption", "invert", "infer")
+ORDER = ("preflight", "depth", "warp", "caption", "invert", "infer", "evaluate")
 
 
 def _item_key(label: str) -> tuple[str, str]:
@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only-trajectory", default=None)
     p.add_argument("--force", action="store_true")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--evaluate", action="store_true")
     a = p.parse_args(argv)
     try:
         cfg = load_config(a.config, a.overrides)

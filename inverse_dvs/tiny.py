@@ -7,6 +7,7 @@
 - `tiny-depth-anything/`: a `DepthAnythingForDepthEstimation` with a tiny DINOv2 backbone and its processor;
 - `tiny-smolvlm/`: an `Idefics3ForConditionalGeneration` (SmolVLM's architecture) with a byte-level tokenizer, chat
   template and image processor made here, for the caption stage;
+- `tiny-clip/`: a `CLIPModel` with a byte-level tokenizer and image processor made here, for the evaluation stage;
 - `tiny-lora/`: a LoRA for the tiny transformer (`tiny_lora.safetensors`, attention projections, random non-zero
   weights) in the layout `load_lora_weights` reads, standing in for Go-with-the-Flow's.
 Outputs of these models are noise; they exist to exercise the real `from_pretrained` code paths.
@@ -176,7 +177,6 @@ def build_tiny_smolvlm(out: Path, seed: int = 0) -> Path:
     """SmolVLM's architecture (Idefics3: SigLIP-style vision encoder, pixel shuffle, Llama decoder) at toy size, with
     a byte-level BPE tokenizer (its image tokens as special tokens) and a chat template written here."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import (
         Idefics3Config,
         Idefics3ForConditionalGeneration,
@@ -185,15 +185,10 @@ def build_tiny_smolvlm(out: Path, seed: int = 0) -> Path:
     )
     from transformers.models.idefics3 import Idefics3ImageProcessorPil
 
-    specials = ["<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<image>", "<fake_token_around_image>",
-                "<global-img>"]
-    tok = Tokenizer(models.BPE(vocab={ch: i for i, ch in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))},
-                               merges=[]))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.add_special_tokens(specials)
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<end_of_utterance>", pad_token="<|endoftext|>",
+        tokenizer_object=_byte_level_tokenizer(["<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<image>",
+                                                "<fake_token_around_image>", "<global-img>"]),
+        bos_token="<|im_start|>", eos_token="<end_of_utterance>", pad_token="<|endoftext|>",
         extra_special_tokens={"image_token": "<image>", "fake_image_token": "<fake_token_around_image>",
                               "global_image_token": "<global-img>", "end_of_utterance_token": "<end_of_utterance>"})
     torch.manual_seed(seed)
@@ -219,11 +214,47 @@ def build_tiny_smolvlm(out: Path, seed: int = 0) -> Path:
     return out
 
 
+def _byte_level_tokenizer(specials: list[str]):
+    """A tokenizers BPE over the 256 byte symbols (no merges) with the given special tokens: any text tokenizes."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    tok = Tokenizer(models.BPE(vocab={ch: i for i, ch in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))},
+                               merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(specials)
+    return tok
+
+
+def build_tiny_clip(out: Path, seed: int = 0) -> Path:
+    """CLIP's architecture (ViT image tower, text transformer, projections) at toy size, 32 px images."""
+    import torch
+    from transformers import CLIPConfig, CLIPModel, CLIPProcessor, PreTrainedTokenizerFast
+    from transformers.models.clip import CLIPImageProcessorPil
+
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=_byte_level_tokenizer(["<|startoftext|>", "<|endoftext|>"]),
+                                        bos_token="<|startoftext|>", eos_token="<|endoftext|>",
+                                        pad_token="<|endoftext|>", model_max_length=32)
+    torch.manual_seed(seed)
+    config = CLIPConfig(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=32, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=32, patch_size=8),
+        projection_dim=16)
+    CLIPModel(config).eval().save_pretrained(out, safe_serialization=True)
+    images = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    CLIPProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(out)
+    return out
+
+
 def build_all(root: Path, force: bool = False) -> list[Path]:
     """Build the tiny checkpoints under `root`; skip a folder that already has a complete build."""
     done = []
     for name, fn in (("tiny-cogvideox-i2v", build_tiny_cogvideox), ("tiny-depth-anything", build_tiny_depth_anything),
-                     ("tiny-lora", build_tiny_lora), ("tiny-smolvlm", build_tiny_smolvlm)):
+                     ("tiny-lora", build_tiny_lora), ("tiny-smolvlm", build_tiny_smolvlm),
+                     ("tiny-clip", build_tiny_clip)):
         target = root / name
         marker = target / ".complete"
         if marker.exists() and marker.read_text().strip() == TINY_VERSION and not force:
@@ -249,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m inverse_dvs.tiny", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="checkpoints", help="folder that receives tiny-cogvideox-i2v/, "
-                                                          "tiny-depth-anything/, tiny-lora/ and tiny-smolvlm/")
+                                                          "tiny-depth-anything/, tiny-lora/, tiny-smolvlm/, tiny-clip/")
     p.add_argument("--force", action="store_true", help="rebuild even when a complete build exists")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")

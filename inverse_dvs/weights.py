@@ -1,8 +1,9 @@
 """Model weights: find them on disk (never downloading), and the one explicit download command.
 
 `python -m inverse_dvs.weights download [--config config.yml]` fetches the models named by the config
-(`depth.model`, `inversion.model`, `model.lora` — only its `model.lora_weight_name` file) into
-`checkpoints/<name>` with huggingface_hub (resumable). `check` reports what is missing.
+(`depth.model`, `caption.model`, `inversion.model`, `model.lora` — only its `model.lora_weight_name` file —,
+`eval.clip_model`) into `checkpoints/<name>` with huggingface_hub (resumable), and torchvision's AlexNet weights for
+LPIPS into the torch hub cache. `check` reports what is missing.
 """
 
 from __future__ import annotations
@@ -32,6 +33,17 @@ class ModelNeed(NamedTuple):
     file: str | None = None
 
 
+ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"  # torchvision's AlexNet, for LPIPS
+
+
+def alexnet_weights() -> Path:
+    """Where torchvision looks for its AlexNet weights (torch hub cache), which LPIPS loads without downloading
+    when they are there."""
+    import torch
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_URL.rsplit("/", 1)[1]
+
+
 def needed_models(cfg, stages: tuple[str, ...] = ("depth", "caption", "invert", "infer")) -> list[ModelNeed]:
     """Every model the given stages will load with this config."""
     from .config import read_prompt
@@ -43,6 +55,8 @@ def needed_models(cfg, stages: tuple[str, ...] = ("depth", "caption", "invert", 
         needs.append(ModelNeed(cfg.caption.model, "caption.model"))
         if not {"invert", "infer"} & set(stages):  # its tokenizer bounds the caption's length
             needs.append(ModelNeed(cfg.inversion.model, "inversion.model"))
+    if "evaluate" in stages:
+        needs.append(ModelNeed(cfg.eval.clip_model, "eval.clip_model"))
     if {"invert", "infer"} & set(stages):
         needs.append(ModelNeed(cfg.inversion.model, "inversion.model"))
         if cfg.model.lora:
@@ -123,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return EXIT_USER_ERROR
     missing = []
-    for n in needed_models(cfg):
+    for n in needed_models(cfg, ("depth", "caption", "invert", "infer", "evaluate")):
         try:
             log.info("%s (%s): on disk at %s", n.model, n.role, resolve_model(n.model, n.file))
         except WeightsMissingError:
@@ -133,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if missing else 0
     try:
         download(missing)
+        if cfg.eval.lpips and not alexnet_weights().is_file():
+            import torch
+
+            log.info("downloading LPIPS's AlexNet backbone → %s", alexnet_weights())
+            alexnet_weights().parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(ALEXNET_URL, str(alexnet_weights()))
     except Exception as exc:
         log.error("download failed (%s: %s); rerun the same command to resume.", type(exc).__name__, exc)
         return 1

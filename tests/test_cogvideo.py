@@ -105,3 +105,16 @@ def test_placement_vae_tiling(tiny_checkpoints):
     assert stats.extra["vae_tiling"] is False and not pipe.vae.use_tiling  # auto: no tiling on the CPU
     place_pipeline(pipe, ModelConfig(vae_tiling="on"), torch.device("cpu"), stats)
     assert stats.extra["vae_tiling"] is True and pipe.vae.use_tiling
+
+
+def test_clip_scorer_loads_once_and_is_deterministic(tmp_path, tiny_checkpoints, demo_video):
+    from inverse_dvs.config import load_config
+    from inverse_dvs.evaluate import Scorer
+
+    cfg = load_config(_config(tmp_path, tiny_checkpoints, demo_video,
+                              f"eval: {{clip_model: {tiny_checkpoints / 'tiny-clip'}, lpips: false}}"))
+    scorer = Scorer(cfg, None)
+    frames = np.random.default_rng(0).integers(0, 255, (5, 96, 144, 3), dtype=np.uint8)
+    a, b = scorer.embed_frames(frames), scorer.embed_frames(frames)
+    assert a.shape == (5, 16) and torch.equal(a, b) and scorer.embed_text("a dog").shape == (16,)
+    assert scorer.loads == 1 and scorer.lpips(frames, frames) is None  # lpips off: no column
