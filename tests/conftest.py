@@ -41,8 +41,11 @@ def rng() -> np.random.Generator:
 class TinyModel(NamedTuple):
     pipe: object
     x0: object  # [1, 13, 4, 12, 18] latents of random frames
-    v_fn: object  # unconditioned v-model, no CFG
+    v_fn: object  # v-model without CFG
     stats: object
+    img: object  # the I2V condition of the first frame, [1, 13, 4, 12, 18]
+    cond: object  # embeddings of "a dog", [1, L, D]
+    uncond: object  # embeddings of "", [1, L, D]
 
 
 @pytest.fixture
@@ -66,5 +69,5 @@ def tiny_model(tiny_checkpoints) -> TinyModel:
     frames = np.random.default_rng(0).integers(0, 255, (49, 96, 144, 3), dtype=np.uint8)
     x0 = encode_video(pipe, frames)
     img = encode_image_latents(pipe, frames[0], x0.shape[1])
-    cond, _ = encode_prompt(pipe, "", "", False)
-    return TinyModel(pipe, x0, make_v_fn(pipe, img, cond, None, 1.0, stats), stats)
+    cond, uncond = encode_prompt(pipe, "a dog", "", True)
+    return TinyModel(pipe, x0, make_v_fn(pipe, img, cond, None, 1.0, stats), stats, img, cond, uncond)

@@ -13,10 +13,6 @@ from inverse_dvs.cogvideo import (
     ModelStats,
     StepClock,
     alphas_cumprod,
-    encode_image_latents,
-    encode_prompt,
-    encode_video,
-    load_pipeline,
     make_v_fn,
     place_pipeline,
     sampling_cache,
@@ -73,14 +69,8 @@ def test_invert_and_infer_share_one_load_and_compile_changes_nothing(tmp_path, t
     assert (tmp_path / "out/inversions/left/demo/inversion_t0749.safetensors").read_bytes() == inversion
 
 
-def test_sampling_caches_are_on_only_while_sampling(tiny_checkpoints):
-    stats = ModelStats()
-    pipe = load_pipeline(str(tiny_checkpoints / "tiny-cogvideox-i2v"), ModelConfig(), torch.device("cpu"),
-                         torch.float32, stats)
-    frames = np.random.default_rng(0).integers(0, 255, (49, 96, 144, 3), dtype=np.uint8)
-    x0 = encode_video(pipe, frames)
-    img = encode_image_latents(pipe, frames[0], x0.shape[1])
-    cond, uncond = encode_prompt(pipe, "a dog", "", True)
+def test_sampling_caches_are_on_only_while_sampling(tiny_model):
+    pipe, x0, _, stats, img, cond, uncond = tiny_model
     sched = sampling_schedule(20, 0.9)
     x = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
     outs = {}
@@ -97,9 +87,8 @@ def test_sampling_caches_are_on_only_while_sampling(tiny_checkpoints):
         assert float((outs[name] - outs["none"]).abs().max()) < 0.1 * float(outs["none"].abs().max())
 
 
-def test_placement_vae_tiling(tiny_checkpoints):
-    pipe = load_pipeline(str(tiny_checkpoints / "tiny-cogvideox-i2v"), ModelConfig(), torch.device("cpu"),
-                         torch.float32, ModelStats())
+def test_placement_vae_tiling(tiny_model):
+    pipe = tiny_model.pipe
     stats = ModelStats()
     place_pipeline(pipe, ModelConfig(vae_tiling="auto"), torch.device("cpu"), stats)
     assert stats.extra["vae_tiling"] is False and not pipe.vae.use_tiling  # auto: no tiling on the CPU

@@ -102,7 +102,7 @@ def test_terminal_inversion_equals_diffusers_on_the_tiny_model(tiny_model):
     latent at 999 is the model's noise estimate at the last step."""
     from inverse_dvs.cogvideo import alphas_cumprod
 
-    pipe, x0, v_fn, stats = tiny_model
+    pipe, x0, v_fn, stats = tiny_model[:4]
     plan = inversion_plan("terminal", 966, 30)
     ours = ddim_invert(v_fn, x0, plan, alphas_cumprod(pipe), keep_trajectory=True)
     sched = DDIMInverseScheduler.from_config(pipe.scheduler.config)

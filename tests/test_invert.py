@@ -54,7 +54,7 @@ inference: {{steps: [10, 4], strength: [0.8]}}
 
 
 def test_refined_round_trip_on_tiny_model(tiny_model):
-    pipe, x0, v_fn, stats = tiny_model
+    pipe, x0, v_fn, stats = tiny_model[:4]
     plan = inversion_plan("t_start", sampling_schedule(50, 0.95).t_start, 30)
     alphas = alphas_cumprod(pipe)
     plain = roundtrip_error(v_fn, x0, plan, alphas, 0)
