@@ -17,8 +17,9 @@ def inversion_dir(work_dir: Path, trajectory: str, video: str) -> Path:
     return Path(work_dir) / "inversions" / trajectory / video
 
 
-def inversion_file(work_dir: Path, trajectory: str, video: str, t_start: int) -> Path:
-    return inversion_dir(work_dir, trajectory, video) / f"inversion_t{t_start:04d}.safetensors"
+def inversion_file(work_dir: Path, trajectory: str, video: str, t_end: int) -> Path:
+    """The inversion ending at timestep t_end (t_start, or 999 for the terminal inversion)."""
+    return inversion_dir(work_dir, trajectory, video) / f"inversion_t{t_end:04d}.safetensors"
 
 
 def run_dir(work_dir: Path, trajectory: str, video: str, run_tag: str) -> Path:
