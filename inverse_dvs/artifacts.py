@@ -129,16 +129,24 @@ class ItemLock:
         except (OSError, ValueError):
             return {}
 
-    def holder(self) -> str | None:
-        """Who holds the lock now (a live process), or None."""
+    def _state(self) -> tuple[dict, float | None]:
+        """The lock file's contents and mtime (None: no lock file)."""
         info = self._read()
         try:
-            mtime = self.path.stat().st_mtime
+            return info, self.path.stat().st_mtime
         except OSError:
-            return None
+            return info, None
+
+    @staticmethod
+    def _live_holder(info: dict, mtime: float) -> str | None:
         if info and not _abandoned(str(info.get("host")), int(info.get("pid", -1)), mtime):
             return f"pid {info.get('pid')} on host {info.get('host')} since {info.get('started')}"
         return None
+
+    def holder(self) -> str | None:
+        """Who holds the lock now (a live process), or None."""
+        info, mtime = self._state()
+        return None if mtime is None else self._live_holder(info, mtime)
 
     def acquire(self) -> str | None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -146,13 +154,11 @@ class ItemLock:
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                info = self._read()
-                try:
-                    mtime = self.path.stat().st_mtime
-                except OSError:
+                info, mtime = self._state()
+                if mtime is None:
                     continue  # released meanwhile: try again
-                if info and not _abandoned(str(info.get("host")), int(info.get("pid", -1)), mtime):
-                    return f"pid {info.get('pid')} on host {info.get('host')} since {info.get('started')}"
+                if (live := self._live_holder(info, mtime)) is not None:
+                    return live
                 if not info and time.time() - mtime < 60:  # being written right now
                     return "another process (lock being written)"
                 self.path.unlink(missing_ok=True)  # abandoned: take it over

@@ -17,14 +17,9 @@ from .artifacts import read_meta
 from .config import load_config
 from .errors import EXIT_USER_ERROR, UserError
 from .layout import depth_dir, inversion_dir, result_dir, run_dir
+from .workqueue import covers, item_key
 
 ORDER = ("preflight", "depth", "warp", "caption", "invert", "infer", "evaluate")
-
-
-def _item_key(label: str) -> tuple[str, str]:
-    """(video, trajectory) of an item label like 'trajectory=a video=b run=…' ('' where the label has none)."""
-    parts = dict(p.split("=", 1) for p in label.split() if "=" in p)
-    return parts.get("video", ""), parts.get("trajectory", "")
 
 
 def failures(summary: dict) -> list[tuple[str, str, str]]:
@@ -35,10 +30,10 @@ def failures(summary: dict) -> list[tuple[str, str, str]]:
         for it in (summary.get(stage) or {}).get("items", []):
             if it.get("status") != "failed":
                 continue
-            video, traj = _item_key(it["item"])
-            if any((v in ("", video) and t in ("", traj)) for v, t in seen):
+            key = item_key(it["item"])
+            if any(covers(failed, key) for failed in seen):
                 continue
-            seen.append((video, traj))
+            seen.append(key)
             out.append((stage, it["item"], it.get("reason", "")))
     return out
 

@@ -48,6 +48,17 @@ def process_state():
     return PartialState(cpu=not torch.cuda.is_available())
 
 
+def item_key(label: str) -> tuple[str, str]:
+    """(video, trajectory) of an item label like 'trajectory=a video=b run=…' ('' where the label has none)."""
+    parts = dict(p.split("=", 1) for p in label.split() if "=" in p)
+    return parts.get("video", ""), parts.get("trajectory", "")
+
+
+def covers(failed: tuple[str, str], key: tuple[str, str]) -> bool:
+    """Whether a failed (video, trajectory) item — '' for a whole video or trajectory — stands in for `key`."""
+    return failed[0] in ("", key[0]) and failed[1] in ("", key[1])
+
+
 class StageRunner:
     """Runs the items of one stage in this process: its shard only, each failure isolated."""
 
@@ -72,14 +83,13 @@ class StageRunner:
                 continue
             for it in section.get("items", []):
                 if it.get("status") == "failed":
-                    parts = dict(p.split("=", 1) for p in it["item"].split() if "=" in p)
-                    out.append((parts.get("video", ""), parts.get("trajectory", ""), stage))
+                    out.append((*item_key(it["item"]), stage))
         return out
 
     def _earlier_failure(self, label: str) -> str | None:
-        parts = dict(p.split("=", 1) for p in label.split() if "=" in p)
+        key = item_key(label)
         for video, traj, stage in self._upstream_failed:
-            if video in ("", parts.get("video")) and traj in ("", parts.get("trajectory")):
+            if covers((video, traj), key):
                 return stage
         return None
 
@@ -131,11 +141,11 @@ class StageRunner:
         if isinstance(exc, UpstreamBusy):
             self.log.warning("%s %s: skipped: %s", self.stage, label, exc)
             self.results.append(ItemResult(label, "busy", 0.0, str(exc), self.index))
-        elif self._earlier_failure(label) is None:
+        elif (earlier := self._earlier_failure(label)) is None:
             self._failed(label, time.perf_counter(), str(exc), True)
         else:  # reported by the earlier stage already
-            self.results.append(ItemResult(label, "failed", 0.0, f"not run: {self._earlier_failure(label)} failed "
-                                                                 "for it", self.index, True))
+            self.results.append(ItemResult(label, "failed", 0.0, f"not run: {earlier} failed for it", self.index,
+                                           True))
 
     def _failed(self, label: str, t0: float, reason: str, user_error: bool) -> None:
         self.log.error("%s %s: failed: %s", self.stage, label, reason)
