@@ -22,9 +22,10 @@ import numpy as np
 from .artifacts import atomic_path, read_meta, upstream, write_json
 from .cli import get_logger, run_stage
 from .config import Config, TrajectorySpec, VideoSpec, section_dict, select
+from .errors import UserError
 from .layout import result_dir, run_dir
 from .metrics import clip_frame, clip_text, clip_view, psnr_per_frame, ssim_per_frame
-from .records import SweepPoint, infer_depends, render_chain, run_prefix, sweep, video_prompt
+from .records import infer_depends, output_fps, render_chain, run_prefix, sweep, video_prompt
 from .video_io import FrameSelection, read_clip
 from .weights import alexnet_weights, needed_models, require, resolve_model
 from .workqueue import StageRunner, process_state
@@ -125,25 +126,18 @@ def _is_identity(rdir: Path) -> bool:
     return bool(np.allclose(np.asarray(cams["source_to_target"]), np.eye(4), atol=1e-9))
 
 
-def _point_record(cfg: Config, video: VideoSpec, traj: TrajectorySpec, pt: SweepPoint) -> tuple[dict, str]:
-    rdir = result_dir(cfg.work_dir, traj.name, video.name)
-    fps = cfg.inference.fps or (read_meta(rdir) or {}).get("fps", 8.0)
-    prompt = video_prompt(cfg, video, traj)
-    return infer_depends(cfg, pt, prompt, fps), prompt
-
-
-def _inputs(cfg: Config, video: VideoSpec, traj: TrajectorySpec, pt: SweepPoint, tag: str) -> dict[str, str]:
-    """Hashes of output, input, render and masks, after checking the output's infer record matches the config."""
+def _inputs(cfg: Config, video: VideoSpec, traj: TrajectorySpec, tag: str, depends: dict) -> dict[str, str]:
+    """Hashes of output, input, render and masks, after checking the output's infer record (`depends`, as
+    records.infer_depends gives it for the current config) and the records before it."""
     hashes = render_chain(cfg, video, traj)
-    depends, _ = _point_record(cfg, video, traj, pt)
     folder = run_dir(cfg.work_dir, traj.name, video.name, tag)
     hashes |= upstream(folder, "infer", depends, {"output": folder / "output.mp4"},
                        what=f"output {tag} of video '{video.name}' along '{traj.name}'")
     return {k: hashes[k] for k in ("output", "input", "render", "masks")}
 
 
-def _eval_item(cfg: Config, scorer: Scorer, folder: Path, *, video: VideoSpec, traj: TrajectorySpec,
-               pt: SweepPoint, tag: str) -> tuple[list[str], dict]:
+def _eval_item(cfg: Config, scorer: Scorer, folder: Path, *, video: VideoSpec, traj: TrajectorySpec, tag: str,
+               prompt: str) -> tuple[list[str], dict]:
     c = cfg.camera
     rdir = result_dir(cfg.work_dir, traj.name, video.name)
     sel, hw = FrameSelection(c.num_frames), (c.height, c.width)
@@ -152,7 +146,6 @@ def _eval_item(cfg: Config, scorer: Scorer, folder: Path, *, video: VideoSpec, t
     ren = read_clip(rdir / "render.mp4", sel, hw, c.resize).frames
     with np.load(rdir / "masks.npz") as z:
         visible = z["visible"]
-    _, prompt = _point_record(cfg, video, traj, pt)
     psnr_in, psnr_vis = psnr_per_frame(out, inp), psnr_per_frame(out, ren, visible)
     ssim_in, ssim_vis = ssim_per_frame(out, inp), ssim_per_frame(out, ren, visible)
     emb_out, emb_in = scorer.embed_frames(out), scorer.embed_frames(inp)
@@ -280,16 +273,24 @@ def _body(cfg: Config, args) -> int:
     scorer = Scorer(cfg, state)
     prefix = run_prefix(cfg)
     depends = {"eval": section_dict(cfg.eval), "lpips": note is None, "camera": section_dict(cfg.camera)}
+    points = sweep(cfg, log)
     items = []
     for traj in trajectories:
         for v in videos:
-            for pt in sweep(cfg, log):
-                tag = pt.run_tag(prefix, cfg.inference.cache)
+            fps = output_fps(cfg, v, traj)
+            tags = [pt.run_tag(prefix, cfg.inference.cache) for pt in points]
+            try:
+                prompt = video_prompt(cfg, v, traj)
+            except UserError as exc:  # no usable caption yet: these items fail, the others go on
+                for tag in tags:
+                    runner.fail(f"trajectory={traj.name} video={v.name} run={tag}", exc)
+                continue
+            for pt, tag in zip(points, tags, strict=True):
                 folder = eval_dir(cfg.work_dir) / "runs" / traj.name / v.name / tag
                 items.append(folder)
                 runner.run(f"trajectory={traj.name} video={v.name} run={tag}", folder, depends,
-                           partial(_inputs, cfg, v, traj, pt, tag),
-                           partial(_eval_item, cfg, scorer, video=v, traj=traj, pt=pt, tag=tag))
+                           partial(_inputs, cfg, v, traj, tag, infer_depends(cfg, pt, prompt, fps)),
+                           partial(_eval_item, cfg, scorer, video=v, traj=traj, tag=tag, prompt=prompt))
     rc = runner.finish()
     if runner.index == 0:
         rows, per_frame = [], {}

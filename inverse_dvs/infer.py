@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .artifacts import read_meta, upstream
+from .artifacts import upstream
 from .cli import get_logger, run_stage
 from .config import Config, TrajectorySpec, VideoSpec, select
 from .ddim import ddim_sample, inversion_end, sampling_schedule
@@ -31,6 +31,7 @@ from .records import (
     infer_depends,
     inversion_prompt,
     invert_depends,
+    output_fps,
     render_chain,
     run_prefix,
     sweep,
@@ -110,9 +111,9 @@ def _infer_point(ctx, data: ItemData, folder: Path, *, pt: SweepPoint, prefix: s
     inv = load_inversion(inv_path, inversion_end(cfg.inversion.end, sched.t_start))
     alphas = alphas_cumprod(p)
     a_bar = float(alphas[sched.t_start])
-    dev = p._execution_device
     x0, img = sampling_latents(p, cfg.inference.vae_latents, inv, item["render"],
                                torch.Generator("cpu").manual_seed(pt.seed))
+    dev = x0.device  # the transformer's (cogvideo.execution_device), where sampling runs
     eps = inv["eps_inv"].to(dev)
     masks = item["masks"]
 
@@ -186,7 +187,7 @@ def _body(cfg: Config, args, model=None) -> int:
     for traj in trajectories:
         for v in videos:
             rdir, ddir = result_dir(cfg.work_dir, traj.name, v.name), depth_dir(cfg.work_dir, v.name)
-            fps = cfg.inference.fps or (read_meta(rdir) or {}).get("fps", 8.0)
+            fps = output_fps(cfg, v, traj)
             try:
                 prompt = video_prompt(cfg, v, traj)
             except UserError as exc:  # no usable caption yet: these items fail, the others go on

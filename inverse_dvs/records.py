@@ -14,7 +14,7 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .artifacts import input_hashes, sha256, upstream
+from .artifacts import input_hashes, read_meta, sha256, upstream
 from .config import Config, TrajectorySpec, VideoSpec, read_prompt, resolve_path, section_dict
 from .ddim import inversion_end, sampling_schedule
 from .layout import caption_dir, depth_dir, result_dir
@@ -173,6 +173,11 @@ def sweep(cfg: Config, log=None) -> list[SweepPoint]:
         points.append(SweepPoint(steps, strength, g, g if p is None else p, k if uses_orders else None,
                                  d if uses_orders else None, seed))
     return list(dict.fromkeys(points))  # repeated combinations (e.g. preservation null = a listed value) run once
+
+
+def output_fps(cfg: Config, video: VideoSpec, traj: TrajectorySpec) -> float:
+    """The frame rate outputs are written at: `inference.fps`, else the render's (from its warp record), else 8."""
+    return cfg.inference.fps or (read_meta(result_dir(cfg.work_dir, traj.name, video.name)) or {}).get("fps", 8.0)
 
 
 def infer_depends(cfg: Config, pt: SweepPoint, prompt: str, fps: float) -> dict:

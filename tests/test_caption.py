@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from inverse_dvs import caption, depth, infer, invert, preflight, warp
+from inverse_dvs import caption, depth, evaluate, infer, invert, preflight, warp
 from inverse_dvs.captions import even_frames, shorten_caption
 
 
@@ -20,6 +20,7 @@ camera: {{num_frames: 49, height: 96, width: 144}}
 caption: {{model: {ckpt / 'tiny-smolvlm'}, num_frames: 3, max_new_tokens: 12}}
 inversion: {{model: {ckpt / 'tiny-cogvideox-i2v'}, steps: 2}}
 inference: {{steps: [3], strength: [0.7], guidance_scale: [5.0]}}
+eval: {{clip_model: {ckpt / 'tiny-clip'}, lpips: false}}
 {extra}""")
     return str(cfg)
 
@@ -67,6 +68,8 @@ def test_a_video_without_prompt_is_captioned_and_used(tmp_path, tiny_checkpoints
     # a caption that changed behind the record is refused downstream
     (out / "prompts/auto/prompt.txt").write_text("edited\n", encoding="utf-8")
     assert infer.main([*args, "--force", "--only-video", "auto"]) == 2
+    assert "caption of video 'auto'" in capsys.readouterr().err
+    assert evaluate.main([*args, "--only-video", "auto"]) == 2  # nor is an output evaluated against it
     assert "caption of video 'auto'" in capsys.readouterr().err
 
 
