@@ -20,7 +20,7 @@ from .errors import UserError
 from .layout import depth_dir
 from .records import depth_depends, depth_source
 from .stabilize import depth_from_disparity
-from .video_io import FrameSelection, colorize_depth, frame_indices, read_clip, resize_frames, write_video
+from .video_io import FrameSelection, colorize_depth, frame_indices, probe_video, read_clip, resize_frames, write_video
 from .weights import needed_models, require
 from .workqueue import StageRunner, process_state
 
@@ -58,9 +58,7 @@ def _load_array(path: Path, key: str, video_path: str, sel: FrameSelection, hw: 
         arr = arr[..., 0]
     if arr.ndim != 3:
         raise UserError(f"depth file '{path}' key '{key}' has shape {arr.shape}; expected [frames, height, width].")
-    import decord
-
-    n_video = len(decord.VideoReader(str(video_path), num_threads=1))
+    n_video = probe_video(video_path).frames
     if arr.shape[0] == n_video:
         arr = arr[frame_indices(n_video, sel, video_path)]
     elif arr.shape[0] != sel.num_frames:

@@ -44,17 +44,18 @@ def _inputs(cfg: Config, video: VideoSpec, traj: TrajectorySpec) -> dict[str, st
     return {"render": render_chain(cfg, video, traj)["render"]}
 
 
-def _invert_one(ctx, x0: torch.Tensor, v_fn, t_end: int, label: str):
-    """One inversion (ctx: cogvideo.StageModel) of x0 (float [1, t, C, h, w]) up to t_end with the configured plan."""
+def _invert_one(ctx, x0: torch.Tensor, v_fn, alphas: torch.Tensor, t_end: int, label: str):
+    """One inversion (ctx: cogvideo.StageModel) of x0 (float [1, t, C, h, w]) up to t_end with the configured plan;
+    alphas: float [1000], the model's ᾱ."""
     from tqdm import tqdm
 
-    from .cogvideo import alphas_cumprod, oom_hint
+    from .cogvideo import oom_hint
 
     inv_cfg = ctx.cfg.inversion
     plan = inversion_plan(inv_cfg.end, t_end, inv_cfg.steps)
     bar = tqdm(total=len(plan), desc=f"invert {label} t≤{t_end}", disable=ctx.quiet)
     try:
-        return ddim_invert(v_fn, x0, plan, alphas_cumprod(ctx.model.get()), inv_cfg.refine_iterations,
+        return ddim_invert(v_fn, x0, plan, alphas, inv_cfg.refine_iterations,
                            inv_cfg.save_trajectory, progress=lambda _i: bar.update())
     except torch.cuda.OutOfMemoryError as exc:
         raise oom_hint(exc) from None
@@ -90,7 +91,7 @@ def _invert_item(ctx, folder: Path, *, render: Path, prompt: str, trajectory: st
         v_fn = make_v_fn(p, img, cond, uncond, cfg.inversion.guidance_scale, ctx.stats)
         alphas = alphas_cumprod(p)
         for t_end in todo:
-            inv = _invert_one(ctx, x0.to(img.device), v_fn, t_end, f"{trajectory}/{video}")
+            inv = _invert_one(ctx, x0.to(img.device), v_fn, alphas, t_end, f"{trajectory}/{video}")
             tensors = {"x0": x0, "eps_inv": inv.latent, "image_latents": img,
                        "timesteps": torch.tensor(inv.timesteps, dtype=torch.int64)}
             if inv.trajectory:

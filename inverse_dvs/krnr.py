@@ -114,14 +114,3 @@ def noise_init(mode: str, x0: torch.Tensor, eps: torch.Tensor, alpha_bar: float,
         return eps
     raise ValueError(f"unknown noise initialisation {mode!r}; one of {NOISE_INITS}")
 
-
-def reference_noise_init(x0: torch.Tensor, eps: torch.Tensor, alpha_bar: float, occluded_x0: torch.Tensor,
-                         occluded_eps: torch.Tensor, generator: torch.Generator, rounds: int = 3) -> torch.Tensor:
-    """The official code's initialisation: `rounds` × { reference SLM of x0 (mask occluded_x0) and ε (mask
-    occluded_eps) ; ε ← ε⁽²⁾(x0, ε) } at ᾱ(t_start). x0, eps: float [B, t, C, h, w]; masks: bool, broadcastable."""
-    from .slm import stochastic_latent_modulation
-
-    def fill(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return stochastic_latent_modulation(a, b, occluded_x0, generator, "reference", occluded_eps=occluded_eps)
-
-    return noise_init("reference", x0, eps, alpha_bar, fill, rounds=rounds)

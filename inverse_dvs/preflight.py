@@ -16,22 +16,23 @@ from .errors import EXIT_USER_ERROR, UserError
 from .geometry import read_pose_json, trajectory_keyframes
 from .records import depth_source
 from .video_io import FrameSelection, frame_indices, probe_video
-from .weights import needed_models, resolve_model
+from .weights import missing_models, needed_models
 
 STAGE = "preflight"
 
 
-def check_video(cfg: Config, video) -> None:
-    """UserError when the video cannot feed the depth stage (or its prompt file / depth file is unusable)."""
+def check_video(cfg: Config, video) -> str:
+    """UserError when the video cannot feed the depth stage (or its prompt file / depth file is unusable); returns
+    the user's prompt ("" when none is given)."""
     c = cfg.camera
     info = probe_video(video.path)
     frame_indices(info.frames, FrameSelection(c.num_frames, c.start, c.stride, c.pad_short), video.path)
-    read_prompt(video)
+    prompt = read_prompt(video)
     aux = depth_source(cfg, video.path)
-    if aux is not None:
-        if not aux.is_file():
-            raise UserError(f"video '{video.name}': depth file '{aux}' does not exist (depth.backend: "
-                            f"{cfg.depth.backend}); set depth.npz_path or use depth.backend: depth_anything.")
+    if aux is not None and not aux.is_file():
+        raise UserError(f"video '{video.name}': depth file '{aux}' does not exist (depth.backend: "
+                        f"{cfg.depth.backend}); set depth.npz_path or use depth.backend: depth_anything.")
+    return prompt
 
 
 def check_trajectory(cfg: Config, traj) -> None:
@@ -39,17 +40,6 @@ def check_trajectory(cfg: Config, traj) -> None:
         read_pose_json(traj.poses, cfg.camera.num_frames)
     else:
         trajectory_keyframes(traj)
-
-
-def missing_weights(cfg: Config) -> list[str]:
-    """One line per model the run needs whose weights are not on disk."""
-    out = []
-    for need in needed_models(cfg):
-        try:
-            resolve_model(need.model, need.file)
-        except UserError:
-            out.append(f"{need.role} = {need.model}" + (f" (file {need.file})" if need.file else ""))
-    return out
 
 
 def _body(cfg: Config, args) -> int:
@@ -60,8 +50,7 @@ def _body(cfg: Config, args) -> int:
     problems: dict[str, str] = {}
     for v in videos:
         try:
-            check_video(cfg, v)
-            if not read_prompt(v) and cfg.caption.source == "off":
+            if not check_video(cfg, v) and cfg.caption.source == "off":
                 log.warning("video '%s' has no prompt and caption.source is off: the model then runs unconditioned. "
                             "Write prompts/%s.txt (in the config's folder), set its 'prompt' in the config, or let the "
                             "caption stage write one (caption.source: source).", v.name, v.name)
@@ -76,7 +65,7 @@ def _body(cfg: Config, args) -> int:
         log.error("preflight %s: %s", label, reason)
     items = [(t.name, v.name) for t in trajectories for v in videos]
     healthy = [(t, v) for t, v in items if f"video={v}" not in problems and f"trajectory={t}" not in problems]
-    missing = missing_weights(cfg)
+    missing = missing_models(needed_models(cfg))
     if missing:
         log.error("preflight: the weights of %s are not on this machine, and stages never download on their own. Fetch "
                   "them with `python -m inverse_dvs.weights download --config %s` (or `bash setup_env.sh --weights "

@@ -156,18 +156,18 @@ def _notes(path: Path, src_hw: tuple[int, int], dst_hw: tuple[int, int], policy:
     if meta.get("audio_codec"):
         log.info("video '%s': its audio (%s) is not carried over to the outputs.", path, meta["audio_codec"])
     (h0, w0), (h, w) = src_hw, dst_hw
-    if policy == "crop" and abs(h0 / w0 - h / w) > 0.01:
-        sh, sw = scaled_size(src_hw, dst_hw, policy)
+    sh, sw = scaled_size(src_hw, dst_hw, policy)
+    reshaped = abs(h0 / w0 - h / w) > 0.01
+    if policy == "crop" and reshaped:
         lost = 100 * (1 - (h * w) / (sh * sw))
         side = "width" if sw > w else "height"
         log.warning("video '%s' is %d×%d (aspect %.2f) but the model takes %d×%d (%.2f): %.0f %% of its %s is cropped "
                     "(camera.resize: crop); camera.resize: pad keeps it all.", path, w0, h0, w0 / h0, w, h, w / h,
                     lost, side)
-    elif policy == "pad" and abs(h0 / w0 - h / w) > 0.01:
-        sh, sw = scaled_size(src_hw, dst_hw, policy)
+    elif policy == "pad" and reshaped:
         log.warning("video '%s' is letterboxed to %d×%d: %.0f %% of each frame is black padding (camera.resize: pad).",
                     path, w, h, 100 * (1 - sh * sw / (h * w)))
-    elif policy == "stretch" and abs(h0 / w0 - h / w) > 0.01:
+    elif policy == "stretch" and reshaped:
         log.warning("video '%s' (%d×%d) is stretched to %d×%d: widths scale by %.2f relative to heights "
                     "(camera.resize: stretch).", path, w0, h0, w, h, (w / w0) / (h / h0))
     needed = sel.start + sel.stride * (sel.num_frames - 1) + 1
@@ -201,7 +201,7 @@ class VideoInfo(NamedTuple):
 
 
 def probe_video(path: str | Path) -> VideoInfo:
-    """Frame count, fps and size without decoding the video; UserError (one line: missing, empty, not a video,
+    """Frame count, fps and size, decoding the first frame only; UserError (one line: missing, empty, not a video,
     corrupt) when it has no decodable frame."""
     import decord
 

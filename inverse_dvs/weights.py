@@ -95,14 +95,20 @@ def resolve_model(model: str, file: str | None = None) -> str:
     raise WeightsMissingError(weights_hint(model + (f" (file {file})" if file else "")))
 
 
-def require(needs: list[ModelNeed]) -> None:
-    """WeightsMissingError naming every model in `needs` whose weights are not on disk (checked, never loaded)."""
+def missing_models(needs: list[ModelNeed]) -> list[str]:
+    """'role = model (file f)' for every model in `needs` whose weights are not on disk (checked, never loaded)."""
     missing = []
     for n in needs:
         try:
             resolve_model(n.model, n.file)
         except WeightsMissingError:
             missing.append(f"{n.role} = {n.model}" + (f" (file {n.file})" if n.file else ""))
+    return missing
+
+
+def require(needs: list[ModelNeed]) -> None:
+    """WeightsMissingError naming every model in `needs` whose weights are not on disk."""
+    missing = missing_models(needs)
     if missing:
         raise WeightsMissingError(weights_hint("; ".join(missing)))
 

@@ -142,3 +142,21 @@ def test_bare_off_in_yaml_means_off(tmp_path):
     assert cfg.caption.source == "off" and cfg.inference.dynamic_cfg == "off"
     with pytest.raises(ConfigError, match="slm.mode"):
         load_config(p, ["slm.mode=off"])  # not a choice there: still an error naming the key
+
+
+def test_choice_lists_match_the_modules_that_dispatch_on_them():
+    """config.py spells each mode list out (it must not import torch); they have to stay the math modules' lists."""
+    from inverse_dvs import config, ddim, guidance, krnr, masks, slm, splat
+    from inverse_dvs.cogvideo import SAMPLING_CACHES
+
+    def choices(section: type, key: str) -> tuple:
+        return next(f for f in dataclasses.fields(section) if f.name == key).metadata["check"].choices
+
+    pairs = [((config.WarpConfig, "splat"), splat.SPLATS), ((config.SLMConfig, "mode"), slm.SLM_MODES),
+             ((config.SLMConfig, "mask_pooling"), masks.POOLINGS),
+             ((config.InferenceConfig, "noise_init"), krnr.NOISE_INITS),
+             ((config.InferenceConfig, "dynamic_cfg"), guidance.DYNAMIC_CFG),
+             ((config.InferenceConfig, "cache"), SAMPLING_CACHES),
+             ((config.InversionConfig, "end"), ddim.INVERSION_ENDS)]
+    for (section, key), modes in pairs:
+        assert set(choices(section, key)) == set(modes), (section.__name__, key)

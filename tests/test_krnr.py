@@ -1,4 +1,5 @@
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -9,8 +10,15 @@ from inverse_dvs.krnr import (
     krnr_coefficients,
     krnr_recursive,
     noise_init,
-    reference_noise_init,
 )
+from inverse_dvs.slm import stochastic_latent_modulation
+
+
+def reference_init(x0, eps, alpha_bar, occluded, occluded_eps, generator, rounds=3):
+    """The reference initialisation composed as the inference stage composes it."""
+    fill = partial(stochastic_latent_modulation, occluded=occluded, generator=generator, mode="reference",
+                   occluded_eps=occluded_eps)
+    return noise_init("reference", x0, eps, alpha_bar, fill, rounds=rounds)
 
 
 @pytest.mark.parametrize("alpha_bar", [0.001, 0.05, 0.3, 0.9, 0.999])
@@ -99,7 +107,7 @@ def test_reference_rounds_without_occlusion_equal_order_six():
     g = torch.Generator().manual_seed(0)
     x0, eps = torch.randn(1, 3, 4, 5, 6, generator=g), torch.randn(1, 3, 4, 5, 6, generator=g)
     none = torch.zeros(1, 3, 1, 5, 6, dtype=torch.bool)
-    out = reference_noise_init(x0, eps, 0.2, none, none, torch.Generator().manual_seed(1), rounds=3)
+    out = reference_init(x0, eps, 0.2, none, none, torch.Generator().manual_seed(1), rounds=3)
     assert torch.allclose(out, krnr(x0, eps, 0.2, 6), atol=1e-6)
     assert torch.allclose(noise_init("reference", x0, eps, 0.2, None, rounds=3), out, atol=1e-6)
 
@@ -111,7 +119,7 @@ def test_reference_init_keeps_order_six_on_visible_cells_and_fills_the_rest():
     occ[..., :2, :2] = True
     occ_eps = torch.zeros_like(occ)
     occ_eps[..., 0, 0] = True
-    out = reference_noise_init(x0, eps, 0.2, occ, occ_eps, torch.Generator().manual_seed(1))
+    out = reference_init(x0, eps, 0.2, occ, occ_eps, torch.Generator().manual_seed(1))
     vis = ~occ.expand_as(x0)
     assert torch.allclose(out[vis], krnr(x0, eps, 0.2, 6)[vis], atol=1e-6)
     assert not torch.allclose(out[~vis], krnr(x0, eps, 0.2, 6)[~vis], atol=1e-3)
