@@ -40,25 +40,56 @@ def load_depth(path: Path, expected: tuple[int, int, int]) -> np.ndarray:
     return depth
 
 
-def warp_video(frames: np.ndarray, depth: np.ndarray, K: np.ndarray, source_to_target: np.ndarray, device,
-               batch_size: int, max_footprint: int, edge_tolerance: float = 0.05, progress: bool = False,
-               splat: str = "zbuffer") -> tuple[np.ndarray, np.ndarray]:
-    """frames [T, H, W, 3] uint8, depth [T, H, W] → (render [T, H, W, 3] uint8, visible [T, H, W] bool)."""
+def _warp_batch(start: int, frames: np.ndarray, depth: np.ndarray, K, source_to_target: np.ndarray, device,
+                batch_size: int, max_footprint: int, edge_tolerance: float, splat: str
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Frames [start, start + batch_size) → (render [b, H, W, 3] uint8, visible [b, H, W] bool)."""
     import torch
-    from tqdm import tqdm
 
     from .splat import warp_frames
 
-    renders, visible = [], []
-    Kt = torch.as_tensor(K, dtype=torch.float32, device=device)
-    for s in tqdm(range(0, len(frames), batch_size), desc="warp", unit="batch", disable=not progress):
-        col = torch.as_tensor(frames[s:s + batch_size], device=device).permute(0, 3, 1, 2)
-        res = warp_frames(col, torch.as_tensor(depth[s:s + batch_size], device=device), Kt,
-                          torch.as_tensor(source_to_target[s:s + batch_size], device=device), max_footprint,
+    end = start + batch_size
+    with torch.no_grad():  # grad mode is per thread
+        res = warp_frames(torch.as_tensor(frames[start:end], device=device).permute(0, 3, 1, 2),
+                          torch.as_tensor(depth[start:end], device=device), K,
+                          torch.as_tensor(source_to_target[start:end], device=device), max_footprint,
                           edge_tolerance, return_depth=False, mode=splat)
-        renders.append(res.image.permute(0, 2, 3, 1).cpu().numpy())
-        visible.append(res.visible.cpu().numpy())
-    return np.concatenate(renders), np.concatenate(visible)
+    return res.image.permute(0, 2, 3, 1).cpu().numpy(), res.visible.cpu().numpy()
+
+
+def warp_video(frames: np.ndarray, depth: np.ndarray, K: np.ndarray, source_to_target: np.ndarray, device,
+               batch_size: int, max_footprint: int, edge_tolerance: float = 0.05, progress: bool = False,
+               splat: str = "zbuffer") -> tuple[np.ndarray, np.ndarray]:
+    """frames [T, H, W, 3] uint8, depth [T, H, W] → (render [T, H, W, 3] uint8, visible [T, H, W] bool).
+
+    On CPU the batches run in parallel, one per thread of torch's intra-op pool, each on a single intra-op thread:
+    much of a warp is ops that run on one core anyway (cumulative sums, sorts, scatters, compaction), so this
+    uses the cores better than splitting every op (measured ~1.3× with 2 cores; README → Warping)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+    from tqdm import tqdm
+
+    one = partial(_warp_batch, frames=frames, depth=depth,
+                  K=torch.as_tensor(K, dtype=torch.float32, device=device), source_to_target=source_to_target,
+                  device=device, batch_size=batch_size, max_footprint=max_footprint, edge_tolerance=edge_tolerance,
+                  splat=splat)
+    starts = range(0, len(frames), batch_size)
+    threads = torch.get_num_threads()
+    parallel = torch.device(device).type == "cpu" and threads > 1 and len(starts) > 1
+    parts = []
+    with tqdm(total=len(starts), desc="warp", unit="batch", disable=not progress) as bar, \
+            ThreadPoolExecutor(threads if parallel else 1) as pool:
+        if parallel:
+            torch.set_num_threads(1)
+        try:
+            for part in pool.map(one, starts) if parallel else map(one, starts):  # CUDA work stays on this thread
+                parts.append(part)
+                bar.update()
+        finally:
+            if parallel:
+                torch.set_num_threads(threads)
+    return np.concatenate([r for r, _ in parts]), np.concatenate([v for _, v in parts])
 
 
 def plot_trajectory(path: Path, first_frame: np.ndarray, first_depth: np.ndarray, K: np.ndarray,

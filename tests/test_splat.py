@@ -15,7 +15,8 @@ def test_identity_is_exact():
     assert torch.equal(r.image, colors) and bool(r.visible.all())
 
 
-def test_int64_index_path_matches_float_path(monkeypatch):
+@pytest.mark.parametrize("mode", ["zbuffer", "reference"])
+def test_int64_index_path_matches_float_path(monkeypatch, mode):
     import inverse_dvs.splat as splat
 
     g_ = torch.Generator().manual_seed(0)
@@ -24,9 +25,9 @@ def test_int64_index_path_matches_float_path(monkeypatch):
     M = torch.eye(4).repeat(2, 1, 1)
     M[:, 0, 3], M[:, 2, 3] = 0.1, -0.3  # sideways and closer: multi-pixel footprints
     K = torch.tensor(g.intrinsics(30, 40, "fov"))
-    fast = warp_frames(colors, depth, K, M)
+    fast = warp_frames(colors, depth, K, M, mode=mode)
     monkeypatch.setattr(splat, "FLOAT_INDEX_LIMIT", 0)
-    slow = warp_frames(colors, depth, K, M)
+    slow = warp_frames(colors, depth, K, M, mode=mode)
     assert all(torch.equal(a, b) for a, b in zip(fast, slow, strict=True))
     assert not bool(fast.visible.all()) and bool(fast.visible.any())
 
@@ -159,7 +160,8 @@ def test_surfaces_seen_from_behind_are_holes():
     assert int((r.image[0, 0][r.visible[0]] == 1).sum()) > 0.3 * H * W
 
 
-def test_quad_scan_conversion_matches_an_inside_test():
+@pytest.mark.parametrize("by_columns", [False, True])
+def test_quad_scan_conversion_matches_an_inside_test(by_columns):
     from inverse_dvs.splat import _raster_quads
 
     gen = torch.Generator().manual_seed(0)
@@ -171,7 +173,8 @@ def test_quad_scan_conversion_matches_an_inside_test():
     ang = angle + torch.sort(torch.rand(200, 4, generator=gen) * 6.28, 1).values
     u, v = centre[:, :1] + scale * ang.cos(), centre[:, 1:] + scale * ang.sin()
     attrs = torch.stack([u, v], -1)  # interpolating the coordinates themselves must give the pixel centre
-    row, col, quad, a = _raster_quads(u, v, attrs, H, W)
+    r = _raster_quads(u, v, attrs, H, W, with_quad=True, by_columns=by_columns)
+    row, col, quad, a = r.index // W, r.index % W, r.quad, r.attrs
     ys, xs = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")
     for q in range(200):
         cross = [(u[q, (k + 1) % 4] - u[q, k]) * (ys - v[q, k]) - (v[q, (k + 1) % 4] - v[q, k]) * (xs - u[q, k])
@@ -182,6 +185,10 @@ def test_quad_scan_conversion_matches_an_inside_test():
         assert int((got ^ inside).sum()) <= 1, q  # a centre exactly on an edge may go either way
     assert torch.allclose(a[:, 0], col.float() + 0.5, atol=1e-3) and torch.allclose(a[:, 1], row.float() + 0.5,
                                                                                    atol=1e-3)
+    # the same pixels in a padded buffer (row pitch W + 6) behind a per-quad offset
+    offset = torch.arange(200) * 10_000
+    padded = _raster_quads(u, v, attrs, H, W, pitch=W + 6, offset=offset, by_columns=by_columns)
+    assert torch.equal(padded.index, offset[quad] + row * (W + 6) + col) and torch.equal(padded.attrs, a)
 
 
 def test_reference_splat_identity_subpixel_and_depth_weights():
