@@ -55,25 +55,23 @@ class _Projection(NamedTuple):
 
 
 def _project(depth: torch.Tensor, K: torch.Tensor, source_to_target: torch.Tensor) -> _Projection:
+    """Points behind the camera (or at a non-finite depth) get inv_z = 0 and u = v = 0."""
     B, H, W = depth.shape
     dev, f32 = depth.device, torch.float32
     K = K.to(dev, f32).expand(B, 3, 3)
-    M = source_to_target.to(dev, f32)
+    P = K @ source_to_target.to(dev, f32)[:, :3]  # [B, 3, 4]: source camera point → homogeneous target pixel
     z = depth.to(f32)
-    fx, fy, cx, cy = K[:, 0, 0, None], K[:, 1, 1, None], K[:, 0, 2, None], K[:, 1, 2, None]
-    a = (torch.arange(W, device=dev, dtype=f32) + 0.5 - cx) / fx  # [B, W] ray slope x/z of each column
-    b = (torch.arange(H, device=dev, dtype=f32) + 0.5 - cy) / fy  # [B, H] ray slope y/z of each row
+    a = (torch.arange(W, device=dev, dtype=f32) + 0.5 - K[:, 0, 2, None]) / K[:, 0, 0, None]  # [B, W] x/z per column
+    b = (torch.arange(H, device=dev, dtype=f32) + 0.5 - K[:, 1, 2, None]) / K[:, 1, 1, None]  # [B, H] y/z per row
 
-    def comp(i: int) -> torch.Tensor:  # (R·(a, b, 1))_i·z + t_i: the ray term is a row plus a column vector
-        ray = (M[:, i, 0, None] * a + M[:, i, 2, None]).view(B, 1, W) + (M[:, i, 1, None] * b).view(B, H, 1)
-        return torch.addcmul(M[:, i, 3].view(B, 1, 1), ray, z)
+    def comp(i: int) -> torch.Tensor:  # (P·(a·z, b·z, z, 1))_i: the ray term is a row plus a column vector
+        ray = (P[:, i, 0, None] * a + P[:, i, 2, None]).view(B, 1, W) + (P[:, i, 1, None] * b).view(B, H, 1)
+        return torch.addcmul(P[:, i, 3].view(B, 1, 1), ray, z)
 
     zt = comp(2)
     in_front = (zt > 1e-6) & (zt < float("inf"))  # in front of the camera at a finite depth
     inv_z = torch.where(in_front, zt.reciprocal(), 0.0)
-    u = comp(0).mul_(inv_z).mul_(fx.view(B, 1, 1)).add_(cx.view(B, 1, 1))
-    v = comp(1).mul_(inv_z).mul_(fy.view(B, 1, 1)).add_(cy.view(B, 1, 1))
-    return _Projection(u, v, zt, inv_z, in_front)
+    return _Projection(comp(0).mul_(inv_z), comp(1).mul_(inv_z), zt, inv_z, in_front)
 
 
 def warp_frames(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, source_to_target: torch.Tensor,
@@ -216,8 +214,9 @@ def _raster_quads(u: torch.Tensor, v: torch.Tensor, attrs: torch.Tensor, H: int,
                   offset: torch.Tensor | int = 0, with_quad: bool = False, by_columns: bool = False) -> _Raster:
     """Scan conversion of quads (corners in polygon order) with attributes interpolated over them.
 
-    u, v: float32 [Q, 4] target pixel coordinates of the corners; attrs: float32 [Q, 4, A], affine in screen space
-    (e.g. 1/z). Every pixel centre on or inside a quad within the H×W image is returned as the flat index
+    u, v: float32 [4, Q] target pixel coordinates of the corners; attrs: float32 [4, A, Q], affine in screen space
+    (e.g. 1/z); corner-major, so that per-quad kernels run long contiguous loops over the quads on CPU. Every pixel
+    centre on or inside a quad within the H×W image is returned as the flat index
     offset + row · pitch + column of a buffer with row pitch `pitch` (default W); offset: int or [Q] int64 per quad.
     by_columns: scan columns instead of rows (same pixels; cheaper for tall quads, see `_quad_pixels`).
 
@@ -227,23 +226,21 @@ def _raster_quads(u: torch.Tensor, v: torch.Tensor, attrs: torch.Tensor, H: int,
     lines and pixels covered, not to bounding boxes.
     """
     dev, f32 = u.device, torch.float32
-    Q, A = u.shape[0], attrs.shape[-1]
+    Q, A = u.shape[1], attrs.shape[1]
     pitch = W if pitch is None else pitch
     if Q == 0:
         empty = torch.empty(0, dtype=torch.int64, device=dev)
         return _Raster(empty, torch.empty(0, A, device=dev), empty if with_quad else None)
-    # In scan space x runs along a line and y across lines. Per-quad tables are laid out [corner or band, ..., Q]:
-    # with the quads innermost, CPU kernels run long contiguous loops instead of loops of 3 or 4.
+    # in scan space x runs along a line and y across lines; per-quad tables are [corner or band, ..., Q]
     if by_columns:
-        x, y, n_lines, n_along, line_step, step = v.t(), u.t(), W, H, 1, pitch
+        x, y, n_lines, n_along, line_step, step = v, u, W, H, 1, pitch
     else:
-        x, y, n_lines, n_along, line_step, step = u.t(), v.t(), H, W, pitch, 1
-    x, y, att = x.contiguous(), y.contiguous(), attrs.permute(1, 2, 0)  # [4, Q], [4, Q], [4, A, Q]
-    xb, yb, ab = x.roll(-1, 0), y.roll(-1, 0), att.roll(-1, 0)
+        x, y, n_lines, n_along, line_step, step = u, v, H, W, pitch, 1
+    xb, yb, ab = x.roll(-1, 0), y.roll(-1, 0), attrs.roll(-1, 0)
     dy = yb - y
     flat_edge = dy.abs() < 1e-6
     inv = 1.0 / torch.where(flat_edge, torch.ones_like(dy), dy)
-    sx, sa = (xb - x) * inv, (ab - att) * inv.unsqueeze(1)  # d/dy of x and of the attributes along each edge
+    sx, sa = (xb - x) * inv, (ab - attrs) * inv.unsqueeze(1)  # d/dy of x and of the attributes along each edge
     e_lo, e_hi = torch.minimum(y, yb), torch.maximum(y, yb)
     levels = y.sort(0).values  # [4, Q]
     top, bot = levels[:-1], levels[1:]  # [3, Q] bands
@@ -261,7 +258,7 @@ def _raster_quads(u: torch.Tensor, v: torch.Tensor, attrs: torch.Tensor, H: int,
     r1 = torch.ceil(bot - 0.5) - 1
     r1[-1] = torch.floor(bot[-1] - 0.5)  # the last band also takes its bottom level
     nr = torch.where(valid, r1.clamp_(max=n_lines - 1) - r0 + 1, 0.0).clamp_(min=0).to(torch.int64).reshape(-1)
-    xa = torch.cat([x.unsqueeze(1), att], 1)  # [4, 1 + A, Q] at each edge's first corner
+    xa = torch.cat([x.unsqueeze(1), attrs], 1)  # [4, 1 + A, Q] at each edge's first corner
     sxa = torch.cat([sx.unsqueeze(1), sa], 1)  # and its d/dy along the edge
     quad = torch.arange(Q, device=dev)
 
@@ -321,9 +318,13 @@ def _quad_pixels(p: _Projection, quads: torch.Tensor, H: int, W: int, nearest: b
     Two parts: wide quads scanned by rows, tall ones by columns (one span per row of a thin vertical sheet would
     cost a span per pixel)."""
     HW = H * W
-    corners = torch.stack([quads, quads + 1, quads + W + 1, quads + W], 1)  # 00, 01, 11, 10: polygon order
-    u, v = p.u.reshape(-1)[corners], p.v.reshape(-1)[corners]
-    u_lo, u_hi, v_lo, v_hi = u.amin(1), u.amax(1), v.amin(1), v.amax(1)
+    corners = torch.stack([quads, quads + 1, quads + W + 1, quads + W])  # [4, Q] 00, 01, 11, 10: polygon order
+
+    def at_corners(values: torch.Tensor, c: torch.Tensor) -> torch.Tensor:  # [4, Q] values of [B, H, W] at corners
+        return values.reshape(-1).index_select(0, c.reshape(-1)).view(c.shape)
+
+    u, v = at_corners(p.u, corners), at_corners(p.v, corners)
+    u_lo, u_hi, v_lo, v_hi = u.amin(0), u.amax(0), v.amin(0), v.amax(0)
     # most magnified quads are slivers whose bounding box holds no pixel centre: drop them before scan conversion
     keep = ((u_lo - 0.5).ceil_().clamp_(min=0) <= (u_hi - 0.5).floor_().clamp_(max=W - 1)) \
         & ((v_lo - 0.5).ceil_().clamp_(min=0) <= (v_hi - 0.5).floor_().clamp_(max=H - 1))
@@ -334,15 +335,16 @@ def _quad_pixels(p: _Projection, quads: torch.Tensor, H: int, W: int, nearest: b
         sel = (keep & (tall if by_columns else ~tall)).nonzero().squeeze(1)
         if sel.numel() == 0:
             continue
-        q, c = quads[sel], corners[sel]
-        attrs = [p.inv_z.reshape(-1)[c] * (1.0 / depth_scale)]
+        q, c = quads.index_select(0, sel), corners.index_select(1, sel)
+        attrs = [at_corners(p.inv_z, c) * (1.0 / depth_scale)]
         if nearest:  # source column and row offsets of the corners, to find the nearest one
-            attrs += [torch.tensor([0.0, 1.0, 1.0, 0.0], device=q.device).expand_as(c),
-                      torch.tensor([0.0, 0.0, 1.0, 1.0], device=q.device).expand_as(c)]
+            attrs += [torch.tensor([[0.0], [1.0], [1.0], [0.0]], device=q.device).expand_as(c),
+                      torch.tensor([[0.0], [0.0], [1.0], [1.0]], device=q.device).expand_as(c)]
         offset = padding * pitch + padding
         if HW < p.u.numel():  # several frames: each quad's frame
             offset = q // HW * ((H + 2 * padding) * pitch) + offset
-        r = _raster_quads(u[sel], v[sel], torch.stack(attrs, -1), H, W, pitch, offset, nearest, by_columns)
+        r = _raster_quads(u.index_select(1, sel), v.index_select(1, sel), torch.stack(attrs, 1), H, W, pitch, offset,
+                          nearest, by_columns)
         corner = None
         if nearest:
             corner = q.index_select(0, r.quad) + r.attrs[:, 1].round().to(torch.int64) \
@@ -412,10 +414,10 @@ def _zbuffer(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, source_
     flat_key = torch.empty(N, dtype=torch.int64, device=dev)
     words = flat_key.view(torch.int32).view(N, 2)
     words[:, hi_word] = p.z.reshape(-1).view(torch.int32)
-    low = torch.arange(N, device=dev, dtype=torch.int32)
+    index_word = torch.arange(N, device=dev, dtype=torch.int32)
     if any_back:
-        low.bitwise_or_(back_pt.reshape(-1).to(torch.int32) * -HOLE)  # -2^31: the int32 sign bit
-    words[:, lo_word] = low
+        index_word.bitwise_or_(back_pt.reshape(-1).to(torch.int32) * -HOLE)  # -2^31: the int32 sign bit
+    words[:, lo_word] = index_word
 
     # One padded z-buffer: a margin of P = max_footprint + 1 pixels around each frame takes the footprint pixels
     # that fall off the image, so no candidate needs an inside test (points farther off are clamped into the margin,
@@ -441,10 +443,11 @@ def _zbuffer(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, source_
     best.scatter_reduce_(0, first, flat_key, reduce="amin")
     at = 0
     for c, m in enumerate(torch.bincount(code.to(torch.int64), minlength=P * P).tolist()):
-        cx_n, cy_n = c // P + 1, c % P + 1
-        for g in range(1, cx_n * cy_n if m else 1):
-            best.scatter_reduce_(0, first_multi[at:at + m] + (g // cx_n * pitch + g % cx_n), key_multi[at:at + m],
-                                 reduce="amin")
+        if m:
+            cx_n, cy_n = c // P + 1, c % P + 1
+            for g in range(1, cx_n * cy_n):  # the class's other footprint pixels, row by row
+                best.scatter_reduce_(0, first_multi[at:at + m] + (g // cx_n * pitch + g % cx_n),
+                                     key_multi[at:at + m], reduce="amin")
         at += m
     # Quads: too magnified for a footprint (colour; depth-only holes if seen from behind), and rubber sheets across
     # depth discontinuities (depth-only holes, pushed back by edge_tolerance so their own corners win).
@@ -454,8 +457,9 @@ def _zbuffer(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, source_
     is_big, is_back = big.reshape(-1)[raster], back.reshape(-1)[raster]
     colour = is_big & ~is_back
     for q in _quad_pixels(p, quads[colour], H, W, True, padding=P) if bool(colour.any()) else []:
-        low = flat_key.index_select(0, q.nearest).bitwise_and_(0xFFFFFFFF)
-        best.scatter_reduce_(0, q.target, (q.depth.view(torch.int32).to(torch.int64) << 32) | low, reduce="amin")
+        nearest_word = flat_key.index_select(0, q.nearest).bitwise_and_(0xFFFFFFFF)
+        best.scatter_reduce_(0, q.target, (q.depth.view(torch.int32).to(torch.int64) << 32) | nearest_word,
+                             reduce="amin")
     # the winners' key words, read in place from the frames inside the margin
     words = best[:dump].view(torch.int32).view(B, H + 2 * P, pitch, 2)[:, P:P + H, P:P + W]
     low = words[..., lo_word]
@@ -469,20 +473,9 @@ def _zbuffer(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, source_
             occ.scatter_reduce_(0, q.target, q.depth, reduce="amin")
     if occ is not None:
         hidden |= occ.view(B, H, W) < win_depth
-    flat_colors = colors.permute(0, 2, 3, 1).reshape(N, C)
-    nbytes = C * colors.element_size()
-    if nbytes <= 4:
-        # each pixel's channels as one 4-byte word, and a blank word N for hidden pixels: gathering words is
-        # several times faster on CPU than gathering 3-byte rows
-        packed = torch.empty(N + 1, dtype=torch.int32, device=dev)
-        as_bytes = packed.view(torch.uint8).view(N + 1, 4)
-        as_bytes[:N, :nbytes] = flat_colors.reshape(-1).view(torch.uint8).view(N, nbytes)
-        packed[N] = 0
-        image = packed.index_select(0, low.masked_fill(hidden, N).reshape(-1))
-        image = image.view(torch.uint8).view(N, 4)[:, :nbytes].view(colors.dtype)
-    else:
-        image = flat_colors.index_select(0, low.masked_fill(hidden, 0).reshape(-1)).masked_fill_(
-            hidden.view(N, 1), 0)
+    # colours with a blank row N that hidden pixels fetch (cheaper than blanking them after the gather)
+    flat_colors = torch.cat([colors.permute(0, 2, 3, 1).reshape(N, C), colors.new_zeros(1, C)])
+    image = flat_colors.index_select(0, low.masked_fill(hidden, N).reshape(-1))
     out_depth = win_depth.masked_fill(hidden, 0.0) if return_depth else None
     # channels-last memory behind a [B, C, H, W] view: callers that want frames [B, H, W, C] get them without a copy
     return SplatResult(image.view(B, H, W, C).permute(0, 3, 1, 2), ~hidden, out_depth)

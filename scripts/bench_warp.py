@@ -1,9 +1,10 @@
 """Warp benchmark: 49 frames at 576×1024 (the official code's warp size) on CPU with 2 threads, and on CUDA if present.
 
 Input is the procedural demo scene (smooth depth with a depth edge) rendered at that size, warped along the
-repository's `trajectories/loop1.txt`. Each splat (`warp.splat`: zbuffer, reference) is timed over --repeats passes,
-interleaved so that load on a shared machine hits both alike; prints min and median ms/frame and peak RSS (and peak
-GPU memory on CUDA).
+repository's `trajectories/loop1.txt`, through `warp_video` as the warp stage runs it (on CPU its frames run in
+parallel on the --threads threads, one intra-op thread each). Each splat (`warp.splat`: zbuffer, reference) is timed
+over --repeats passes, interleaved so that load on a shared machine hits both alike; prints min and median ms/frame
+and peak RSS (and peak GPU memory on CUDA).
 Usage: python scripts/bench_warp.py [--frames 49] [--height 576] [--width 1024] [--threads 2] [--batch 1]
                                     [--splat zbuffer reference] [--repeats 3]
 """

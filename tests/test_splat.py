@@ -173,7 +173,8 @@ def test_quad_scan_conversion_matches_an_inside_test(by_columns):
     ang = angle + torch.sort(torch.rand(200, 4, generator=gen) * 6.28, 1).values
     u, v = centre[:, :1] + scale * ang.cos(), centre[:, 1:] + scale * ang.sin()
     attrs = torch.stack([u, v], -1)  # interpolating the coordinates themselves must give the pixel centre
-    r = _raster_quads(u, v, attrs, H, W, with_quad=True, by_columns=by_columns)
+    # the rasteriser takes corner-major tables: [4, Q] coordinates, [4, A, Q] attributes
+    r = _raster_quads(u.t(), v.t(), attrs.permute(1, 2, 0), H, W, with_quad=True, by_columns=by_columns)
     row, col, quad, a = r.index // W, r.index % W, r.quad, r.attrs
     ys, xs = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")
     for q in range(200):
@@ -187,7 +188,8 @@ def test_quad_scan_conversion_matches_an_inside_test(by_columns):
                                                                                    atol=1e-3)
     # the same pixels in a padded buffer (row pitch W + 6) behind a per-quad offset
     offset = torch.arange(200) * 10_000
-    padded = _raster_quads(u, v, attrs, H, W, pitch=W + 6, offset=offset, by_columns=by_columns)
+    padded = _raster_quads(u.t(), v.t(), attrs.permute(1, 2, 0), H, W, pitch=W + 6, offset=offset,
+                           by_columns=by_columns)
     assert torch.equal(padded.index, offset[quad] + row * (W + 6) + col) and torch.equal(padded.attrs, a)
 
 
@@ -235,3 +237,28 @@ def test_to_model_size_resizes_render_bilinear_and_visibility_by_area():
     assert np.allclose(vis[0, 0], [0.0, 0.5, 1.0, 1.0, 1.0, 1.0])  # area: 8/3 source columns per output column
     same, ones = to_model_size(render, visible, (8, 16))
     assert same is render and np.array_equal(ones, visible.astype(np.float32))
+
+
+@pytest.mark.parametrize("splat", ["zbuffer", "reference"])
+def test_warp_video_frames_in_parallel_match_one_at_a_time(splat):
+    """On CPU warp_video runs batches on torch's threads (one intra-op thread each): same output as one thread,
+    and the thread setting is restored."""
+    from inverse_dvs.warp import warp_video
+
+    H, W, T = 48, 72, 5
+    K = g.intrinsics(H, W, "fov", fov_deg=60.0)
+    rgb, depth = demo_scene.render_video(np.eye(4), K, H, W, T)
+    s2t = g.orbit_source_to_target(np.linspace(0, 5, T), np.linspace(0, -15, T), np.zeros(T),
+                                   radius=float(depth[0, H // 2, W // 2]))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = warp_video(rgb, depth, K, s2t, torch.device("cpu"), 2, 4, splat=splat)
+        torch.set_num_threads(3)
+        parallel = warp_video(rgb, depth, K, s2t, torch.device("cpu"), 2, 4, splat=splat)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(threads)
+    assert one[0].shape == (T, H, W, 3) and one[1].shape == (T, H, W)
+    assert np.array_equal(one[0], parallel[0]) and np.array_equal(one[1], parallel[1])
+    assert 0.3 < one[1].mean() < 1.0  # the camera really moved
