@@ -98,6 +98,11 @@ def warp_frames(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, sour
     raise ValueError(f"unknown splat mode {mode!r}; one of {SPLATS}")
 
 
+def _any(mask: torch.Tensor) -> bool:
+    """mask.any() for a bool tensor, read as bytes: on CPU many times faster than the bool reduction."""
+    return mask.numel() > 0 and bool(mask.view(torch.uint8).max())
+
+
 def _padded_index(j: torch.Tensor, i: torch.Tensor, pitch: int, frame: int, margin: int) -> torch.Tensor:
     """Flat int64 index [B·H·W] of pixel (row i, column j) — float [B, H, W] with integral values, inside the
     margin — in a buffer of B frames of `frame` elements each, with row pitch `pitch` and `margin` pixels before
@@ -120,11 +125,11 @@ def _soft_splat(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, sour
     dev, f32 = colors.device, torch.float32
     p = _project(depth, K, source_to_target)
     # ℓ normalised by its maximum over each frame's points in front of the camera
-    ell = torch.log1p(p.z.clamp(0.0, 1000.0)).masked_fill_(~p.in_front, 0.0)
+    ell = torch.where(p.in_front, torch.log1p(p.z.clamp(0.0, 1000.0)), 0.0)
     ell_max = ell.flatten(1).amax(1).clamp_min(1e-12).view(B, 1, 1)
-    w_depth = torch.exp(ell.mul_(-50.0 / ell_max)).masked_fill_(~p.in_front, 0.0)  # behind the camera: no weight
+    w_depth = torch.where(p.in_front, torch.exp(ell.mul_(-50.0 / ell_max)), 0.0)  # behind the camera: no weight
     # pixel-index space (pixel j sits at j); points behind the camera carry no weight and are parked off-image
-    uu, vv = p.u.sub_(0.5).masked_fill_(~p.in_front, -4.0), p.v.sub_(0.5).masked_fill_(~p.in_front, -4.0)
+    uu, vv = torch.where(p.in_front, p.u.sub_(0.5), -4.0), torch.where(p.in_front, p.v.sub_(0.5), -4.0)
     # Projections within 1e-3 px of a pixel centre snap to it: float rounding would otherwise hand a neighbour a
     # 1e-7 bilinear share, which the depth weight can magnify by orders of magnitude (the identity warp is exact).
     for c in (uu, vv):
@@ -151,7 +156,7 @@ def _soft_splat(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, sour
     acc = acc.view(-1, B, H + 4, pitch)[:, :, 2:2 + H, 2:2 + W]
     weight = acc[0]
     visible = weight > 0
-    norm = weight.clamp_min(1e-38).reciprocal_().masked_fill_(~visible, 0.0)
+    norm = torch.where(visible, weight.clamp_min(1e-38).reciprocal_(), 0.0)
     mean = acc[1:1 + C] * norm  # colour = Σ w·c / Σ w
     image = mean if colors.dtype.is_floating_point else mean.round_()
     out_depth = (acc[-1] * norm) if return_depth else None
@@ -172,7 +177,8 @@ def _neighbours(p: _Projection, log_z: torch.Tensor, dim: int, log_tolerance: fl
     Two depths are one surface when their ratio is at most 1 + edge_tolerance, i.e. |Δ log z| ≤ log_tolerance."""
     edge = log_z.diff(dim=dim).abs_() > log_tolerance
     du, dv = p.u.diff(dim=dim), p.v.diff(dim=dim)
-    return _Neighbours(du, dv, du.abs().masked_fill_(edge, 0.0), dv.abs().masked_fill_(edge, 0.0), edge)
+    same = ~edge
+    return _Neighbours(du, dv, torch.where(same, du.abs(), 0.0), torch.where(same, dv.abs(), 0.0), edge)
 
 
 def _spacing(step: torch.Tensor, dim: int) -> torch.Tensor:
@@ -200,7 +206,7 @@ def _first_extreme(values: torch.Tensor, better) -> torch.Tensor:
     for e in range(1, values.shape[1]):
         take = better(values[:, e], best)
         best = torch.where(take, values[:, e], best)
-        index.masked_fill_(take, e)
+        index = torch.where(take, e, index)
     return index
 
 
@@ -236,6 +242,7 @@ def _raster_quads(u: torch.Tensor, v: torch.Tensor, attrs: torch.Tensor, H: int,
         x, y, n_lines, n_along, line_step, step = v, u, W, H, 1, pitch
     else:
         x, y, n_lines, n_along, line_step, step = u, v, H, W, pitch, 1
+    x, y, attrs = x.contiguous(), y.contiguous(), attrs.contiguous()
     xb, yb, ab = x.roll(-1, 0), y.roll(-1, 0), attrs.roll(-1, 0)
     dy = yb - y
     flat_edge = dy.abs() < 1e-6
@@ -264,9 +271,9 @@ def _raster_quads(u: torch.Tensor, v: torch.Tensor, attrs: torch.Tensor, H: int,
 
     def on_edge(i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # at line r0 of each band, and d/dy
         # flat 1-D gathers: much faster on CPU than gather() along a leading dim
-        flat = ((i.unsqueeze(1) * (1 + A) + torch.arange(1 + A, device=dev).view(1, -1, 1)) * Q + quad).view(-1)
+        flat = ((i.unsqueeze(1) * (1 + A) + torch.arange(1 + A, device=dev).view(1, -1, 1)) * Q + quad).reshape(-1)
         slope = sxa.reshape(-1).index_select(0, flat).view(3, 1 + A, Q)
-        y_edge = y.reshape(-1).index_select(0, (i * Q + quad).view(-1)).view(3, 1, Q)
+        y_edge = y.reshape(-1).index_select(0, (i * Q + quad).reshape(-1)).view(3, 1, Q)
         return torch.addcmul(xa.reshape(-1).index_select(0, flat).view(3, 1 + A, Q), r0.unsqueeze(1) + 0.5 - y_edge,
                              slope), slope
 
@@ -279,7 +286,7 @@ def _raster_quads(u: torch.Tensor, v: torch.Tensor, attrs: torch.Tensor, H: int,
     # Narrow per-line and per-pixel tables are gathered a column at a time: on CPU that is several times faster
     # than gathering rows of an [n, columns] table.
     b = _repeat_index(nr)
-    li = torch.arange(b.numel(), device=dev) - (torch.cumsum(nr, 0) - nr).index_select(0, b)  # line in its band
+    li = torch.arange(b.numel(), device=dev).sub_(torch.cumsum(nr, 0).sub_(nr).index_select(0, b))  # line in band
     bf = band_f.index_select(0, b)
     n = 2 * (1 + A)
     ends = torch.addcmul(bf[:, :n], li.to(f32).unsqueeze(1), bf[:, n:])
@@ -292,12 +299,12 @@ def _raster_quads(u: torch.Tensor, v: torch.Tensor, attrs: torch.Tensor, H: int,
     t0 = (c0 + 0.5).sub_(x_lo).mul_(inv_w).clamp_(0.0, 1.0)
     a0 = torch.addcmul(a_lo, t0.unsqueeze(1), da)
     slope = da.mul_(inv_w.unsqueeze(1))
-    first = band_base.index_select(0, b).add_(li * line_step).add_(c0.to(torch.int64) * step)  # span's first pixel
-    start = torch.cumsum(nc, 0) - nc
+    first = band_base.index_select(0, b).add_(li, alpha=line_step).add_(c0.to(torch.int64), alpha=step)
+    start = torch.cumsum(nc, 0).sub_(nc)
     # per pixel
     px = _repeat_index(nc)
-    k = torch.arange(px.numel(), device=dev) - start.index_select(0, px)  # pixel number within its span
-    index = first.index_select(0, px).add_(k * step if step != 1 else k)
+    k = torch.arange(px.numel(), device=dev).sub_(start.index_select(0, px))  # pixel number within its span
+    index = first.index_select(0, px).add_(k, alpha=step)
     kf = k.to(f32)
     a = [torch.addcmul(a0[:, i].index_select(0, px), kf, slope[:, i].index_select(0, px)) for i in range(A)]
     return _Raster(index, a[0].unsqueeze(1) if A == 1 else torch.stack(a, 1),
@@ -362,7 +369,7 @@ def _zbuffer(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, source_
     dev = colors.device
     z = depth.to(torch.float32)
     p = _project(z, K, source_to_target)
-    log_z = z.log().masked_fill_(~p.in_front, 1e30)
+    log_z = torch.where(p.in_front, z.log(), 1e30)
     log_tol = math.log1p(edge_tolerance)
     cols, rows = _neighbours(p, log_z, 2, log_tol), _neighbours(p, log_z, 1, log_tol)
 
@@ -398,7 +405,7 @@ def _zbuffer(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, source_
     # A point is seen from behind when a continuous quad within one quad of it is: besides its own 4 quads this
     # reaches points whose own quads all straddle depth edges (silhouette pixels), which have no orientation.
     back_pt = torch.zeros_like(p.in_front)
-    any_back = bool(back.any())
+    any_back = _any(back)
     if any_back:
         back_pt[:, :-1, :-1] = back
         back_pt[:, 1:, :] |= back_pt[:, :-1, :].clone()
@@ -425,8 +432,8 @@ def _zbuffer(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, source_
     P = int(max_footprint) + 1
     pitch, frame = W + 2 * P, (H + 2 * P) * (W + 2 * P)
     dump = B * frame
-    first = _padded_index(j0.clamp_(-P, W), i0.clamp_(-P, H), pitch, frame, P).masked_fill_(
-        ~p.in_front.reshape(-1), dump)
+    first = torch.where(p.in_front.reshape(-1), _padded_index(j0.clamp_(-P, W), i0.clamp_(-P, H), pitch, frame, P),
+                        dump)
 
     # Larger footprints are handled per shape class (nx, ny), so each point visits exactly the nx·ny pixels of its
     # footprint (most moving points need 2; a few near-camera or grazing ones more): sorted by class, every class
@@ -456,7 +463,7 @@ def _zbuffer(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, source_
     quads = (quad_row + quad_row // (H - 1)) * W + raster % (W - 1)  # source index of each quad's top-left pixel
     is_big, is_back = big.reshape(-1)[raster], back.reshape(-1)[raster]
     colour = is_big & ~is_back
-    for q in _quad_pixels(p, quads[colour], H, W, True, padding=P) if bool(colour.any()) else []:
+    for q in _quad_pixels(p, quads[colour], H, W, True, padding=P) if _any(colour) else []:
         nearest_word = flat_key.index_select(0, q.nearest).bitwise_and_(0xFFFFFFFF)
         best.scatter_reduce_(0, q.target, (q.depth.view(torch.int32).to(torch.int64) << 32) | nearest_word,
                              reduce="amin")
@@ -467,7 +474,7 @@ def _zbuffer(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, source_
     win_depth = words[..., hi_word].view(torch.float32)
     occ = None
     for sel, bias in ((is_big & is_back, 0.0), (~is_big, edge_tolerance)):
-        for q in _quad_pixels(p, quads[sel], H, W, False, 1.0 + bias) if bool(sel.any()) else []:
+        for q in _quad_pixels(p, quads[sel], H, W, False, 1.0 + bias) if _any(sel) else []:
             # depth-only quads: nearest occluder per pixel; a winner behind it is hidden
             occ = torch.full((N,), float("inf"), device=dev) if occ is None else occ
             occ.scatter_reduce_(0, q.target, q.depth, reduce="amin")
@@ -475,7 +482,8 @@ def _zbuffer(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, source_
         hidden |= occ.view(B, H, W) < win_depth
     # colours with a blank row N that hidden pixels fetch (cheaper than blanking them after the gather)
     flat_colors = torch.cat([colors.permute(0, 2, 3, 1).reshape(N, C), colors.new_zeros(1, C)])
-    image = flat_colors.index_select(0, low.masked_fill(hidden, N).reshape(-1))
-    out_depth = win_depth.masked_fill(hidden, 0.0) if return_depth else None
+    visible = ~hidden
+    image = flat_colors.index_select(0, torch.where(visible, low, N).reshape(-1))
+    out_depth = torch.where(visible, win_depth, 0.0) if return_depth else None
     # channels-last memory behind a [B, C, H, W] view: callers that want frames [B, H, W, C] get them without a copy
-    return SplatResult(image.view(B, H, W, C).permute(0, 3, 1, 2), ~hidden, out_depth)
+    return SplatResult(image.view(B, H, W, C).permute(0, 3, 1, 2), visible, out_depth)
