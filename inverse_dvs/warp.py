@@ -192,7 +192,7 @@ def check_visible(frac: np.ndarray, warn_below: float, where: str, log) -> None:
 def _body(cfg: Config, args) -> int:
     import torch
 
-    from .runtime import resolve_device
+    from .runtime import keep_freed_memory, resolve_device
 
     log = get_logger()
     videos, trajectories = select(cfg, args.only_video, args.only_trajectory)
@@ -200,6 +200,8 @@ def _body(cfg: Config, args) -> int:
     runner = StageRunner(STAGE, cfg.work_dir, args.force, log, state)
     device = resolve_device(cfg.run.device, state)
     torch.set_grad_enabled(False)
+    if device.type == "cpu":
+        keep_freed_memory()
     for traj in trajectories:
         for v in videos:
             runner.run(f"trajectory={traj.name} video={v.name}", result_dir(cfg.work_dir, traj.name, v.name),

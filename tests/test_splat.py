@@ -262,3 +262,15 @@ def test_warp_video_frames_in_parallel_match_one_at_a_time(splat):
     assert one[0].shape == (T, H, W, 3) and one[1].shape == (T, H, W)
     assert np.array_equal(one[0], parallel[0]) and np.array_equal(one[1], parallel[1])
     assert 0.3 < one[1].mean() < 1.0  # the camera really moved
+
+
+def test_keep_freed_memory_settings_are_accepted_by_glibc():
+    """The warp stage's malloc settings (runtime.keep_freed_memory): glibc accepts every value (it refuses e.g. an
+    mmap threshold above 32 MiB); elsewhere nothing changes. Run in a child so this process keeps its allocator."""
+    import platform
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", "from inverse_dvs.runtime import keep_freed_memory as k; print(k())"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ("True" if platform.libc_ver()[0] == "glibc" else "False")
