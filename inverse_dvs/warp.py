@@ -43,7 +43,8 @@ def load_depth(path: Path, expected: tuple[int, int, int]) -> np.ndarray:
 def _warp_batch(start: int, frames: np.ndarray, depth: np.ndarray, K, source_to_target: np.ndarray, device,
                 batch_size: int, max_footprint: int, edge_tolerance: float, splat: str
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Frames [start, start + batch_size) → (render [b, H, W, 3] uint8, visible [b, H, W] bool)."""
+    """Frames [start, start + batch_size) → (render [b, H, W, 3] uint8, visible [b, H, W] bool); K: [3, 3] float32
+    tensor on `device`, the other arrays as in `warp_video`."""
     import torch
 
     from .splat import warp_frames
