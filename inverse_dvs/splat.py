@@ -188,13 +188,14 @@ def _spacing(step: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.maximum(padded.narrow(dim, 0, n - 1), padded.narrow(dim, 1, n - 1))
 
 
-def _repeat_index(counts: torch.Tensor) -> torch.Tensor:
-    """torch.repeat_interleave(arange(n), counts) for counts [n] int64 ≥ 0: a marker at each run's start, summed up
-    (about twice as fast on CPU)."""
+def _repeat_index(counts: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+    """torch.repeat_interleave(arange(n), counts) for counts [n] int64 ≥ 0 and their run starts [n]
+    (cumsum(counts) − counts, which callers also need): a marker at each run's start, summed up (about twice as fast
+    on CPU)."""
     n = counts.numel()
     total = int(counts.sum())
     marks = torch.zeros(total + 1, dtype=torch.int64, device=counts.device)
-    marks.index_add_(0, torch.cumsum(counts, 0) - counts, torch.ones(n, dtype=torch.int64, device=counts.device))
+    marks.index_add_(0, starts, torch.ones(n, dtype=torch.int64, device=counts.device))
     return torch.cumsum(marks[:total], 0).sub_(1)
 
 
@@ -285,8 +286,9 @@ def _raster_quads(u: torch.Tensor, v: torch.Tensor, attrs: torch.Tensor, H: int,
     # the clamp keeps it inside the span, and the slope, however steep, is never used there).
     # Narrow per-line and per-pixel tables are gathered a column at a time: on CPU that is several times faster
     # than gathering rows of an [n, columns] table.
-    b = _repeat_index(nr)
-    li = torch.arange(b.numel(), device=dev).sub_(torch.cumsum(nr, 0).sub_(nr).index_select(0, b))  # line in band
+    band_start = torch.cumsum(nr, 0).sub_(nr)
+    b = _repeat_index(nr, band_start)
+    li = torch.arange(b.numel(), device=dev).sub_(band_start.index_select(0, b))  # line in its band
     bf = band_f.index_select(0, b)
     n = 2 * (1 + A)
     ends = torch.addcmul(bf[:, :n], li.to(f32).unsqueeze(1), bf[:, n:])
@@ -302,7 +304,7 @@ def _raster_quads(u: torch.Tensor, v: torch.Tensor, attrs: torch.Tensor, H: int,
     first = band_base.index_select(0, b).add_(li, alpha=line_step).add_(c0.to(torch.int64), alpha=step)
     start = torch.cumsum(nc, 0).sub_(nc)
     # per pixel
-    px = _repeat_index(nc)
+    px = _repeat_index(nc, start)
     k = torch.arange(px.numel(), device=dev).sub_(start.index_select(0, px))  # pixel number within its span
     index = first.index_select(0, px).add_(k, alpha=step)
     kf = k.to(f32)
