@@ -6,15 +6,23 @@ import torch
 
 
 def resolve_device(name: str, state=None) -> torch.device:
-    """`auto` → this process's accelerator (its own GPU under `accelerate launch`), else CPU."""
+    """The device this process computes on. `auto`: this process's accelerator, else CPU. Under a launch of several
+    processes (`state`: workqueue.Processes) `auto` and `cuda` mean this process's own GPU (accelerate's device for
+    its local rank); an explicit `cuda:N` would put every process on GPU N, so it is refused there."""
+    from .errors import ConfigError
+
+    if state is not None and state.count > 1 and name.startswith("cuda"):
+        if name == "cuda":
+            return torch.device(state.device)
+        raise ConfigError(f"config key 'run.device' is {name!r}, but this run has {state.count} processes "
+                          "(run.gpus or `accelerate launch`), each on its own device; a fixed device would put them "
+                          "all on one. Set run.device: auto (or cuda) and choose the GPUs with run.gpus.")
     if name == "auto":
         if state is not None:
             return torch.device(state.device)
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        from .errors import ConfigError
-
         raise ConfigError(f"config key 'run.device' is {name!r} but no CUDA device is available; use 'auto' or 'cpu'.")
     return dev
 

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,18 +35,34 @@ class ItemResult:
     user_error: bool = False
 
 
-def process_state():
-    """accelerate's PartialState when launched with several processes (`accelerate launch`), else None.
+@dataclass(frozen=True)
+class Processes:
+    """This process's place in a launch of several processes (`accelerate launch`)."""
+
+    index: int
+    count: int
+    device: str  # accelerate's device for this process: its own GPU (`cuda:LOCAL_RANK`), or `cpu`
+    token: str  # one id shared by every process of this stage run; marks its barrier files
+
+
+def process_state() -> Processes | None:
+    """The processes of this launch when `accelerate launch` started several, else None.
 
     Without CUDA the processes talk over gloo on the CPU (accelerate's MULTI_CPU), e.g. for
-    `accelerate launch --multi_gpu --num_processes 2 -m inverse_dvs.infer` on a CPU-only machine.
+    `accelerate launch --multi_gpu --num_processes 2 -m inverse_dvs.infer` on a CPU-only machine. The only collective
+    is one broadcast of the run token, here, while every process is still at the start of the stage; the end of the
+    stage waits on files instead (`StageRunner.finish`), since processes may finish hours apart.
     """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
     import torch
     from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
 
-    return PartialState(cpu=not torch.cuda.is_available())
+    state = PartialState(cpu=not torch.cuda.is_available())
+    token = [uuid.uuid4().hex if state.is_main_process else ""]
+    broadcast_object_list(token, from_process=0)
+    return Processes(state.process_index, state.num_processes, str(state.device), token[0])
 
 
 def item_key(label: str) -> tuple[str, str]:
@@ -62,10 +79,12 @@ def covers(failed: tuple[str, str], key: tuple[str, str]) -> bool:
 class StageRunner:
     """Runs the items of one stage in this process: its shard only, each failure isolated."""
 
-    def __init__(self, stage: str, work_dir: Path, force: bool, log: logging.Logger, state=None):
+    def __init__(self, stage: str, work_dir: Path, force: bool, log: logging.Logger, state: Processes | None = None,
+                 poll_seconds: float = 2.0):
         self.stage, self.work_dir, self.force, self.log, self.state = stage, Path(work_dir), force, log, state
-        self.index = state.process_index if state is not None else 0
-        self.count = state.num_processes if state is not None else 1
+        self.index = state.index if state is not None else 0
+        self.count = state.count if state is not None else 1
+        self.poll_seconds = poll_seconds
         self.results: list[ItemResult] = []
         self._next = 0
         self._upstream_failed = self._failed_earlier()
@@ -152,20 +171,44 @@ class StageRunner:
         self.results.append(ItemResult(label, "failed", round(time.perf_counter() - t0, 3), reason, self.index,
                                        user_error))
 
+    def _wait_for_all(self, logs: Path, token: str) -> list[list[dict]]:
+        """Wait until every process of this stage run has written its results (same token), then return them by rank.
+
+        A barrier on files rather than a collective: a process with fewer or quicker items (skipped ones take no
+        time) may wait hours for one still loading, compiling or sampling, far past NCCL's default 10-minute timeout.
+        The launcher ends the waiting processes if another one dies."""
+        waited, next_note = 0.0, 0.0
+        while True:
+            per_rank = []
+            for r in range(self.count):
+                try:
+                    data = json.loads((logs / f"{self.stage}.rank{r}.json").read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    data = None
+                if not isinstance(data, dict) or data.get("token") != token:
+                    break  # not written yet in this run (a file left by an earlier run has another token)
+                per_rank.append(data["items"])
+            if len(per_rank) == self.count:
+                return per_rank
+            if waited >= next_note:
+                self.log.info("%s: process %d is done; waiting for process(es) %s to finish their items.", self.stage,
+                              self.index, ", ".join(map(str, range(len(per_rank), self.count))))
+                next_note = waited + 600.0
+            time.sleep(self.poll_seconds)
+            waited += self.poll_seconds
+
     def finish(self) -> int:
         """Write this process's results, merge all processes' into run_summary.json (main process), print the
         summary; return 0, EXIT_USER_ERROR (bad input in some item) or EXIT_ITEM_FAILED."""
         logs = self.work_dir / "logs"
-        write_json(logs / f"{self.stage}.rank{self.index}.json", [asdict(r) for r in self.results])
-        if self.state is not None:
-            self.state.wait_for_everyone()
+        token = self.state.token if self.state is not None else ""
+        write_json(logs / f"{self.stage}.rank{self.index}.json",
+                   {"token": token, "items": [asdict(r) for r in self.results]})
         results = list(self.results)
-        if self.index == 0 and self.count > 1:
-            results = []
-            for r in range(self.count):
-                p = logs / f"{self.stage}.rank{r}.json"
-                if p.is_file():
-                    results += [ItemResult(**x) for x in json.loads(p.read_text(encoding="utf-8"))]
+        if self.count > 1:
+            per_rank = self._wait_for_all(logs, token)
+            if self.index == 0:
+                results = [ItemResult(**x) for items in per_rank for x in items]
         if self.index == 0:
             summary_path = self.work_dir / "run_summary.json"
             try:

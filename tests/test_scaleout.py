@@ -5,6 +5,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from inverse_dvs import depth, infer, invert, warp
 
 
@@ -46,6 +48,7 @@ def test_one_corrupt_video_does_not_sink_the_run(tmp_path, tiny_checkpoints, dem
     assert {i["item"]: i["status"] for i in items}["video=first"] == "skipped"
 
 
+@pytest.mark.slow
 def test_two_processes_split_items_and_match_single_process(tmp_path, tiny_checkpoints, demo_video):
     cfg = _config(tmp_path, [("demo", demo_video)], tiny_checkpoints,
                   "trajectories: {left: {preset: orbit_left, amount: 5}, up: {preset: arc_up, amount: 5}}")
@@ -69,3 +72,61 @@ def test_two_processes_split_items_and_match_single_process(tmp_path, tiny_check
         assert by_proc[0] and by_proc[1] and not by_proc[0] & by_proc[1]
         assert len(by_proc[0] | by_proc[1]) == len(summary["items"]) == n
         assert {p: p.read_bytes() for p in out.glob(pattern)} == single  # byte-identical to one process
+
+
+def test_the_stage_end_waits_on_files_for_a_slow_process(tmp_path):
+    """Processes meet at the end of a stage through their result files, not an NCCL barrier (whose 10-minute default
+    timeout a process still loading, compiling or sampling would outlast); files of an earlier run do not count."""
+    import logging
+    import threading
+    import time
+
+    from inverse_dvs.workqueue import Processes, StageRunner
+
+    log = logging.getLogger("inverse_dvs.test")
+    work = tmp_path / "w"
+    (work / "logs").mkdir(parents=True)
+    (work / "logs/infer.rank1.json").write_text(json.dumps({"token": "an earlier run", "items": []}))
+    runners = [StageRunner("infer", work, False, log, Processes(r, 2, "cpu", "this run"), poll_seconds=0.05)
+               for r in (0, 1)]
+    finished, codes = {}, {}
+
+    def process(rank: int, delay: float) -> None:
+        runner = runners[rank]
+        for name in ("a", "b", "c", "d"):  # every process walks all items and runs its own (i mod 2)
+            runner.run(f"video={name}", work / name, {}, dict, lambda folder: ([], {}))
+        time.sleep(delay)
+        codes[rank] = runner.finish()
+        finished[rank] = time.perf_counter()
+
+    threads = [threading.Thread(target=process, args=(0, 0.0)), threading.Thread(target=process, args=(1, 0.6))]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    assert threads[0].is_alive() and 0 not in finished  # done with its items, waiting for process 1
+    for t in threads:
+        t.join(timeout=30)
+    assert codes == {0: 0, 1: 0} and finished[0] >= finished[1] - 0.1
+    summary = json.loads((work / "run_summary.json").read_text())["infer"]
+    assert {(i["item"], i["process"]) for i in summary["items"]} == {("video=a", 0), ("video=b", 1), ("video=c", 0),
+                                                                   ("video=d", 1)}
+
+
+def test_a_fixed_gpu_is_refused_when_each_process_needs_its_own(tmp_path, tiny_checkpoints):
+    import pytest
+    import torch
+
+    from inverse_dvs.config import load_config
+    from inverse_dvs.errors import ConfigError
+    from inverse_dvs.runtime import resolve_device
+    from inverse_dvs.workqueue import Processes
+
+    second = Processes(1, 2, "cuda:1", "token")
+    assert resolve_device("auto", second) == resolve_device("cuda", second) == torch.device("cuda:1")
+    with pytest.raises(ConfigError, match="run.device.*2 processes"):
+        resolve_device("cuda:0", second)
+    assert resolve_device("cpu", Processes(1, 2, "cpu", "token")) == torch.device("cpu")
+    cfg = _config(tmp_path, [("demo", tmp_path / "demo.mp4")], tiny_checkpoints)
+    with pytest.raises(ConfigError, match="run.device.*run.gpus"):
+        load_config(cfg, ["run.device=cuda:0", "run.gpus=[0, 1]"])
+    assert load_config(cfg, ["run.device=auto", "run.gpus=[0, 1]"]).run.gpus == [0, 1]
