@@ -26,16 +26,28 @@ class ModelStats:
     extra: dict = field(default_factory=dict)
 
 
-UNTILED_VAE_BYTES = 30 * 2**30  # free GPU memory below which `vae_tiling: auto` tiles (untiled decode peaks ~26 GB)
+# `vae_tiling: auto` tiles on GPUs with less memory than this in total. The untiled decode of 49×480×720 peaks near
+# 26 GB on top of the ~11 GB transformer, so 40 GB cards tile and 48 GB and larger ones do not. Decided from the
+# card's total memory, never from what happens to be free, so one config gives the same latents on the same GPU model.
+UNTILED_VAE_MIN_TOTAL_BYTES = 44 * 2**30
 
 
-def load_pipeline(model: str, model_cfg, device: torch.device, dtype: torch.dtype, stats: ModelStats):
-    """`CogVideoXImageToVideoPipeline.from_pretrained` from a local folder or cached hub id; LoRA and memory options.
+def resolve_vae_tiling(mode: str, offload: str, device: torch.device) -> bool:
+    """`model.vae_tiling` as it applies on `device`: `on`/`off` as written; `auto`: on for GPUs with less than 44 GiB
+    in total and under `offload: sequential` (least memory), off on the CPU. Tiled and untiled encodes give different
+    latents, so the resolved value is what the records store."""
+    if mode in ("on", "off"):
+        return mode == "on"
+    if device.type != "cuda":
+        return False
+    total = torch.cuda.get_device_properties(device).total_memory
+    return offload == "sequential" or total < UNTILED_VAE_MIN_TOTAL_BYTES
 
-    With `offload: none` on a GPU the T5 text encoder (4.7B parameters, used once per prompt) is parked on the CPU
-    and only visits the GPU to encode a new prompt (`encode_prompt`). Raises WeightsMissingError (never downloads)
-    when the weights are not on disk.
-    """
+
+def load_pipeline(model: str, model_cfg, device: torch.device, dtype: torch.dtype, stats: ModelStats,
+                  vae_tiling: bool = False):
+    """`CogVideoXImageToVideoPipeline.from_pretrained` from a local folder or cached hub id; LoRA and memory options
+    (`place_pipeline`). Raises WeightsMissingError (never downloads) when the weights are not on disk."""
     from diffusers import CogVideoXImageToVideoPipeline
 
     from .weights import resolve_model
@@ -49,14 +61,15 @@ def load_pipeline(model: str, model_cfg, device: torch.device, dtype: torch.dtyp
         kw = {"weight_name": model_cfg.lora_weight_name} if model_cfg.lora_weight_name else {}
         pipe.load_lora_weights(lora_path, adapter_name="user", **kw)
         pipe.set_adapters(["user"], [model_cfg.lora_scale])
-    place_pipeline(pipe, model_cfg, device, stats)
+    place_pipeline(pipe, model_cfg, device, vae_tiling)
     return pipe
 
 
-def place_pipeline(pipe, model_cfg, device: torch.device, stats: ModelStats) -> None:
+def place_pipeline(pipe, model_cfg, device: torch.device, vae_tiling: bool) -> None:
     """Memory options and device placement, as every stage applies them: VAE slicing, offload (`model`/`sequential`
-    through accelerate hooks on a GPU), the T5 encoder parked on the CPU with `offload: none` on a GPU, and VAE
-    tiling (`auto`: when less than 30 GB stay free after placement)."""
+    through accelerate hooks on a GPU), VAE tiling as resolved (`resolve_vae_tiling`). With `offload: none` on a GPU
+    the T5 text encoder (4.7B parameters, used once per prompt) never moves there: it stays on the CPU and only
+    visits the GPU to encode new prompts (`encode_texts`)."""
     if model_cfg.vae_slicing:
         pipe.vae.enable_slicing()
     if model_cfg.offload == "model" and device.type == "cuda":
@@ -64,31 +77,53 @@ def place_pipeline(pipe, model_cfg, device: torch.device, stats: ModelStats) -> 
     elif model_cfg.offload == "sequential" and device.type == "cuda":
         pipe.enable_sequential_cpu_offload(device=device)
     else:
-        pipe.to(device)
-        if device.type == "cuda":
-            pipe.text_encoder.to("cpu")
-            torch.cuda.empty_cache()
-    tiling = model_cfg.vae_tiling == "on" or (
-        model_cfg.vae_tiling == "auto" and device.type == "cuda" and torch.cuda.mem_get_info(device)[0]
-        < UNTILED_VAE_BYTES)
-    if tiling:
+        for name, module in pipe.components.items():
+            if isinstance(module, torch.nn.Module) and not (name == "text_encoder" and device.type == "cuda"):
+                module.to(device)
+    if vae_tiling:
         pipe.vae.enable_tiling()
-    stats.extra["vae_tiling"] = bool(tiling)
+    else:
+        pipe.vae.disable_tiling()
     pipe.set_progress_bar_config(disable=True)
 
 
+def compile_choice(mode: str, offload: str, device: torch.device, backend: str) -> tuple[bool, str]:
+    """Whether `run.compile` compiles the transformer blocks here, and why `auto` does not (empty when it does, or
+    when nothing needs saying: `off`, or `auto` on a CPU). `on` + `offload: sequential` is refused by the config."""
+    if mode == "off" or (mode == "auto" and device.type != "cuda"):
+        return False, ""
+    if mode == "on":
+        return True, ""
+    if offload == "sequential":
+        return False, ("model.offload: sequential puts accelerate hooks on every layer inside the blocks, which a "
+                       "block compiled as one graph cannot trace")
+    if backend == "inductor":
+        from torch.utils._triton import has_triton
+
+        if not has_triton():
+            return False, "the inductor backend needs Triton on CUDA, and it is not installed"
+    return True, ""
+
+
 def compile_blocks(pipe, backend: str = "inductor") -> int:
-    """Regional compilation: each CogVideoX transformer block compiled once (fullgraph, static shapes), which
-    compiles one block graph and reuses it, instead of the whole model. Returns the number of blocks."""
+    """Regional compilation: each CogVideoX transformer block compiled once (fullgraph, static shapes). The blocks
+    share one compiled graph per input layout (the first block's input is a strided view, the others' contiguous)
+    and batch size, instead of one graph of the whole model. Returns the number of blocks."""
     blocks = pipe.transformer.transformer_blocks
     for block in blocks:
         block.compile(fullgraph=True, dynamic=False, backend=backend)
     return len(blocks)
 
 
+def uncompile_blocks(pipe) -> None:
+    """Undo `compile_blocks`: the blocks run eagerly again (`nn.Module.compile` keeps its wrapper in this field)."""
+    for block in pipe.transformer.transformer_blocks:
+        block._compiled_call_impl = None
+
+
 def warm_up(pipe, batch_sizes: tuple[int, ...] = (1, 2)) -> None:
-    """One transformer pass per batch size (1: inversion, 2: CFG sampling) on zeros of the model's own shapes, so
-    compilation happens here and not inside the first item."""
+    """One transformer pass per batch size (1: inversion or sampling without CFG, 2: CFG sampling) on zeros of the
+    model's own shapes, so compilation happens here and not inside the first item."""
     cfg = pipe.transformer.config
     dev, dtype = execution_device(pipe), pipe.transformer.dtype
     t = (cfg.sample_frames - 1) // pipe.vae_scale_factor_temporal + 1
@@ -103,48 +138,146 @@ def warm_up(pipe, batch_sizes: tuple[int, ...] = (1, 2)) -> None:
             pipe.transformer(hidden_states=hidden, encoder_hidden_states=text,
                              timestep=torch.full((b,), 999, device=dev, dtype=torch.long), image_rotary_emb=rotary,
                              return_dict=False)
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
+    synchronize(dev)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (for timings); a no-op on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def release_memory() -> None:
+    """Free what dropped objects held: collect reference cycles (a compiled block refers to itself through its
+    wrapper, so a dropped pipeline is only freed by the cycle collector) and return cached GPU blocks."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 class LazyPipeline:
     """Loads the pipeline on first use (a fully up-to-date run never loads it), once per process; shared by the
-    stages a process runs (`python -m inverse_dvs.chain invert infer`). Compiles it when `run.compile` asks."""
+    stages a process runs (`python -m inverse_dvs.chain invert infer`), with one prompt-embedding cache.
 
-    def __init__(self, cfg, device: torch.device, dtype: torch.dtype, stats: ModelStats, log, stage: str = "model"):
+    Compiles the blocks when `run.compile` asks (`compile_choice`), warming up only the batch sizes the stages
+    will run compiled (`get(batch_sizes)`). A failed load is not retried for later items; a failed compile or
+    warm-up falls back to eager once, with a warning, and the process goes on with the same loaded model."""
+
+    def __init__(self, cfg, device: torch.device, dtype: torch.dtype, stats: ModelStats, log, stage: str = "model",
+                 build: Callable[[], object] | None = None):
+        """`build`: makes the placed pipeline instead of `load_pipeline` (the benchmarks' random-weight models)."""
         self.cfg, self.device, self.dtype, self.stats, self.log, self.stage = cfg, device, dtype, stats, log, stage
+        self._build = build
+        self.vae_tiling = resolve_vae_tiling(cfg.model.vae_tiling, cfg.model.offload, device)
+        self.compile, self._no_compile_reason = compile_choice(cfg.run.compile, cfg.model.offload, device,
+                                                               cfg.run.compile_backend)
+        self.embeddings: dict[str, torch.Tensor] = {}  # text → T5 embedding [1, L, D], for every stage
         self._pipe = None
+        self._failure: tuple[bool, str] | None = None  # (a UserError?, message) of a failed load
+        self._warm: set[int] = set()
 
     @property
     def compiled(self) -> bool:
-        mode = self.cfg.run.compile
-        return mode == "on" or (mode == "auto" and self.device.type == "cuda")
+        """Whether the blocks run compiled now (compiled and warmed up for at least one batch size)."""
+        return bool(self._warm)
 
-    def get(self):
+    def get(self, batch_sizes: tuple[int, ...] = ()):
+        """The loaded pipeline; with compile on, its blocks compiled and warmed up for `batch_sizes` (the batch sizes
+        the caller runs compiled: none when a step cache runs them uncompiled)."""
+        if self._failure is not None:
+            user_error, message = self._failure
+            release_memory()
+            raise (UserError if user_error else RuntimeError)(
+                f"not run: loading the model failed for an earlier item of this process: {message}")
         if self._pipe is None:
-            import time
-
-            if self.log.getEffectiveLevel() > logging.INFO:  # --quiet: no loading bars either
-                from diffusers.utils import logging as diffusers_logging
-
-                diffusers_logging.disable_progress_bar()
-            c = self.cfg.camera
-            t0 = time.perf_counter()
-            pipe = load_pipeline(self.cfg.inversion.model, self.cfg.model, self.device, self.dtype, self.stats)
-            check_size(pipe, c.num_frames, c.height, c.width)
-            self.stats.extra["load_seconds"] = round(time.perf_counter() - t0, 2)
-            self.log.info("%s: model %s loaded in %.1f s (%d load(s) in this process; VAE tiling %s)", self.stage,
-                          self.cfg.inversion.model, self.stats.extra["load_seconds"], self.stats.loads,
-                          "on" if self.stats.extra.get("vae_tiling") else "off")
-            if self.compiled:
-                t0 = time.perf_counter()
-                n = compile_blocks(pipe, self.cfg.run.compile_backend)
-                warm_up(pipe)
-                self.stats.extra["compile_warmup_seconds"] = round(time.perf_counter() - t0, 2)
-                self.log.info("%s: %d transformer blocks compiled (%s) and warmed up in %.1f s", self.stage, n,
-                              self.cfg.run.compile_backend, self.stats.extra["compile_warmup_seconds"])
-            self._pipe = pipe
+            try:
+                self._pipe = self._load()
+            except torch.cuda.OutOfMemoryError as exc:
+                hint = oom_hint(exc)
+                self._failure = (True, str(hint))
+                raise hint from None
+            except Exception as exc:
+                # only the message is kept: the exception's frames would keep the half-loaded model alive
+                self._failure = ((True, str(exc)) if isinstance(exc, UserError)
+                                 else (False, f"{type(exc).__name__}: {exc}"))
+                raise
+        todo = sorted(set(batch_sizes) - self._warm)
+        if self.compile and todo:
+            self._compile(todo)
         return self._pipe
+
+    def _load(self):
+        import time
+
+        if self.log.getEffectiveLevel() > logging.INFO:  # --quiet: no loading bars either
+            from diffusers.utils import logging as diffusers_logging
+
+            diffusers_logging.disable_progress_bar()
+        c = self.cfg.camera
+        t0 = time.perf_counter()
+        if self._build is not None:
+            pipe = self._build()
+            self.stats.loads += 1
+        else:
+            pipe = load_pipeline(self.cfg.inversion.model, self.cfg.model, self.device, self.dtype, self.stats,
+                                 self.vae_tiling)
+        check_size(pipe, c.num_frames, c.height, c.width)
+        self.stats.extra["load_seconds"] = round(time.perf_counter() - t0, 2)
+        self.log.info("%s: model %s loaded in %.1f s (%d load(s) in this process; VAE tiling %s)", self.stage,
+                      self.cfg.inversion.model, self.stats.extra["load_seconds"], self.stats.loads,
+                      "on" if self.vae_tiling else "off")
+        if self._no_compile_reason:
+            self.log.warning("%s: run.compile is auto, but the transformer blocks run eager here: %s.", self.stage,
+                             self._no_compile_reason)
+        return pipe
+
+    def _compile(self, batch_sizes: list[int]) -> None:
+        import time
+
+        t0 = time.perf_counter()
+        backend = self.cfg.run.compile_backend
+        try:
+            n = len(self._pipe.transformer.transformer_blocks)
+            if not self._warm:
+                compile_blocks(self._pipe, backend)
+            warm_up(self._pipe, tuple(batch_sizes))
+        except Exception as exc:  # any compiler failure (or OOM while compiling): same model, eager
+            import torch._dynamo as dynamo
+
+            uncompile_blocks(self._pipe)
+            self.compile = False
+            self._warm.clear()
+            dynamo.reset()
+            release_memory()
+            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+            self.stats.extra["compile_failed"] = reason
+            self.log.warning("%s: compiling the transformer blocks (run.compile %s, run.compile_backend %s) failed, "
+                             "so they run eager (same results, slower): %s. Set run.compile: off to skip the attempt.",
+                             self.stage, self.cfg.run.compile, backend, reason)
+            return
+        self._warm.update(batch_sizes)
+        seconds = time.perf_counter() - t0
+        self.stats.extra["compile_warmup_seconds"] = round(self.stats.extra.get("compile_warmup_seconds", 0.0)
+                                                           + seconds, 2)
+        self.log.info("%s: %d transformer blocks compiled (%s) and warmed up for batch size(s) %s in %.1f s",
+                      self.stage, n, backend, ", ".join(map(str, batch_sizes)), seconds)
+
+    def unload(self) -> None:
+        """Drop the pipeline and give its memory back (a later `get` loads it again)."""
+        self._pipe = None
+        self._warm.clear()
+        self.embeddings.clear()
+        release_memory()
+
+    def embed(self, texts: list[str]) -> list[torch.Tensor]:
+        """T5 embeddings [1, L, D] of each text, each encoded once per process (the texts not seen before in one
+        visit of the text encoder to the GPU)."""
+        new = [t for t in dict.fromkeys(texts) if t not in self.embeddings]
+        if new:
+            self.embeddings.update(zip(new, encode_texts(self.get(), new, self.log), strict=True))
+        return [self.embeddings[t] for t in texts]
 
 
 def lazy_pipeline(cfg, state, log) -> LazyPipeline:
@@ -158,14 +291,13 @@ def lazy_pipeline(cfg, state, log) -> LazyPipeline:
 
 @dataclass
 class StageModel:
-    """What every item of a model stage shares in one process: the config, the lazily loaded pipeline, its counters
-    and the prompt-embedding cache."""
+    """What every item of a model stage shares in one process: the config, the lazily loaded pipeline (with its
+    prompt-embedding cache) and its counters."""
 
     cfg: object  # config.Config
     model: LazyPipeline
     stats: ModelStats
     quiet: bool
-    prompt_cache: dict = field(default_factory=dict)
 
 
 def check_size(pipe, num_frames: int, height: int, width: int) -> None:
@@ -273,22 +405,29 @@ def _library_warnings_off():
             lg.setLevel(level)
 
 
-def encode_prompt(pipe, prompt: str, negative_prompt: str, with_negative: bool,
-                  log: logging.Logger | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """T5 embeddings of the prompt (and the negative prompt when `with_negative`): [1, L, D] each. A prompt longer
-    than the model's text length is truncated by the pipeline; `log` gets one warning saying what is dropped."""
+def encode_texts(pipe, texts: list[str], log: logging.Logger | None = None) -> list[torch.Tensor]:
+    """T5 embeddings [1, L, D] of each text, in one visit of a parked text encoder to the GPU. Each text is encoded
+    on its own, as the pipeline encodes a prompt or a negative prompt. A text longer than the model's text length
+    is truncated by the pipeline; `log` gets one warning saying what is dropped."""
     max_len = pipe.transformer.config.max_text_seq_length
+    dev = execution_device(pipe)
     with _library_warnings_off():
-        for name, text in (("prompt", prompt), ("negative prompt", negative_prompt if with_negative else "")):
+        for text in texts:
             ids = pipe.tokenizer(text, add_special_tokens=True).input_ids
             if log is not None and len(ids) > max_len:
                 dropped = pipe.tokenizer.decode(ids[max_len - 1:-1], skip_special_tokens=True)
-                log.warning("the %s is %d tokens long; the text encoder reads %d, so this end is ignored: %r",
-                            name, len(ids), max_len, dropped[:200])
-        with torch.inference_mode(), _visiting(pipe.text_encoder, execution_device(pipe)):
-            cond, uncond = pipe.encode_prompt(prompt, negative_prompt, do_classifier_free_guidance=with_negative,
-                                              max_sequence_length=max_len, device=execution_device(pipe))
-    return cond.clone(), (uncond.clone() if uncond is not None else None)
+                log.warning("a prompt is %d tokens long; the text encoder reads %d, so this end is ignored: %r",
+                            len(ids), max_len, dropped[:200])
+        with torch.inference_mode(), _visiting(pipe.text_encoder, dev):
+            return [pipe.encode_prompt(text, do_classifier_free_guidance=False, max_sequence_length=max_len,
+                                       device=dev)[0].clone() for text in texts]
+
+
+def encode_prompt(pipe, prompt: str, negative_prompt: str, with_negative: bool,
+                  log: logging.Logger | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(prompt, negative prompt) embeddings [1, L, D] each; the negative one None unless `with_negative`."""
+    out = encode_texts(pipe, [prompt, negative_prompt] if with_negative else [prompt], log)
+    return out[0], (out[1] if with_negative else None)
 
 
 SAMPLING_CACHES = ("none", "first_block", "faster", "pab", "taylorseer")
@@ -340,21 +479,29 @@ def sampling_cache(pipe, name: str, clock: StepClock):
     and removed after, so inversion never runs with them: K-RNR would amplify their error).
 
     Compiled blocks run uncompiled meanwhile: the hooks' state changes every step, so dynamo would recompile the
-    blocks at each step (and fail with fullgraph) — the cache is the speed-up there."""
+    blocks at each step (and fail with fullgraph) — the cache is the speed-up there. Afterwards every module is
+    given back exactly its attributes from before: diffusers leaves an instance `forward` and `_diffusers_hook` on
+    the hooked modules, which the compiled blocks' guards would see as a new module (a recompile per layout and
+    batch size, and a hard error at dynamo's recompile limit under fullgraph)."""
     config = sampling_cache_config(name, clock)
     if config is None:
         yield
         return
-    compiled = [b for b in pipe.transformer.transformer_blocks if getattr(b, "_compiled_call_impl", None) is not None]
-    saved = [b._compiled_call_impl for b in compiled]
-    for b in compiled:
-        b._compiled_call_impl = None
-    pipe.transformer.enable_cache(config)
+    blocks = list(pipe.transformer.transformer_blocks)
+    compiled = [b._compiled_call_impl for b in blocks]
+    attributes = {m: set(vars(m)) for m in pipe.transformer.modules()}
     try:
+        for b in blocks:
+            b._compiled_call_impl = None
+        pipe.transformer.enable_cache(config)
         yield
     finally:
-        pipe.transformer.disable_cache()
-        for b, impl in zip(compiled, saved, strict=True):
+        if pipe.transformer.is_cache_enabled:
+            pipe.transformer.disable_cache()
+        for m, before in attributes.items():
+            for key in set(vars(m)) - before:
+                delattr(m, key)
+        for b, impl in zip(blocks, compiled, strict=True):
             b._compiled_call_impl = impl
 
 
@@ -421,5 +568,5 @@ def alphas_cumprod(pipe) -> torch.Tensor:
 
 def oom_hint(exc: BaseException) -> UserError:
     return UserError(f"out of GPU memory ({str(exc).splitlines()[0][:160]}). Set model.offload: model (about 16 GB "
-                     "for 5B) or model.offload: sequential (slowest, least memory), and keep model.vae_slicing: true "
-                     "/ model.vae_tiling: on.")
+                     "for 5B) or model.offload: sequential (slowest, least memory, never compiled), and keep "
+                     "model.vae_slicing: true / model.vae_tiling: on.")

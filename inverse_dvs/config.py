@@ -92,10 +92,13 @@ class RunConfig:
     gpus: list[int] | str | None = _opt(default=None, check=lambda k, v: _check(
         v == "all" or (isinstance(v, list) and v and all(i >= 0 for i in v)), k, v,
         "null, 'all' or a non-empty list of GPU indices like [0, 1]"),
-        doc="null: one process on `device`; `[0, 1, …]` or `all`: one process per GPU via `accelerate launch`")
+        doc="null: one process on `device`; `[0, 1, …]` or `all`: one process per GPU via `accelerate launch` (then "
+            "`device` is `auto` or `cuda`: each process takes its own GPU)")
     compile: str = _opt(default="auto", check=_choice("auto", "on", "off"),
-                        doc="torch.compile each CogVideoX transformer block once per process (`auto`: on CUDA only); "
-                            "the warm-up is logged apart from item times")
+                        doc="torch.compile each CogVideoX transformer block once per process, warmed up for the batch "
+                            "sizes that run compiled (logged apart from item times). `auto`: on CUDA, except under "
+                            "`model.offload: sequential` or without Triton (warned); a compile that fails falls back "
+                            "to eager with one warning")
     compile_backend: str = _opt(default="inductor", doc="torch.compile backend (`inductor`; `aot_eager` to debug)")
 
 
@@ -216,8 +219,9 @@ class ModelConfig:
                         doc="`none`, `model` (CPU offload per component), `sequential` (least memory, slowest)")
     vae_slicing: bool = _opt(default=True, doc="VAE memory option")
     vae_tiling: str = _opt(default="auto", check=_choice("auto", "on", "off"),
-                           doc="tiled VAE encode/decode; `auto`: on when the GPU has less than 30 GB free after "
-                               "loading (the untiled decode of 49×480×720 peaks near 26 GB), off on CPU")
+                           doc="tiled VAE encode/decode (different latents: records store the resolved value); "
+                               "`auto`: on for GPUs with less than 44 GiB in total and under `offload: sequential`, "
+                               "off on larger GPUs and the CPU")
 
 
 @dataclass(frozen=True)
@@ -630,6 +634,15 @@ def _cross_checks(cfg: Config) -> None:
         raise ConfigError(f"config key 'camera.warp_size' {c.warp_size} has another aspect than camera.height × width "
                           f"({c.height}×{c.width}); the render would be stretched to it. Set camera.resize: stretch "
                           "(what the official code does) or a warp_size with the same aspect.")
+    r = cfg.run
+    if r.gpus is not None and (r.gpus == "all" or len(r.gpus) > 1) and re.fullmatch(r"cuda:\d+", r.device):
+        raise ConfigError(f"config key 'run.device' is {r.device!r} with run.gpus {r.gpus!r}: every process would "
+                          "compute on that one GPU. Set run.device: auto (each process takes its own GPU of run.gpus).")
+    if r.compile == "on" and cfg.model.offload == "sequential":
+        raise ConfigError("config keys 'run.compile' (on) and 'model.offload' (sequential) cannot be combined: "
+                          "sequential offload puts accelerate hooks on every layer inside the transformer blocks, and "
+                          "a block compiled as one graph cannot trace them. Set run.compile: auto (compiles when it "
+                          "can) or off, or use model.offload: model, which compiles.")
     if cfg.depth.near >= cfg.depth.far:
         raise ConfigError(f"config keys 'depth.near' ({cfg.depth.near}) and 'depth.far' ({cfg.depth.far}): "
                           "near must be smaller than far.")

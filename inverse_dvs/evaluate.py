@@ -126,6 +126,18 @@ def _is_identity(rdir: Path) -> bool:
     return bool(np.allclose(np.asarray(cams["source_to_target"]), np.eye(4), atol=1e-9))
 
 
+def _infer_record(cfg: Config, pt, prompt: str, fps: float, video: VideoSpec, traj: TrajectorySpec,
+                  tag: str) -> dict:
+    """What the infer record of an output made with the current config holds. Under `model.vae_tiling: auto` either
+    resolution fits the config (it resolves per GPU, and the evaluation may run on another machine), so the one the
+    output records is taken."""
+    tiling = cfg.model.vae_tiling == "on"
+    if cfg.model.vae_tiling == "auto":
+        meta = read_meta(run_dir(cfg.work_dir, traj.name, video.name, tag)) or {}
+        tiling = meta.get("depends", {}).get("model", {}).get("vae_tiling") == "on"
+    return infer_depends(cfg, pt, prompt, fps, tiling)
+
+
 def _inputs(cfg: Config, video: VideoSpec, traj: TrajectorySpec, tag: str, depends: dict) -> dict[str, str]:
     """Hashes of output, input, render and masks, after checking the output's infer record (`depends`, as
     records.infer_depends gives it for the current config) and the records before it."""
@@ -289,7 +301,7 @@ def _body(cfg: Config, args) -> int:
                 folder = eval_dir(cfg.work_dir) / "runs" / traj.name / v.name / tag
                 items.append(folder)
                 runner.run(f"trajectory={traj.name} video={v.name} run={tag}", folder, depends,
-                           partial(_inputs, cfg, v, traj, tag, infer_depends(cfg, pt, prompt, fps)),
+                           partial(_inputs, cfg, v, traj, tag, _infer_record(cfg, pt, prompt, fps, v, traj, tag)),
                            partial(_eval_item, cfg, scorer, video=v, traj=traj, tag=tag, prompt=prompt))
     rc = runner.finish()
     if runner.index == 0:

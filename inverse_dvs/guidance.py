@@ -34,6 +34,11 @@ def occluded_scale(mode: str, g: float, t: int, num_steps: int) -> float:
     raise ValueError(f"unknown dynamic_cfg {mode!r}; one of {DYNAMIC_CFG}")
 
 
+def uses_cfg(guidance: float, preservation: float, dynamic: str) -> bool:
+    """False only when every scale is 1 at every step (then the unconditional pass is skipped)."""
+    return not (guidance == 1.0 and preservation == 1.0 and dynamic == "off")
+
+
 @dataclass(frozen=True)
 class RegionGuidance:
     """Per-step CFG scales: `occluded` cells get `occluded_scale(dynamic, guidance, t, num_steps)`, the others
@@ -53,5 +58,4 @@ class RegionGuidance:
 
     @property
     def uses_cfg(self) -> bool:
-        """False only when every scale is 1 at every step (then the unconditional pass is skipped)."""
-        return not (self.guidance == 1.0 and self.preservation == 1.0 and self.dynamic == "off")
+        return uses_cfg(self.guidance, self.preservation, self.dynamic)

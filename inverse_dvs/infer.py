@@ -13,6 +13,7 @@ import time
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -22,13 +23,14 @@ from .cli import get_logger, run_stage
 from .config import Config, TrajectorySpec, VideoSpec, select
 from .ddim import ddim_sample, inversion_end, sampling_schedule
 from .errors import UserError
-from .guidance import RegionGuidance
+from .guidance import RegionGuidance, uses_cfg
 from .krnr import noise_init
 from .layout import depth_dir, inversion_file, result_dir, run_dir
 from .masks import background_mask, latent_masks
 from .records import (
     SweepPoint,
     infer_depends,
+    inversion_batch,
     inversion_prompt,
     invert_depends,
     output_fps,
@@ -43,6 +45,8 @@ from .weights import needed_models, require
 from .workqueue import StageRunner, process_state
 
 STAGE = "infer"
+
+
 def load_inversion(path: Path, t_end: int) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
@@ -56,9 +60,20 @@ def load_inversion(path: Path, t_end: int) -> dict[str, torch.Tensor]:
     return tensors
 
 
+def item_inputs(cfg: Config, visible: np.ndarray, depth: np.ndarray, input_frames: np.ndarray,
+                render_frames: np.ndarray) -> dict[str, object]:
+    """What every sweep point of one (trajectory, video) reads: latent masks (`masks.latent_masks` of the warp's
+    visibility [T, H, W] float in [0, 1]), the background mask (of depth [T, H, W]) and the input and render frames
+    [T, H, W, 3] uint8 at the model size."""
+    s = cfg.slm
+    return {"masks": latent_masks(visible, s.mask_pooling, s.occlusion_threshold, s.eps_rank),
+            "background": background_mask(depth, s.background_threshold), "input": input_frames,
+            "render": render_frames}
+
+
 class ItemData:
-    """The per-(trajectory, video) inputs every sweep point needs, read on first use only (an up-to-date item costs
-    no decoding): latent masks, background mask, and the input and render frames."""
+    """`item_inputs` of one (trajectory, video), read from its warp and depth folders on first use only (an
+    up-to-date item costs no decoding)."""
 
     def __init__(self, cfg: Config, rdir: Path, ddir: Path):
         self.cfg, self.rdir, self.ddir = cfg, rdir, ddir
@@ -66,49 +81,47 @@ class ItemData:
 
     def get(self) -> dict[str, object]:
         if not self._cache:
-            c, s = self.cfg.camera, self.cfg.slm
+            c = self.cfg.camera
             with np.load(self.rdir / "masks.npz") as z:
                 visible = z["visibility"]  # float: fractional where the warp size differs from the model size
             with np.load(self.ddir / "depth.npz") as z:
                 depth = z["depth"]
             sel = FrameSelection(c.num_frames)
-            self._cache["masks"] = latent_masks(visible, s.mask_pooling, s.occlusion_threshold, s.eps_rank)
-            self._cache["background"] = background_mask(depth, s.background_threshold)
-            self._cache["input"] = read_clip(self.rdir / "input.mp4", sel, (c.height, c.width), c.resize).frames
-            self._cache["render"] = read_clip(self.rdir / "render.mp4", sel, (c.height, c.width), c.resize).frames
+            frames = [read_clip(self.rdir / f"{name}.mp4", sel, (c.height, c.width), c.resize).frames
+                      for name in ("input", "render")]
+            self._cache = item_inputs(self.cfg, visible, depth, *frames)
         return self._cache
 
 
-def _inputs(cfg: Config, video: VideoSpec, traj: TrajectorySpec, inv_path: Path) -> dict[str, str]:
-    """Hashes of everything this run reads, after checking each was made for the current config and files."""
-    hashes = render_chain(cfg, video, traj)
-    hashes |= upstream(inv_path.parent, "invert", invert_depends(cfg, inversion_prompt(cfg, video, traj)),
-                       {"inversion": inv_path}, {"render": hashes["render"]},
-                       what=f"inversion of video '{video.name}' along '{traj.name}'")
-    return {k: hashes[k] for k in ("inversion", "masks", "depth", "render", "input")}
+def sampling_batches(cfg: Config, points: list[SweepPoint]) -> tuple[int, ...]:
+    """Latents per transformer pass the sampler runs compiled: 2 for points with CFG, 1 without; none while a step
+    cache is on (its hooks run the blocks uncompiled, `cogvideo.sampling_cache`)."""
+    if cfg.inference.cache != "none":
+        return ()
+    return tuple(sorted({2 if uses_cfg(pt.guidance_scale, pt.preservation_scale, cfg.inference.dynamic_cfg) else 1
+                         for pt in points}))
 
 
-def _infer_point(ctx, data: ItemData, folder: Path, *, pt: SweepPoint, prefix: str, inv_path: Path, prompt: str,
-                 fps: float, trajectory: str) -> tuple[list[str], dict]:
-    """Noise initialisation and sampling for one sweep point of one (trajectory, video); ctx: cogvideo.StageModel."""
-    from tqdm import tqdm
+class Output(NamedTuple):
+    frames: np.ndarray  # [T, H, W, 3] uint8
+    t_start: int
+    alpha_bar_t_start: float
+    sampling_steps: int
+    sampling_nfe: int
+    sampling_seconds: float
+    decode_seconds: float
 
-    from .cogvideo import (
-        StepClock,
-        alphas_cumprod,
-        decode,
-        encode_prompt,
-        make_v_fn,
-        oom_hint,
-        sampling_cache,
-        sampling_latents,
-    )
 
-    cfg = ctx.cfg
-    p = ctx.model.get()
-    item = data.get()
+def generate(model, cfg: Config, pt: SweepPoint, prompt: str, inv: dict[str, torch.Tensor], item: dict[str, object],
+             progress=None) -> Output:
+    """One output of one sweep point: SLM + K-RNR noise initialisation from the inversion (`inv`: the tensors of its
+    file), region-aware guided DDIM from t_start (under `inference.cache`), decode. model: cogvideo.LazyPipeline;
+    item: `item_inputs`. The inference stage and the benchmarks run exactly this."""
+    from .cogvideo import StepClock, alphas_cumprod, decode, make_v_fn, sampling_cache, sampling_latents, synchronize
+
+    # 1. schedule and the latents the sampler starts from
+    p = model.get(sampling_batches(cfg, [pt]))
     sched = sampling_schedule(pt.steps, pt.strength)
-    inv = load_inversion(inv_path, inversion_end(cfg.inversion.end, sched.t_start))
     alphas = alphas_cumprod(p)
     a_bar = float(alphas[sched.t_start])
     x0, img = sampling_latents(p, cfg.inference.vae_latents, inv, item["render"],
@@ -124,49 +137,74 @@ def _infer_point(ctx, data: ItemData, folder: Path, *, pt: SweepPoint, prefix: s
     if occ.shape[1] != x0.shape[1] or occ.shape[-2:] != x0.shape[-2:]:
         raise UserError(f"masks {tuple(occ.shape)} do not match the latents {tuple(x0.shape)}; rerun warp and invert "
                         "with the same camera settings (--force).")
+    # 2. noise initialisation: SLM fills the occluded cells, then K-RNR (paper §4.3-4.4)
     fill = partial(stochastic_latent_modulation, occluded=occ, generator=torch.Generator("cpu").manual_seed(pt.seed),
                    mode=cfg.slm.mode, background=latent(item["background"]),
                    occluded_eps=latent(masks.occluded_eps)) if cfg.slm.enabled else None
     x_init = noise_init(cfg.inference.noise_init, x0, eps, a_bar, fill, k=pt.k_order,
                         delta=pt.adaptive_order, stats=cfg.inference.adain, rounds=cfg.inference.noise_rounds)
+    # 3. region-aware CFG: guidance on occluded cells, preservation on visible ones
     guidance = RegionGuidance(pt.guidance_scale, pt.preservation_scale, cfg.inference.dynamic_cfg,
                               len(sched.timesteps), occ)
-    key = (prompt, cfg.inference.negative_prompt)
-    if key not in ctx.prompt_cache:
-        ctx.prompt_cache[key] = encode_prompt(p, prompt, cfg.inference.negative_prompt, True, get_logger())
-    cond, uncond = ctx.prompt_cache[key]
+    cond, uncond = model.embed([prompt, cfg.inference.negative_prompt])
     clock = StepClock()
-    v_fn = make_v_fn(p, img, cond, uncond if guidance.uses_cfg else None, guidance, ctx.stats, clock)
-    nfe0 = ctx.stats.nfe
+    v_fn = make_v_fn(p, img, cond, uncond if guidance.uses_cfg else None, guidance, model.stats, clock)
+    # 4. DDIM from t_start, then decode
+    nfe0 = model.stats.nfe
+    synchronize(dev)
+    t0 = time.perf_counter()
+    with sampling_cache(p, cfg.inference.cache, clock):  # sampling only: never during inversion
+        latents = ddim_sample(v_fn, x_init, sched.timesteps, sched.prev_timesteps, alphas, progress=progress)
+    synchronize(dev)
+    t1 = time.perf_counter()
+    frames = decode(p, latents)
+    return Output(frames, sched.t_start, a_bar, len(sched.timesteps), model.stats.nfe - nfe0, round(t1 - t0, 2),
+                  round(time.perf_counter() - t1, 2))
+
+
+def _inputs(cfg: Config, video: VideoSpec, traj: TrajectorySpec, inv_path: Path, vae_tiling: bool) -> dict[str, str]:
+    """Hashes of everything this run reads, after checking each was made for the current config and files."""
+    hashes = render_chain(cfg, video, traj)
+    hashes |= upstream(inv_path.parent, "invert", invert_depends(cfg, inversion_prompt(cfg, video, traj), vae_tiling),
+                       {"inversion": inv_path}, {"render": hashes["render"]},
+                       what=f"inversion of video '{video.name}' along '{traj.name}'")
+    return {k: hashes[k] for k in ("inversion", "masks", "depth", "render", "input")}
+
+
+def _infer_point(ctx, data: ItemData, folder: Path, *, pt: SweepPoint, prefix: str, inv_path: Path, prompt: str,
+                 fps: float, trajectory: str) -> tuple[list[str], dict]:
+    """One sweep point of one (trajectory, video) (ctx: cogvideo.StageModel): `generate`, then the videos and the
+    record."""
+    from tqdm import tqdm
+
+    from .cogvideo import oom_hint
+
+    cfg = ctx.cfg
+    sched = sampling_schedule(pt.steps, pt.strength)
+    inv = load_inversion(inv_path, inversion_end(cfg.inversion.end, sched.t_start))
     tag = pt.run_tag(prefix, cfg.inference.cache)
     bar = tqdm(total=len(sched.timesteps), desc=f"sample {tag}", disable=ctx.quiet)
     try:
-        t0 = time.perf_counter()
-        with sampling_cache(p, cfg.inference.cache, clock):  # sampling only: never during inversion
-            latents = ddim_sample(v_fn, x_init, sched.timesteps, sched.prev_timesteps, alphas,
-                                  progress=lambda _i: bar.update())
-        t1 = time.perf_counter()
-        frames = decode(p, latents)
-        timing = {"sampling_seconds": round(t1 - t0, 2), "decode_seconds": round(time.perf_counter() - t1, 2)}
+        out = generate(ctx.model, cfg, pt, prompt, inv, data.get(), progress=lambda _i: bar.update())
     except torch.cuda.OutOfMemoryError as exc:
         raise oom_hint(exc) from None
     finally:
         bar.close()
-    write_video(folder / "output.mp4", frames, fps)
+    item = data.get()
+    write_video(folder / "output.mp4", out.frames, fps)
     write_video(folder / "comparison.mp4", titled_side_by_side(
-        [item["input"], item["render"], frames], ["input", f"render ({trajectory})", "output"]), fps)
+        [item["input"], item["render"], out.frames], ["input", f"render ({trajectory})", "output"]), fps)
     # transformer passes that made the inversion: one per step, plus one per refinement iteration, doubled under
     # inversion CFG
-    inv_nfe = len(inv["timesteps"]) * (1 + cfg.inversion.refine_iterations) * (
-        2 if cfg.inversion.guidance_scale != 1.0 else 1)
-    sampling_nfe = ctx.stats.nfe - nfe0
+    inv_nfe = len(inv["timesteps"]) * (1 + cfg.inversion.refine_iterations) * inversion_batch(cfg)
     return ["output.mp4", "comparison.mp4"], {
-        "params": asdict(pt), "run_tag": tag, "method": cfg.method, "cache": cfg.inference.cache, **timing,
-        "compiled": ctx.model.compiled, **{k: v for k, v in ctx.stats.extra.items() if k != "vae_tiling"},
-        "vae_tiling": ctx.stats.extra.get("vae_tiling"),
-        "custom": [list(kv) for kv in cfg.custom], "t_start": sched.t_start, "alpha_bar_t_start": a_bar,
-        "sampling_steps": len(sched.timesteps), "sampling_nfe": sampling_nfe, "inversion_nfe": inv_nfe,
-        "nfe_per_output": inv_nfe + sampling_nfe, "process_model_loads": ctx.stats.loads, "prompt": prompt}
+        "params": asdict(pt), "run_tag": tag, "method": cfg.method, "cache": cfg.inference.cache,
+        "sampling_seconds": out.sampling_seconds, "decode_seconds": out.decode_seconds,
+        "compiled": ctx.model.compiled and cfg.inference.cache == "none", **ctx.stats.extra,
+        "vae_tiling": ctx.model.vae_tiling, "custom": [list(kv) for kv in cfg.custom], "t_start": out.t_start,
+        "alpha_bar_t_start": out.alpha_bar_t_start, "sampling_steps": out.sampling_steps,
+        "sampling_nfe": out.sampling_nfe, "inversion_nfe": inv_nfe, "nfe_per_output": inv_nfe + out.sampling_nfe,
+        "process_model_loads": ctx.stats.loads, "prompt": prompt}
 
 
 def _body(cfg: Config, args, model=None) -> int:
@@ -201,8 +239,9 @@ def _body(cfg: Config, args, model=None) -> int:
                 inv_path = inversion_file(cfg.work_dir, traj.name, v.name, inversion_end(cfg.inversion.end, t_start))
                 tag = pt.run_tag(prefix, cfg.inference.cache)
                 runner.run(f"trajectory={traj.name} video={v.name} run={tag}",
-                           run_dir(cfg.work_dir, traj.name, v.name, tag), infer_depends(cfg, pt, prompt, fps),
-                           partial(_inputs, cfg, v, traj, inv_path),
+                           run_dir(cfg.work_dir, traj.name, v.name, tag),
+                           infer_depends(cfg, pt, prompt, fps, model.vae_tiling),
+                           partial(_inputs, cfg, v, traj, inv_path, model.vae_tiling),
                            partial(_infer_point, ctx, data, pt=pt, prefix=prefix, inv_path=inv_path, prompt=prompt,
                                    fps=fps, trajectory=traj.name))
     log.info("infer: %s", json.dumps({"model_loads": stats.loads, "nfe": stats.nfe, "sweep_points": len(points)}))

@@ -13,15 +13,16 @@ import json
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .artifacts import save_safetensors, sha256
 from .cli import get_logger, run_stage
 from .config import Config, TrajectorySpec, VideoSpec, select
-from .ddim import ddim_invert, inversion_plan
+from .ddim import Inversion, ddim_invert, inversion_plan
 from .errors import UserError
 from .layout import inversion_dir, inversion_file, result_dir
-from .records import inversion_ends, inversion_prompt, invert_depends, render_chain
+from .records import inversion_batch, inversion_ends, inversion_prompt, invert_depends, render_chain
 from .video_io import FrameSelection, read_clip, write_video
 from .weights import needed_models, require
 from .workqueue import StageRunner, process_state
@@ -44,35 +45,42 @@ def _inputs(cfg: Config, video: VideoSpec, traj: TrajectorySpec) -> dict[str, st
     return {"render": render_chain(cfg, video, traj)["render"]}
 
 
-def _invert_one(ctx, x0: torch.Tensor, v_fn, alphas: torch.Tensor, t_end: int, label: str):
-    """One inversion (ctx: cogvideo.StageModel) of x0 (float [1, t, C, h, w]) up to t_end with the configured plan;
-    alphas: float [1000], the model's ᾱ."""
-    from tqdm import tqdm
+def encode_render(p, frames: np.ndarray, posterior: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The render [T, H, W, 3] uint8 as VAE latents x0 and the I2V image condition of its first frame, both float
+    [1, t, C, h, w]; posterior samples (`posterior: sample`) come from one generator seeded with `seed`."""
+    from .cogvideo import encode_image_latents, encode_video
 
-    from .cogvideo import oom_hint
+    gen = torch.Generator("cpu").manual_seed(seed)
+    x0 = encode_video(p, frames, posterior, gen)
+    return x0, encode_image_latents(p, frames[0], x0.shape[1], posterior, gen)
 
-    inv_cfg = ctx.cfg.inversion
+
+def invert_latents(p, inv_cfg, x0: torch.Tensor, img: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor | None,
+                   t_end: int, stats, progress=None) -> Inversion:
+    """DDIM-invert x0 (float [1, t, C, h, w]) up to t_end with the configured plan (inv_cfg: config.InversionConfig),
+    conditioned on the image latents and the prompt embeddings (uncond: only with inversion CFG); stats:
+    cogvideo.ModelStats counts the transformer passes."""
+    from .cogvideo import alphas_cumprod, make_v_fn
+
+    v_fn = make_v_fn(p, img, cond, uncond, inv_cfg.guidance_scale, stats)
     plan = inversion_plan(inv_cfg.end, t_end, inv_cfg.steps)
-    bar = tqdm(total=len(plan), desc=f"invert {label} t≤{t_end}", disable=ctx.quiet)
-    try:
-        return ddim_invert(v_fn, x0, plan, alphas, inv_cfg.refine_iterations,
-                           inv_cfg.save_trajectory, progress=lambda _i: bar.update())
-    except torch.cuda.OutOfMemoryError as exc:
-        raise oom_hint(exc) from None
-    finally:
-        bar.close()
+    return ddim_invert(v_fn, x0.to(img.device), plan, alphas_cumprod(p), inv_cfg.refine_iterations,
+                       inv_cfg.save_trajectory, progress)
 
 
 def _invert_item(ctx, folder: Path, *, render: Path, prompt: str, trajectory: str,
                  video: str) -> tuple[list[str], dict]:
-    """Invert one render to every needed end; files made from the same render and settings are reused."""
-    from .cogvideo import alphas_cumprod, decode, encode_image_latents, encode_prompt, encode_video, make_v_fn
+    """Invert one render (ctx: cogvideo.StageModel) to every needed end; files made from the same render and
+    settings are reused."""
+    from tqdm import tqdm
+
+    from .cogvideo import alphas_cumprod, decode, oom_hint
 
     cfg, log = ctx.cfg, get_logger()
     c = cfg.camera
     # A file made from the same render and settings is kept when only the set of ends changed (e.g. a strength was
     # added to the sweep): its header records this key.
-    deps = {k: val for k, val in invert_depends(cfg, prompt).items() if k != "ends"}
+    deps = {k: val for k, val in invert_depends(cfg, prompt, ctx.model.vae_tiling).items() if k != "ends"}
     key = hashlib.sha256((json.dumps(deps, sort_keys=True) + sha256(render)).encode()).hexdigest()
     files = {t: inversion_file(cfg.work_dir, trajectory, video, t) for t in inversion_ends(cfg)}
     todo = [t for t, f in files.items() if _header(f).get("key") != key]
@@ -80,26 +88,32 @@ def _invert_item(ctx, folder: Path, *, render: Path, prompt: str, trajectory: st
         log.info("invert trajectory=%s video=%s: t_end=%d reused", trajectory, video, t)
     nfe0 = ctx.stats.nfe
     if todo:  # the model is loaded and the render encoded only when something is left to invert
-        p = ctx.model.get()
+        p = ctx.model.get((inversion_batch(cfg),))
         clip = read_clip(render, FrameSelection(c.num_frames), (c.height, c.width), c.resize)
-        gen = torch.Generator("cpu").manual_seed(cfg.run.seed)
-        x0 = encode_video(p, clip.frames, cfg.inversion.posterior, gen)
-        img = encode_image_latents(p, clip.frames[0], x0.shape[1], cfg.inversion.posterior, gen)
-        if prompt not in ctx.prompt_cache:
-            ctx.prompt_cache[prompt] = encode_prompt(p, prompt, "", cfg.inversion.guidance_scale != 1.0, get_logger())
-        cond, uncond = ctx.prompt_cache[prompt]
-        v_fn = make_v_fn(p, img, cond, uncond, cfg.inversion.guidance_scale, ctx.stats)
+        with_cfg = inversion_batch(cfg) == 2
+        cond, *rest = ctx.model.embed([prompt, ""] if with_cfg else [prompt])
+        uncond = rest[0] if with_cfg else None
         alphas = alphas_cumprod(p)
-        for t_end in todo:
-            inv = _invert_one(ctx, x0.to(img.device), v_fn, alphas, t_end, f"{trajectory}/{video}")
-            tensors = {"x0": x0, "eps_inv": inv.latent, "image_latents": img,
-                       "timesteps": torch.tensor(inv.timesteps, dtype=torch.int64)}
-            if inv.trajectory:
-                tensors["trajectory"] = torch.stack(inv.trajectory)
-            save_safetensors(files[t_end], tensors, {"t_end": t_end, "end": cfg.inversion.end, "prompt": prompt,
-                                                     "key": key, "alpha_bar_end": float(alphas[t_end])})
-            if cfg.inversion.preview:
-                write_video(folder / f"eps_inv_t{t_end:04d}.mp4", decode(p, inv.latent), clip.fps)
+        try:
+            x0, img = encode_render(p, clip.frames, cfg.inversion.posterior, cfg.run.seed)
+            for t_end in todo:
+                bar = tqdm(total=len(inversion_plan(cfg.inversion.end, t_end, cfg.inversion.steps)),
+                           desc=f"invert {trajectory}/{video} t≤{t_end}", disable=ctx.quiet)
+                try:
+                    inv = invert_latents(p, cfg.inversion, x0, img, cond, uncond, t_end, ctx.stats,
+                                         lambda _i, bar=bar: bar.update())
+                finally:
+                    bar.close()
+                tensors = {"x0": x0, "eps_inv": inv.latent, "image_latents": img,
+                           "timesteps": torch.tensor(inv.timesteps, dtype=torch.int64)}
+                if inv.trajectory:
+                    tensors["trajectory"] = torch.stack(inv.trajectory)
+                save_safetensors(files[t_end], tensors, {"t_end": t_end, "end": cfg.inversion.end, "prompt": prompt,
+                                                         "key": key, "alpha_bar_end": float(alphas[t_end])})
+                if cfg.inversion.preview:
+                    write_video(folder / f"eps_inv_t{t_end:04d}.mp4", decode(p, inv.latent), clip.fps)
+        except torch.cuda.OutOfMemoryError as exc:
+            raise oom_hint(exc) from None
     alpha_bar = {str(t): _header(f)["alpha_bar_end"] for t, f in files.items()}
     return [f.name for f in files.values()], {"ends": list(files), "nfe": ctx.stats.nfe - nfe0,
                                               "process_model_loads": ctx.stats.loads, "alpha_bar": alpha_bar,
@@ -128,7 +142,7 @@ def _body(cfg: Config, args, model=None) -> int:
                 runner.fail(f"trajectory={traj.name} video={v.name}", exc)
                 continue
             runner.run(f"trajectory={traj.name} video={v.name}", inversion_dir(cfg.work_dir, traj.name, v.name),
-                       invert_depends(cfg, prompt), partial(_inputs, cfg, v, traj),
+                       invert_depends(cfg, prompt, model.vae_tiling), partial(_inputs, cfg, v, traj),
                        partial(_invert_item, ctx, render=render, prompt=prompt, trajectory=traj.name, video=v.name))
     log.info("invert: %s", json.dumps({"model_loads": stats.loads, "nfe": stats.nfe}))
     return runner.finish()

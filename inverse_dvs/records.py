@@ -91,10 +91,21 @@ def inversion_prompt(cfg: Config, video: VideoSpec, traj: TrajectorySpec) -> str
     return video_prompt(cfg, video, traj) if cfg.inversion.prompt == "video" else ""
 
 
-def invert_depends(cfg: Config, prompt: str) -> dict:
+def model_settings(cfg: Config, vae_tiling: bool) -> dict:
+    """The `model` section as it applied: `vae_tiling` resolved (`cogvideo.resolve_vae_tiling`), since tiled and
+    untiled VAE passes give different latents and `auto` can resolve either way on another GPU."""
+    return section_dict(cfg.model) | {"vae_tiling": "on" if vae_tiling else "off"}
+
+
+def inversion_batch(cfg: Config) -> int:
+    """Latents per transformer pass during inversion: 2 with inversion CFG, else 1."""
+    return 2 if cfg.inversion.guidance_scale != 1.0 else 1
+
+
+def invert_depends(cfg: Config, prompt: str, vae_tiling: bool) -> dict:
     inv = section_dict(cfg.inversion)
     inv.pop("preview", None)
-    return {"inversion": inv, "model": section_dict(cfg.model), "prompt": prompt, "ends": inversion_ends(cfg),
+    return {"inversion": inv, "model": model_settings(cfg, vae_tiling), "prompt": prompt, "ends": inversion_ends(cfg),
             "camera": {k: getattr(cfg.camera, k) for k in ("num_frames", "height", "width", "resize")},
             "dtype": cfg.run.dtype, "seed": cfg.run.seed}
 
@@ -180,8 +191,8 @@ def output_fps(cfg: Config, video: VideoSpec, traj: TrajectorySpec) -> float:
     return cfg.inference.fps or (read_meta(result_dir(cfg.work_dir, traj.name, video.name)) or {}).get("fps", 8.0)
 
 
-def infer_depends(cfg: Config, pt: SweepPoint, prompt: str, fps: float) -> dict:
+def infer_depends(cfg: Config, pt: SweepPoint, prompt: str, fps: float, vae_tiling: bool) -> dict:
     """The inference stage's record for one sweep point."""
     inf = {k: v for k, v in section_dict(cfg.inference).items() if k not in SWEEP_KEYS}
     return {"point": asdict(pt), "inference": inf, "fps": fps, "prompt": prompt, "slm": section_dict(cfg.slm),
-            "model": section_dict(cfg.model), "model_id": cfg.inversion.model, "dtype": cfg.run.dtype}
+            "model": model_settings(cfg, vae_tiling), "model_id": cfg.inversion.model, "dtype": cfg.run.dtype}

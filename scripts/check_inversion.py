@@ -17,6 +17,7 @@ from inverse_dvs.cogvideo import (
     encode_video,
     load_pipeline,
     make_v_fn,
+    resolve_vae_tiling,
 )
 from inverse_dvs.config import load_config
 from inverse_dvs.ddim import inversion_plan, roundtrip_error, sampling_schedule
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     c = cfg.camera
     device = resolve_device(cfg.run.device)
     stats = ModelStats()
-    pipe = load_pipeline(cfg.inversion.model, cfg.model, device, torch_dtype(cfg.run.dtype, device), stats)
+    pipe = load_pipeline(cfg.inversion.model, cfg.model, device, torch_dtype(cfg.run.dtype, device), stats,
+                         resolve_vae_tiling(cfg.model.vae_tiling, cfg.model.offload, device))
     video = cfg.videos[0]
     render = result_dir(cfg.work_dir, cfg.trajectories[0].name, video.name) / "render.mp4"
     src = render if render.is_file() else video.path

@@ -43,6 +43,7 @@ def mtimes(root):
             if p.is_file() and "logs" not in p.parts and "eval" not in p.parts and p.name != "run_summary.json"}
 
 
+@pytest.mark.slow
 def test_all_stages_contract_resume_and_determinism(workdir, monkeypatch):
     from diffusers import CogVideoXImageToVideoPipeline
 

@@ -86,6 +86,7 @@ def test_stale_inputs_are_refused_at_every_stage_boundary(tmp_path, tiny_checkpo
     assert list((out / "results/left/demo").glob("*/output.mp4"))
 
 
+@pytest.mark.slow
 def test_one_bad_video_never_blocks_the_good_one(tmp_path, tiny_checkpoints, demo_video):
     """run_all.sh from another folder, config path relative to the caller, --quiet: the good video goes through all
     four stages; the run exits non-zero and its summary names the bad one, once."""
