@@ -3,26 +3,34 @@
 Default: runs the invert and infer stages (forced) in one process, as run_all.sh does, for the given config and
 prints each output's record, e.g. `python scripts/bench_pipeline.py --config configs/tiny.yml` (CPU, tiny models).
 
-`--real-arch`: CogVideoX-5B-I2V's real architecture with random weights (speed does not depend on weight values; no
-download) on CUDA in bf16 at 49×480×720, placed as the stages place it (T5 parked on the CPU, VAE tiling auto).
-Per variant — eager, compiled (each transformer block, inductor), compiled + each step cache — it prints one JSON
-line per output: inversion s (inversion.steps, no CFG), sampling s (steps × strength, CFG), VAE encode and decode s,
-compile warm-up s, peak GPU memory allocated and reserved, NFE. `--offload none model sequential` adds one eager
-output per offload setting for its memory. `--arch tiny --device cpu` runs the same code on the tiny checkpoint (a
-smoke test of the script, not a measurement).
+`--real-arch`: CogVideoX-5B-I2V's real architecture with random weights built directly on the device (speed does not
+depend on weight values; no download, no 20 GB file) in bf16 at 49×480×720, placed as the stages place it (T5 parked
+on the CPU, VAE tiling as `auto` resolves it). Each variant makes one output at the method's settings (paper: 30
+inversion steps to t_start, 47 CFG sampling steps) through the very functions the stages run — `invert.encode_render`,
+`invert.invert_latents`, `infer.generate` (SLM, K-RNR, region CFG, the step cache, decode) — and prints one JSON line:
+encode, inversion, sampling and decode seconds, compile warm-up, peak GPU memory allocated and reserved, NFE.
+Variants: `eager`, `compiled`, `compiled+CACHE` (default: eager compiled compiled+faster), each with `--offload`
+(default: none). Models are rebuilt only when the offload setting changes, and freed (`gc` + `empty_cache`) before
+the next, so one variant's memory never inflates the next one's peak. `--arch tiny --device cpu` runs the same code on
+the tiny checkpoint (a smoke test, not a measurement). `scripts/gpu_check.sh` is the one-call GPU check built on this.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import resource
+import statistics
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+GB = 2**30
 
 
 def stage_run(cfg_path: str) -> None:
@@ -46,102 +54,175 @@ def stage_run(cfg_path: str) -> None:
               f"{m['nfe_per_output']}; sampling {m['sampling_seconds']} s, decode {m['decode_seconds']} s")
 
 
-def _sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
+@dataclasses.dataclass(frozen=True)
+class Arch:
+    """What a benchmark model is: how to build it placed on a device, and its video size."""
+
+    name: str  # 5b | tiny
+    frames: int
+    height: int
+    width: int
 
 
-def one_output(pipe, frames: np.ndarray, steps: int, strength: float, inversion_steps: int, cache: str,
-               dev: torch.device) -> dict:
-    """Everything one output costs: encode, invert (no CFG), sample (CFG 6, the given cache), decode."""
-    from inverse_dvs.cogvideo import (
-        ModelStats,
-        StepClock,
-        alphas_cumprod,
-        decode,
-        encode_image_latents,
-        encode_prompt,
-        encode_video,
-        make_v_fn,
-        sampling_cache,
-    )
-    from inverse_dvs.ddim import ddim_invert, ddim_sample, inversion_plan, sampling_schedule
+ARCHS = {"5b": Arch("5b", 49, 480, 720)}
 
-    stats = ModelStats()
-    sched = sampling_schedule(steps, strength)
-    alphas = alphas_cumprod(pipe)
-    if dev.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(dev)
-    _sync(dev)
+
+def tiny_arch() -> Arch:
+    from inverse_dvs.tiny import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH
+
+    return Arch("tiny", TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH)
+
+
+def bench_config(arch: Arch, method: str = "paper", compile_mode: str = "off", backend: str = "inductor",
+                 offload: str = "none", cache: str = "none", checkpoint: str = "checkpoints/tiny-cogvideox-i2v",
+                 overrides: tuple[str, ...] = ()):
+    """The project's own config for one benchmark variant: the method's settings at the architecture's size."""
+    from inverse_dvs.config import load_config
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.yml"
+        path.write_text(
+            f"method: {method}\nvideos: [{{path: bench.mp4, name: bench, prompt: a video}}]\n"
+            "trajectories: {left: {preset: orbit_left}}\n"
+            f"camera: {{num_frames: {arch.frames}, height: {arch.height}, width: {arch.width}}}\n"
+            f"inversion: {{model: {checkpoint}}}\nmodel: {{offload: {offload}, lora: null}}\n"
+            f"run: {{compile: '{compile_mode}', compile_backend: {backend}}}\ninference: {{cache: {cache}}}\n",
+            encoding="utf-8")
+        return load_config(path, list(overrides))
+
+
+def make_model(cfg, arch: Arch, device: torch.device, log: logging.Logger):
+    """A `cogvideo.LazyPipeline` for `cfg`: the 5B architecture with random weights built on `device` (5b), or the
+    tiny checkpoint loaded as the stages load it (tiny)."""
+    from inverse_dvs.cogvideo import LazyPipeline, ModelStats, place_pipeline, resolve_vae_tiling
+    from inverse_dvs.runtime import torch_dtype
+    from inverse_dvs.tiny import cogvideox_5b_i2v_pipeline
+
+    dtype = torch_dtype(cfg.run.dtype, device)
+    tiling = resolve_vae_tiling(cfg.model.vae_tiling, cfg.model.offload, device)
+
+    def build():
+        # Built where it will run (no 20 GB copy), with a 1-layer T5 of the real width: the text encoder runs once
+        # per prompt. It starts on the CPU, as `from_pretrained` leaves it, and is placed as the stages place it.
+        pipe = cogvideox_5b_i2v_pipeline(dtype, device=device if cfg.model.offload == "none" else "cpu",
+                                         text_encoder=False)
+        pipe.text_encoder.to("cpu")
+        place_pipeline(pipe, cfg.model, device, tiling)
+        return pipe
+
+    return LazyPipeline(cfg, device, dtype, ModelStats(), log, stage="bench",
+                        build=build if arch.name == "5b" else None)
+
+
+def synthetic_item(cfg, arch: Arch, seed: int = 0) -> tuple[np.ndarray, dict]:
+    """Random frames and `infer.item_inputs` for them: a visibility with a hole band that grows across the video
+    (about 20 % occluded at the end, like an orbit) and a depth ramp."""
+    from inverse_dvs.infer import item_inputs
+
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 255, (arch.frames, arch.height, arch.width, 3), dtype=np.uint8)
+    visible = np.ones((arch.frames, arch.height, arch.width), np.float32)
+    for t in range(arch.frames):
+        visible[t, :, : int(0.2 * arch.width * t / max(arch.frames - 1, 1))] = 0.0
+    depth = np.broadcast_to(np.linspace(1.0, 10.0, arch.width, dtype=np.float32),
+                            (arch.frames, arch.height, arch.width)).copy()
+    return frames, item_inputs(cfg, visible, depth, frames, frames)
+
+
+def _peaks(device: torch.device) -> dict:
+    if device.type != "cuda":
+        return {"peak_allocated_gb": None, "peak_reserved_gb": None}
+    return {"peak_allocated_gb": round(torch.cuda.max_memory_allocated(device) / GB, 2),
+            "peak_reserved_gb": round(torch.cuda.max_memory_reserved(device) / GB, 2)}
+
+
+def _reset_peaks(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def one_output(model, cfg, frames: np.ndarray, item: dict) -> dict:
+    """Everything one output costs, through the stages' own functions: encode (with the prompt embeddings),
+    inversion to the point's end, then `infer.generate` (noise initialisation, guided sampling under the config's
+    cache, decode). Peak memory is per phase: encode + inversion, then sampling + decode."""
+    from inverse_dvs.cogvideo import synchronize
+    from inverse_dvs.ddim import inversion_end, sampling_schedule
+    from inverse_dvs.infer import generate, sampling_batches
+    from inverse_dvs.invert import encode_render, invert_latents
+    from inverse_dvs.records import inversion_batch, sweep
+
+    pt = sweep(cfg)[0]
+    t_end = inversion_end(cfg.inversion.end, sampling_schedule(pt.steps, pt.strength).t_start)
+    prompt = cfg.videos[0].prompt
+    p = model.get((inversion_batch(cfg), *sampling_batches(cfg, [pt])))  # any compiling happens before the clock
+    dev = model.device
+    _reset_peaks(dev)
+    synchronize(dev)
     t0 = time.perf_counter()
-    x0 = encode_video(pipe, frames)
-    img = encode_image_latents(pipe, frames[0], x0.shape[1])
-    cond, uncond = encode_prompt(pipe, "a video", "", True)
-    _sync(dev)
+    x0, img = encode_render(p, frames, cfg.inversion.posterior, cfg.run.seed)
+    with_cfg = inversion_batch(cfg) == 2
+    cond, *rest = model.embed([prompt, ""] if with_cfg else [prompt])
+    synchronize(dev)
     t1 = time.perf_counter()
-    inv = ddim_invert(make_v_fn(pipe, img, cond, None, 1.0, stats), x0,
-                      inversion_plan("t_start", sched.t_start, inversion_steps), alphas)
-    _sync(dev)
+    nfe0 = model.stats.nfe
+    inv = invert_latents(p, cfg.inversion, x0, img, cond, rest[0] if with_cfg else None, t_end, model.stats)
+    synchronize(dev)
     t2 = time.perf_counter()
-    nfe_inv = stats.nfe
-    clock = StepClock()
-    with sampling_cache(pipe, cache, clock):
-        latents = ddim_sample(make_v_fn(pipe, img, cond, uncond, 6.0, stats, clock), inv.latent, sched.timesteps,
-                              sched.prev_timesteps, alphas)
-    _sync(dev)
-    t3 = time.perf_counter()
-    decode(pipe, latents)
-    _sync(dev)
-    t4 = time.perf_counter()
-    gb = 2**30
-    return {"encode_s": round(t1 - t0, 2), "inversion_s": round(t2 - t1, 2), "sampling_s": round(t3 - t2, 2),
-            "decode_s": round(t4 - t3, 2), "output_s": round(t4 - t0, 2), "inversion_nfe": nfe_inv,
-            "sampling_nfe": stats.nfe - nfe_inv,
-            "peak_allocated_gb": round(torch.cuda.max_memory_allocated(dev) / gb, 2) if dev.type == "cuda" else None,
-            "peak_reserved_gb": round(torch.cuda.max_memory_reserved(dev) / gb, 2) if dev.type == "cuda" else None}
+    inversion_nfe = model.stats.nfe - nfe0
+    invert_peaks = _peaks(dev)
+    _reset_peaks(dev)
+    tensors = {"x0": x0, "eps_inv": inv.latent, "image_latents": img, "timesteps": torch.tensor(inv.timesteps)}
+    out = generate(model, cfg, pt, prompt, tensors, item)
+    sample_peaks = _peaks(dev)
+    peak = {k: None if invert_peaks[k] is None else max(invert_peaks[k], sample_peaks[k]) for k in invert_peaks}
+    return {"encode_s": round(t1 - t0, 2), "inversion_s": round(t2 - t1, 2), "sampling_s": out.sampling_seconds,
+            "decode_s": out.decode_seconds,
+            "output_s": round(t2 - t0 + out.sampling_seconds + out.decode_seconds, 2),
+            "inversion_nfe": inversion_nfe, "sampling_nfe": out.sampling_nfe, "nfe": inversion_nfe + out.sampling_nfe,
+            "compiled": model.compiled and cfg.inference.cache == "none", "cache": cfg.inference.cache,
+            "vae_tiling": model.vae_tiling, **peak,
+            "peak_invert_allocated_gb": invert_peaks["peak_allocated_gb"],
+            "peak_sample_allocated_gb": sample_peaks["peak_allocated_gb"]}
+
+
+def forward_seconds(model, batch: int, repeats: int = 3) -> float:
+    """Median seconds of one transformer pass at `batch` latents on zeros of the model's shapes (after one pass)."""
+    from inverse_dvs.cogvideo import synchronize, warm_up
+
+    p = model.get()
+    warm_up(p, (batch,))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        warm_up(p, (batch,))  # synchronises at its end
+        times.append(time.perf_counter() - t0)
+    synchronize(model.device)
+    return round(statistics.median(times), 4)
 
 
 def real_arch(a) -> None:
-    from inverse_dvs.cogvideo import ModelStats, compile_blocks, load_pipeline, place_pipeline, warm_up
-    from inverse_dvs.config import ModelConfig
-    from inverse_dvs.tiny import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH, cogvideox_5b_i2v_pipeline
-
     dev = torch.device(a.device)
-    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
-    if a.arch == "5b":
-        h, w, t = 480, 720, 49
-        build = lambda: cogvideox_5b_i2v_pipeline(dtype, device="cpu")  # noqa: E731 - placed below
-    else:
-        h, w, t = TINY_HEIGHT, TINY_WIDTH, TINY_FRAMES
-        build = lambda: load_pipeline("checkpoints/tiny-cogvideox-i2v", ModelConfig(offload="none"),  # noqa: E731
-                                      torch.device("cpu"), dtype, ModelStats())
-    frames = np.random.default_rng(0).integers(0, 255, (t, h, w, 3), dtype=np.uint8)
-    runs = []
-    for offload in a.offload:  # memory per offload setting (eager, no cache)
-        pipe = build()
-        place_pipeline(pipe, ModelConfig(offload=offload), dev, ModelStats())
-        runs.append({"variant": f"eager offload={offload}",
-                     **one_output(pipe, frames, a.steps, a.strength, a.inversion_steps, "none", dev)})
-        print(json.dumps(runs[-1]), flush=True)
-        del pipe
-    pipe = build()
-    place_pipeline(pipe, ModelConfig(offload="none"), dev, ModelStats())
-    if "eager" in a.variants:
-        runs.append({"variant": "eager", **one_output(pipe, frames, a.steps, a.strength, a.inversion_steps, "none",
-                                                      dev)})
-        print(json.dumps(runs[-1]), flush=True)
-    compiled = [v for v in a.variants if v.startswith("compiled")]
-    if compiled:
-        t0 = time.perf_counter()
-        compile_blocks(pipe, a.backend)
-        warm_up(pipe)
-        warmup = round(time.perf_counter() - t0, 1)
-        for v in compiled:
+    arch = ARCHS["5b"] if a.arch == "5b" else tiny_arch()
+    log = logging.getLogger("inverse_dvs")
+    by_offload: dict[str, list[str]] = {}
+    for v in a.variants:
+        for off in a.offload:
+            by_offload.setdefault(off, []).append(v)
+    for offload, variants in by_offload.items():
+        compiled = any(v.startswith("compiled") for v in variants)
+        cfg = bench_config(arch, a.method, "on" if compiled else "off", a.backend, offload,
+                           overrides=tuple(a.set))
+        frames, item = synthetic_item(cfg, arch)
+        model = make_model(cfg, arch, dev, log)
+        # eager first: the blocks are compiled on the first compiled variant and stay compiled
+        for v in sorted(variants, key=lambda name: name.startswith("compiled")):
             cache = v.split("+", 1)[1] if "+" in v else "none"
-            runs.append({"variant": v, "compile_warmup_s": warmup,
-                         **one_output(pipe, frames, a.steps, a.strength, a.inversion_steps, cache, dev)})
-            print(json.dumps(runs[-1]), flush=True)
+            model.compile = v.startswith("compiled")  # eager variants come first, before anything is compiled
+            vcfg = dataclasses.replace(cfg, inference=dataclasses.replace(cfg.inference, cache=cache))
+            row = {"variant": v, "offload": offload, **one_output(model, vcfg, frames, item),
+                   "compile_warmup_s": model.stats.extra.get("compile_warmup_seconds")}
+            print(json.dumps(row), flush=True)
+        model.unload()  # gone before the next model is built
 
 
 def main() -> int:
@@ -150,13 +231,12 @@ def main() -> int:
     p.add_argument("--real-arch", action="store_true")
     p.add_argument("--arch", default="5b", choices=["5b", "tiny"])
     p.add_argument("--device", default="cuda")
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--strength", type=float, default=0.95)
-    p.add_argument("--inversion-steps", type=int, default=30)
-    p.add_argument("--offload", nargs="*", default=["none", "model", "sequential"])
-    p.add_argument("--variants", nargs="*", default=["eager", "compiled", "compiled+first_block", "compiled+faster",
-                                                     "compiled+pab", "compiled+taylorseer"])
+    p.add_argument("--method", default="paper", choices=["paper", "reference"])
+    p.add_argument("--offload", nargs="*", default=["none"], choices=["none", "model", "sequential"])
+    p.add_argument("--variants", nargs="*", default=["eager", "compiled", "compiled+faster"])
     p.add_argument("--backend", default="inductor", help="torch.compile backend for the compiled variants")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="config override for every variant, e.g. --set inference.steps=[25]")
     a = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_grad_enabled(False)

@@ -1,0 +1,252 @@
+"""The one-call GPU check (run by `scripts/gpu_check.sh`, which prepares the environment): one table of what a GPU
+session must measure, printed and written to `$OUT/gpu_check.md` (+ `gpu_check.json`, `tiny_e2e.log`).
+
+On CUDA, with CogVideoX-5B-I2V's real architecture and random weights built on the GPU (bench_pipeline's model):
+eager and compiled transformer passes at batch 1 and 2; the compile warm-up; one output at paper settings through
+the stages' own invert + infer functions (compiled, exact), then the same with a step cache; peak memory with
+`offload: none` and `offload: model`; and a pass of the tiny end-to-end run (`run_all.sh configs/tiny.yml` with
+`run.device: cuda`, compile on), which must finish without error. Steps that would overrun `--budget` are skipped
+and say so, so the whole call fits one device lease.
+
+`--cpu`: the same steps with the tiny checkpoint on the CPU (compile with aot_eager; no timing targets): a test of
+this script, not a measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scripts.bench_pipeline import (  # noqa: E402 - after the path fix, so `python scripts/gpu_check.py` works
+    ARCHS,
+    bench_config,
+    forward_seconds,
+    make_model,
+    one_output,
+    synthetic_item,
+    tiny_arch,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+# the issue's targets on one H200 at paper settings (seconds per output, GiB of peak reserved memory)
+TARGETS = {"exact_s": 90.0, "cached_s": 60.0, "peak_none_gb": 30.0, "peak_model_gb": 16.0}
+# rough seconds each step needs on an H200, to skip what would overrun the budget
+ESTIMATES = {"e2e": 150.0, "build": 20.0, "eager": 10.0, "compile": 150.0, "exact": 100.0, "cached": 70.0,
+             "offload_model": 40.0}
+
+
+class Check:
+    """Runs steps within a time budget; a failing step is recorded and the next one runs."""
+
+    def __init__(self, budget: float | None):
+        self.budget, self.t0 = budget, time.perf_counter()
+        self.results: dict[str, dict] = {}
+
+    def left(self) -> float:
+        return float("inf") if self.budget is None else self.budget - (time.perf_counter() - self.t0)
+
+    def step(self, name: str, fn, *args) -> dict | None:
+        if ESTIMATES.get(name, 0.0) > self.left():
+            self.results[name] = {"skipped": f"budget ({self.left():.0f} s left, about {ESTIMATES[name]:.0f} s "
+                                             "needed)"}
+            return None
+        t0 = time.perf_counter()
+        try:
+            out = fn(*args)
+        except Exception as exc:
+            traceback.print_exc()
+            self.results[name] = {"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
+                                  if str(exc).strip() else type(exc).__name__}
+            return None
+        self.results[name] = {**out, "step_s": round(time.perf_counter() - t0, 1)}
+        return self.results[name]
+
+
+def tiny_e2e(device: str, backend: str, work: Path, log_path: Path, timeout: float) -> dict:
+    """`bash run_all.sh configs/tiny.yml` on `device` with compile on, in a fresh work folder."""
+    cmd = ["bash", str(ROOT / "run_all.sh"), "configs/tiny.yml", "--quiet", "--set", f"run.device={device}",
+           "--set", "run.compile=on", "--set", f"run.compile_backend={backend}", "--set", f"run.work_dir={work}"]
+    t0 = time.perf_counter()
+    with open(log_path, "w", encoding="utf-8") as log:
+        try:
+            rc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            rc = "timeout"
+    outputs = sorted(work.glob("results/*/*/*/output.mp4"))
+    metas = [json.loads((p.parent / "meta.json").read_text()) for p in outputs if (p.parent / "meta.json").is_file()]
+    return {"rc": rc, "seconds": round(time.perf_counter() - t0, 1), "outputs": len(outputs),
+            "compiled": sorted({m.get("compiled") for m in metas}, key=str),
+            "compile_failed": sorted({m["compile_failed"] for m in metas if "compile_failed" in m})}
+
+
+def measure_model(check: Check, a, arch, device: torch.device, backend: str, log: logging.Logger) -> None:
+    """Forward passes, compile warm-up, the exact and the cached output on one model (offload: none)."""
+    cfg = bench_config(arch, "paper", "on", backend, "none")
+    frames, item = synthetic_item(cfg, arch)
+    model = make_model(cfg, arch, device, log)
+    model.compile = False  # eager passes first
+    if check.step("build", lambda: {"loaded": model.get() is not None}) is None:
+        return
+    check.step("eager", lambda: {"batch1_s": forward_seconds(model, 1), "batch2_s": forward_seconds(model, 2)})
+
+    def compile_and_time():
+        model.compile = True
+        model.get((1, 2))
+        if not model.compiled:
+            raise RuntimeError(f"compile failed, the blocks run eager: {model.stats.extra.get('compile_failed')}")
+        return {"warmup_s": model.stats.extra.get("compile_warmup_seconds"), "batch1_s": forward_seconds(model, 1),
+                "batch2_s": forward_seconds(model, 2)}
+
+    check.step("compile", compile_and_time)
+    check.step("exact", one_output, model, cfg, frames, item)
+    cached = dataclasses.replace(cfg, inference=dataclasses.replace(cfg.inference, cache=a.cache))
+    check.step("cached", one_output, model, cached, frames, item)
+    model.unload()
+
+
+def measure_offload_model(a, arch, device: torch.device, log: logging.Logger) -> dict:
+    """Peak memory of one output with `offload: model` (eager; few steps: the peak does not depend on their
+    number)."""
+    cfg = bench_config(arch, "paper", "off", "inductor", "model",
+                       overrides=("inference.steps=[5]", "inference.strength=[0.8]", "inversion.steps=2"))
+    frames, item = synthetic_item(cfg, arch)
+    model = make_model(cfg, arch, device, log)
+    try:
+        return one_output(model, cfg, frames, item)
+    finally:
+        model.unload()
+
+
+def _status(value: float | None, target: float | None) -> str:
+    if value is None or target is None:
+        return ""
+    return "ok" if value <= target else "**over target**"
+
+
+def table(results: dict, a, device_name: str) -> str:
+    """The check's one table (markdown)."""
+    cpu = a.cpu
+    target = (lambda key: None) if cpu else TARGETS.get
+
+    def get(step: str) -> dict:
+        return results.get(step) or {}
+
+    def why(step: str) -> str:
+        """Why a step has no figures ('' when it has them)."""
+        r = get(step)
+        if "error" in r:
+            return f"error: {r['error']}"
+        if "skipped" in r:
+            return f"skipped: {r['skipped']}"
+        return "" if r else "not run"
+
+    rows = []
+    e, c = get("eager"), get("compile")
+    rows.append(("transformer pass, eager, batch 1 / 2",
+                 why("eager") or f"{e['batch1_s']:.3f} s / {e['batch2_s']:.3f} s", "", ""))
+    rows.append(("transformer pass, compiled, batch 1 / 2",
+                 why("compile") or f"{c['batch1_s']:.3f} s / {c['batch2_s']:.3f} s", "", ""))
+    rows.append(("compile warm-up (batch 1 and 2)", why("compile") or f"{c['warmup_s']:.1f} s", "", ""))
+
+    def output_row(step: str, label: str, key: str):
+        r = get(step)
+        if why(step):
+            rows.append((label, why(step), "", ""))
+            return
+        t = target(key)
+        eager = "" if r["compiled"] or r["cache"] != "none" else " (ran eager: compile failed)"
+        measured = (f"{r['output_s']:.1f} s = encode {r['encode_s']:.1f} + inversion {r['inversion_s']:.1f} + "
+                    f"sampling {r['sampling_s']:.1f} + decode {r['decode_s']:.1f}; NFE {r['inversion_nfe']} + "
+                    f"{r['sampling_nfe']} = {r['nfe']}")
+        rows.append((label + eager, measured, f"≤ {t:g} s" if t else "", _status(r["output_s"], t)))
+
+    def memory_row(step: str, label: str, key: str):
+        r = get(step)
+        if why(step) or r.get("peak_reserved_gb") is None:
+            rows.append((label, why(step) or "n/a on the CPU", "", ""))
+            return
+        t = target(key)
+        rows.append((label, f"{r['peak_allocated_gb']:.1f} GiB allocated / {r['peak_reserved_gb']:.1f} GiB reserved "
+                            f"(inversion {r['peak_invert_allocated_gb']:.1f}, sampling + decode "
+                            f"{r['peak_sample_allocated_gb']:.1f} allocated; VAE tiling "
+                            f"{'on' if r['vae_tiling'] else 'off'})", f"≤ {t:g} GiB reserved" if t else "",
+                     _status(r["peak_reserved_gb"], t)))
+
+    output_row("exact", "one output, paper settings, compiled, exact", "exact_s")
+    memory_row("exact", "peak memory, `offload: none`", "peak_none_gb")
+    output_row("cached", f"one output, compiled + `inference.cache: {a.cache}`", "cached_s")
+    memory_row("offload_model", "peak memory, `offload: model` (eager, 2 + 4 steps)", "peak_model_gb")
+    r = get("e2e")
+    ok = r.get("rc") == 0 and r.get("outputs", 0) > 0 and not r.get("compile_failed")
+    rows.append((f"tiny end-to-end: `run_all.sh configs/tiny.yml`, `run.device: {'cpu' if cpu else 'cuda'}`, "
+                 "compile on",
+                 why("e2e") or f"exit code {r['rc']} in {r['seconds']:.0f} s, {r['outputs']} outputs, compiled "
+                                f"{r['compiled']}" + (f", compile failed: {r['compile_failed']}"
+                                                      if r.get("compile_failed") else ""),
+                 "no error", "ok" if ok else "**failed** (tiny_e2e.log)"))
+    versions = f"torch {torch.__version__}"
+    try:
+        import diffusers
+
+        versions += f", diffusers {diffusers.__version__}"
+    except ImportError:
+        pass
+    head = (f"gpu_check {datetime.date.today().isoformat()} on {device_name} ({versions}); "
+            f"{'tiny model, no targets' if cpu else 'CogVideoX-5B-I2V architecture, random weights, bf16, 49×480×720'}")
+    lines = [head, "", "| check | measured | target | |", "|---|---|---|---|"]
+    lines += [f"| {a_} | {b} | {c_} | {d} |" for a_, b, c_, d in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cpu", action="store_true", help="tiny model on the CPU, no targets (tests this script)")
+    p.add_argument("--cache", default="faster", help="the step cache of the cached output (README: fastest measured)")
+    p.add_argument("--budget", type=float, default=None,
+                   help="seconds for all steps (default: 480 on CUDA, none with --cpu); steps that would overrun it "
+                        "are skipped")
+    p.add_argument("--out", default=os.environ.get("OUT") or "outputs/gpu_check", help="folder for the table")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    log = logging.getLogger("inverse_dvs")
+    torch.set_grad_enabled(False)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not a.cpu and not torch.cuda.is_available():
+        print("gpu_check: no CUDA device here; `--cpu` runs the same steps on the tiny model.", file=sys.stderr)
+        return 2
+    device = torch.device("cpu" if a.cpu else "cuda")
+    arch = tiny_arch() if a.cpu else ARCHS["5b"]
+    backend = "aot_eager" if a.cpu else "inductor"
+    check = Check(None if a.cpu else (a.budget or 480.0))
+    with tempfile.TemporaryDirectory() as tmp:
+        check.step("e2e", tiny_e2e, "cpu" if a.cpu else "cuda", backend, Path(tmp) / "work", out / "tiny_e2e.log",
+                   600.0 if a.cpu else ESTIMATES["e2e"] + 90.0)
+    measure_model(check, a, arch, device, backend, log)
+    check.step("offload_model", measure_offload_model, a, arch, device, log)
+    name = "CPU" if a.cpu else torch.cuda.get_device_name(device)
+    text = table(check.results, a, name)
+    (out / "gpu_check.json").write_text(json.dumps({"device": name, **check.results}, indent=1), encoding="utf-8")
+    (out / "gpu_check.md").write_text(text, encoding="utf-8")
+    print(text)
+    failed = [k for k, r in check.results.items() if "error" in r] + (
+        [] if check.results.get("e2e", {}).get("rc") == 0 else ["e2e"])
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

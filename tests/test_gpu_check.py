@@ -1,0 +1,31 @@
+"""scripts/gpu_check.sh: the one-call GPU check, run in its `--cpu` mode (tiny model, no targets)."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from inverse_dvs.ddim import sampling_schedule
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_gpu_check_cpu_mode_fills_its_table(tmp_path):
+    r = subprocess.run(["bash", "scripts/gpu_check.sh", "--cpu"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=600, env={**os.environ, "OUT": str(tmp_path)})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    table = (tmp_path / "gpu_check.md").read_text()
+    assert table in r.stdout  # printed and written
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines() if line.startswith("| ")}
+    for label in ("transformer pass, eager, batch 1 / 2", "transformer pass, compiled, batch 1 / 2",
+                  "compile warm-up (batch 1 and 2)", "one output, paper settings, compiled, exact",
+                  "one output, compiled + `inference.cache: faster`"):
+        assert label in rows and "error" not in rows[label] and "skipped" not in rows[label], label
+    # paper settings through the stages' own functions: 30 inversion passes + 2 × (50 steps × 0.95) CFG passes
+    nfe = 30 + 2 * len(sampling_schedule(50, 0.95).timesteps)
+    assert f"= {nfe}" in rows["one output, paper settings, compiled, exact"]
+    e2e = next(line for label, line in rows.items() if label.startswith("tiny end-to-end"))
+    assert "exit code 0" in e2e and "| ok |" in e2e and "compiled [True]" in e2e
+    assert (tmp_path / "gpu_check.json").is_file() and (tmp_path / "tiny_e2e.log").is_file()
