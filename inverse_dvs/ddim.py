@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 VFn = Callable[[torch.Tensor, int], torch.Tensor]
@@ -39,9 +40,10 @@ class Schedule(NamedTuple):
 
 
 def trailing_timesteps(n: int, num_train_timesteps: int = 1000) -> list[int]:
-    """diffusers' 'trailing' spacing of n steps, high → low (999, 966, …, 32 for n = 30)."""
+    """diffusers' 'trailing' spacing of n steps, high → low (999, 966, …, 32 for n = 30), computed as diffusers does,
+    in float64: in float32 the values that land on .5 round the other way (48 and 96 steps: 937 vs 936)."""
     ratio = num_train_timesteps / n
-    return [int(t) - 1 for t in torch.arange(num_train_timesteps, 0, -ratio).round().tolist()]
+    return [int(t) - 1 for t in np.round(np.arange(num_train_timesteps, 0, -ratio))]
 
 
 def sampling_schedule(num_inference_steps: int, strength: float, num_train_timesteps: int = 1000) -> Schedule:
@@ -63,7 +65,7 @@ INVERSION_ENDS = ("t_start", "terminal")
 
 def inversion_timesteps(t_start: int, steps: int) -> list[int]:
     """Inversion grid: `steps` timesteps evenly spaced from the clean sample up to exactly t_start (inclusive)."""
-    ts = torch.linspace(0, t_start, steps + 1).round().long().tolist()[1:]
+    ts = np.round(np.linspace(0, t_start, steps + 1)).astype(np.int64).tolist()[1:]  # float64, as the grids above
     out = sorted(set(ts))
     if out[-1] != t_start:
         out.append(t_start)
