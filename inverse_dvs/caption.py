@@ -21,9 +21,9 @@ from .artifacts import atomic_path, input_hashes
 from .captions import even_frames, shorten_caption
 from .cli import get_logger, run_stage
 from .config import Config, TrajectorySpec, VideoSpec, read_prompt, select
-from .layout import result_dir
+from .layout import render_file
 from .records import caption_depends, caption_folder, render_chain
-from .video_io import FrameSelection, read_clip
+from .video_io import FrameSelection, read_clip, read_frames
 from .weights import needed_models, require, resolve_model
 from .workqueue import StageRunner, process_state
 
@@ -106,8 +106,7 @@ def _caption_item(cfg: Config, captioner: Captioner, folder: Path, *, video: Vid
         frames = read_clip(video.path, FrameSelection(c.num_frames, c.start, c.stride, c.pad_short), hw,
                            c.resize).frames
     else:
-        render = result_dir(cfg.work_dir, traj.name, video.name) / "render.mp4"
-        frames = read_clip(render, FrameSelection(c.num_frames), hw, c.resize).frames
+        frames = read_frames(render_file(cfg.work_dir, traj.name, video.name))
     shown = frames[even_frames(len(frames), cfg.caption.num_frames)]
     raw = captioner.caption(shown)
     short = shorten_caption(raw, captioner.count_tokens, captioner.max_tokens)

@@ -182,6 +182,14 @@ class CameraConfig:
         len(v) == 2 and all(x >= 16 for x in v), k, v, "null or [height, width] with both >= 16, e.g. [576, 1024]"),
         doc="[H, W] the source is decoded, given depth and warped at; render and visibility are resized to the model "
             "size (null: the model size)")
+    mask_resize: str = _opt(default="area", check=_choice("area", "reference"),
+                            doc="visibility from the warp size to the model size: `area` (fractional pixel coverage, "
+                                "fp32) or `reference` (official: bf16 `F.interpolate(mode=\"area\")`, whole-pixel "
+                                "windows)")
+    render_resize: str = _opt(default="round", check=_choice("round", "reference"),
+                              doc="render from the warp size to the model size: `round` (colours rounded to 8 bits at "
+                                  "the warp size, then bilinear) or `reference` (official: float bilinear, then "
+                                  "truncated to 8 bits)")
     radius_scale: float = _opt(default=1.0, check=_positive,
                                doc="scene radius = depth at the first frame's centre × this, capped at max_radius")
     max_radius: float = _opt(default=5.0, check=_positive, doc="see `radius_scale`")
@@ -261,8 +269,11 @@ class InversionConfig:
     refine_iterations: int = _opt(default=0, check=_non_negative,
                                   doc="fixed-point refinement per step (0: plain DDIM inversion, as the paper); "
                                       "`end: t_start` only")
-    posterior: str = _opt(default="mode", check=_choice("mode", "sample"),
-                          doc="VAE posterior `mode` (deterministic) or `sample` (run seed)")
+    posterior: str = _opt(default="mode", check=_choice("mode", "sample", "reference"),
+                          doc="VAE latents of the render: `mode` (deterministic), `sample` (x0, then the image "
+                              "latent, drawn from one generator seeded with the run seed) or `reference` (official: "
+                              "x0 the mode, the image latent a sample from a fresh generator seeded with the run "
+                              "seed, as diffusers' `prepare_latents`)")
     save_trajectory: bool = _opt(default=False, doc="keep every intermediate latent in the inversion file")
     preview: bool = _opt(default=False, doc="decode ε_inv to mp4")
 
@@ -375,7 +386,8 @@ REFERENCE_NEGATIVE_PROMPT = ("crowded scene, car in the road, bad anatomy, defor
 # (github.com/yesiltepe-hidir/inverse-dvs) differ. README → Fidelity says what each one controls.
 METHOD_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {
-        "camera": {"warp_size": None, "resize": "crop", "intrinsics": "fov"},
+        "camera": {"warp_size": None, "resize": "crop", "intrinsics": "fov", "mask_resize": "area",
+                   "render_resize": "round"},
         "depth": {"mapping": "percentile"},
         "warp": {"splat": "zbuffer"},
         "caption": {"source": "source"},
@@ -387,11 +399,12 @@ METHOD_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "model": {"lora": None, "lora_weight_name": None},
     },
     "reference": {
-        "camera": {"warp_size": [576, 1024], "resize": "stretch", "intrinsics": "reference"},
+        "camera": {"warp_size": [576, 1024], "resize": "stretch", "intrinsics": "reference", "mask_resize": "reference",
+                   "render_resize": "reference"},
         "depth": {"mapping": "reference"},
         "warp": {"splat": "reference"},
         "caption": {"source": "render"},
-        "inversion": {"end": "terminal", "prompt": "empty", "posterior": "sample"},
+        "inversion": {"end": "terminal", "prompt": "empty", "posterior": "reference"},
         "slm": {"mode": "reference", "mask_pooling": "reference"},
         "inference": {"steps": [30], "strength": [0.98], "guidance_scale": [10.0, 12.0], "preservation_scale": [1.0],
                       "k_order": [10.0], "adaptive_order": [None], "noise_init": "reference",

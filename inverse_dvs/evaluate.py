@@ -23,10 +23,10 @@ from .artifacts import atomic_path, read_meta, upstream, write_json
 from .cli import get_logger, run_stage
 from .config import Config, TrajectorySpec, VideoSpec, section_dict, select
 from .errors import UserError
-from .layout import result_dir, run_dir
+from .layout import render_file, result_dir, run_dir
 from .metrics import clip_frame, clip_text, clip_view, psnr_per_frame, ssim_per_frame
 from .records import infer_depends, output_fps, render_chain, run_prefix, sweep, video_prompt
-from .video_io import FrameSelection, read_clip
+from .video_io import FrameSelection, read_clip, read_frames
 from .weights import alexnet_weights, needed_models, require, resolve_model
 from .workqueue import StageRunner, process_state
 
@@ -155,7 +155,7 @@ def _eval_item(cfg: Config, scorer: Scorer, folder: Path, *, video: VideoSpec, t
     sel, hw = FrameSelection(c.num_frames), (c.height, c.width)
     out = read_clip(run_dir(cfg.work_dir, traj.name, video.name, tag) / "output.mp4", sel, hw, c.resize).frames
     inp = read_clip(rdir / "input.mp4", sel, hw, c.resize).frames
-    ren = read_clip(rdir / "render.mp4", sel, hw, c.resize).frames
+    ren = read_frames(render_file(cfg.work_dir, traj.name, video.name))
     with np.load(rdir / "masks.npz") as z:
         visible = z["visible"]
     psnr_in, psnr_vis = psnr_per_frame(out, inp), psnr_per_frame(out, ren, visible)

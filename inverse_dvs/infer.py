@@ -40,7 +40,7 @@ from .records import (
     video_prompt,
 )
 from .slm import stochastic_latent_modulation
-from .video_io import FrameSelection, read_clip, titled_side_by_side, write_video
+from .video_io import FrameSelection, read_clip, read_frames, titled_side_by_side, write_video
 from .weights import needed_models, require
 from .workqueue import StageRunner, process_state
 
@@ -86,10 +86,9 @@ class ItemData:
                 visible = z["visibility"]  # float: fractional where the warp size differs from the model size
             with np.load(self.ddir / "depth.npz") as z:
                 depth = z["depth"]
-            sel = FrameSelection(c.num_frames)
-            frames = [read_clip(self.rdir / f"{name}.mp4", sel, (c.height, c.width), c.resize).frames
-                      for name in ("input", "render")]
-            self._cache = item_inputs(self.cfg, visible, depth, *frames)
+            source = read_clip(self.rdir / "input.mp4", FrameSelection(c.num_frames), (c.height, c.width),
+                               c.resize).frames  # shown beside the output only
+            self._cache = item_inputs(self.cfg, visible, depth, source, read_frames(self.rdir / "render.npz"))
         return self._cache
 
 

@@ -21,9 +21,9 @@ from .cli import get_logger, run_stage
 from .config import Config, TrajectorySpec, VideoSpec, select
 from .ddim import Inversion, ddim_invert, inversion_plan
 from .errors import UserError
-from .layout import inversion_dir, inversion_file, result_dir
-from .records import inversion_batch, inversion_ends, inversion_prompt, invert_depends, render_chain
-from .video_io import FrameSelection, read_clip, write_video
+from .layout import inversion_dir, inversion_file, render_file
+from .records import inversion_batch, inversion_ends, inversion_prompt, invert_depends, output_fps, render_chain
+from .video_io import read_frames, write_video
 from .weights import needed_models, require
 from .workqueue import StageRunner, process_state
 
@@ -47,10 +47,15 @@ def _inputs(cfg: Config, video: VideoSpec, traj: TrajectorySpec) -> dict[str, st
 
 def encode_render(p, frames: np.ndarray, posterior: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The render [T, H, W, 3] uint8 as VAE latents x0 and the I2V image condition of its first frame, both float
-    [1, t, C, h, w]; posterior samples (`posterior: sample`) come from one generator seeded with `seed`."""
+    [1, t, C, h, w] (`inversion.posterior`): `mode` both deterministic; `sample` both posterior samples, x0 first,
+    from one generator seeded with `seed`; `reference` (official) x0 the mode and the image latent a sample from a
+    fresh generator seeded with `seed`, as diffusers' I2V `prepare_latents` draws it."""
     from .cogvideo import encode_image_latents, encode_video
 
     gen = torch.Generator("cpu").manual_seed(seed)
+    if posterior == "reference":
+        x0 = encode_video(p, frames, "mode")
+        return x0, encode_image_latents(p, frames[0], x0.shape[1], "sample", gen)
     x0 = encode_video(p, frames, posterior, gen)
     return x0, encode_image_latents(p, frames[0], x0.shape[1], posterior, gen)
 
@@ -68,8 +73,8 @@ def invert_latents(p, inv_cfg, x0: torch.Tensor, img: torch.Tensor, cond: torch.
                        inv_cfg.save_trajectory, progress)
 
 
-def _invert_item(ctx, folder: Path, *, render: Path, prompt: str, trajectory: str,
-                 video: str) -> tuple[list[str], dict]:
+def _invert_item(ctx, folder: Path, *, render: Path, prompt: str, trajectory: str, video: str,
+                 fps: float) -> tuple[list[str], dict]:
     """Invert one render (ctx: cogvideo.StageModel) to every needed end; files made from the same render and
     settings are reused."""
     from tqdm import tqdm
@@ -77,7 +82,6 @@ def _invert_item(ctx, folder: Path, *, render: Path, prompt: str, trajectory: st
     from .cogvideo import alphas_cumprod, decode, oom_hint
 
     cfg, log = ctx.cfg, get_logger()
-    c = cfg.camera
     # A file made from the same render and settings is kept when only the set of ends changed (e.g. a strength was
     # added to the sweep): its header records this key.
     deps = {k: val for k, val in invert_depends(cfg, prompt, ctx.model.vae_tiling).items() if k != "ends"}
@@ -89,13 +93,13 @@ def _invert_item(ctx, folder: Path, *, render: Path, prompt: str, trajectory: st
     nfe0 = ctx.stats.nfe
     if todo:  # the model is loaded and the render encoded only when something is left to invert
         p = ctx.model.get((inversion_batch(cfg),))
-        clip = read_clip(render, FrameSelection(c.num_frames), (c.height, c.width), c.resize)
+        frames = read_frames(render)
         with_cfg = inversion_batch(cfg) == 2
         cond, *rest = ctx.model.embed([prompt, ""] if with_cfg else [prompt])
         uncond = rest[0] if with_cfg else None
         alphas = alphas_cumprod(p)
         try:
-            x0, img = encode_render(p, clip.frames, cfg.inversion.posterior, cfg.run.seed)
+            x0, img = encode_render(p, frames, cfg.inversion.posterior, cfg.run.seed)
             for t_end in todo:
                 bar = tqdm(total=len(inversion_plan(cfg.inversion.end, t_end, cfg.inversion.steps)),
                            desc=f"invert {trajectory}/{video} t≤{t_end}", disable=ctx.quiet)
@@ -111,7 +115,7 @@ def _invert_item(ctx, folder: Path, *, render: Path, prompt: str, trajectory: st
                 save_safetensors(files[t_end], tensors, {"t_end": t_end, "end": cfg.inversion.end, "prompt": prompt,
                                                          "key": key, "alpha_bar_end": float(alphas[t_end])})
                 if cfg.inversion.preview:
-                    write_video(folder / f"eps_inv_t{t_end:04d}.mp4", decode(p, inv.latent), clip.fps)
+                    write_video(folder / f"eps_inv_t{t_end:04d}.mp4", decode(p, inv.latent), fps)
         except torch.cuda.OutOfMemoryError as exc:
             raise oom_hint(exc) from None
     alpha_bar = {str(t): _header(f)["alpha_bar_end"] for t, f in files.items()}
@@ -135,7 +139,7 @@ def _body(cfg: Config, args, model=None) -> int:
     ctx = StageModel(cfg, model, stats, args.quiet)
     for traj in trajectories:
         for v in videos:
-            render = result_dir(cfg.work_dir, traj.name, v.name) / "render.mp4"
+            render = render_file(cfg.work_dir, traj.name, v.name)
             try:
                 prompt = inversion_prompt(cfg, v, traj)
             except UserError as exc:  # no usable caption yet: this item fails, the others go on
@@ -143,7 +147,8 @@ def _body(cfg: Config, args, model=None) -> int:
                 continue
             runner.run(f"trajectory={traj.name} video={v.name}", inversion_dir(cfg.work_dir, traj.name, v.name),
                        invert_depends(cfg, prompt, model.vae_tiling), partial(_inputs, cfg, v, traj),
-                       partial(_invert_item, ctx, render=render, prompt=prompt, trajectory=traj.name, video=v.name))
+                       partial(_invert_item, ctx, render=render, prompt=prompt, trajectory=traj.name, video=v.name,
+                               fps=output_fps(cfg, v, traj)))
     log.info("invert: %s", json.dumps({"model_loads": stats.loads, "nfe": stats.nfe}))
     return runner.finish()
 

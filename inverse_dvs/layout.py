@@ -13,6 +13,12 @@ def result_dir(work_dir: Path, trajectory: str, video: str) -> Path:
     return Path(work_dir) / "results" / trajectory / video
 
 
+def render_file(work_dir: Path, trajectory: str, video: str) -> Path:
+    """The render's frames at the model size, lossless (`frames` uint8 [T, H, W, 3]): what invert, infer and the
+    captioner read. render.mp4 beside it is for viewing."""
+    return result_dir(work_dir, trajectory, video) / "render.npz"
+
+
 def inversion_dir(work_dir: Path, trajectory: str, video: str) -> Path:
     return Path(work_dir) / "inversions" / trajectory / video
 

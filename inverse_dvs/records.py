@@ -17,7 +17,7 @@ from pathlib import Path
 from .artifacts import input_hashes, read_meta, sha256, upstream
 from .config import Config, TrajectorySpec, VideoSpec, read_prompt, resolve_path, section_dict
 from .ddim import inversion_end, sampling_schedule
-from .layout import caption_dir, depth_dir, result_dir
+from .layout import caption_dir, depth_dir, render_file, result_dir
 
 
 def depth_depends(cfg: Config) -> dict:
@@ -79,7 +79,7 @@ def video_prompt(cfg: Config, video: VideoSpec, traj: TrajectorySpec) -> str:
         return user
     folder = caption_folder(cfg, video, traj)
     if cfg.caption.source == "render":
-        inputs = {"render": sha256(result_dir(cfg.work_dir, traj.name, video.name) / "render.mp4")}
+        inputs = {"render": sha256(render_file(cfg.work_dir, traj.name, video.name))}
     else:
         inputs = {"video": sha256(video.path)}
     upstream(folder, "caption", caption_depends(cfg), {"prompt": folder / "prompt.txt"}, inputs,
@@ -128,7 +128,8 @@ def render_chain(cfg: Config, video: VideoSpec, traj: TrajectorySpec) -> dict[st
     rdir = result_dir(cfg.work_dir, traj.name, video.name)
     hashes = depth_chain(cfg, video, traj)
     return hashes | upstream(rdir, "warp", warp_depends(cfg, traj),
-                             {"render": rdir / "render.mp4", "masks": rdir / "masks.npz", "input": rdir / "input.mp4"},
+                             {"render": render_file(cfg.work_dir, traj.name, video.name), "masks": rdir / "masks.npz",
+                              "input": rdir / "input.mp4"},
                              hashes, what=f"render of video '{video.name}' along '{traj.name}'")
 
 

@@ -79,17 +79,44 @@ def resize_frames(frames: np.ndarray, dst_hw: tuple[int, int], policy: str, inte
     return fit_frames(frames, dst_hw, policy)
 
 
-def to_model_size(render: np.ndarray, visible: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """A render warped at another size → the model's size, as the official code does it: render [T, h, w, 3] uint8
-    bilinear, visibility bool [T, h, w] area-averaged. Returns (render [T, H, W, 3] uint8, visibility float32
-    [T, H, W] in [0, 1]); a render already at `hw` comes back unchanged (visibility as 0/1)."""
-    import cv2
+RESIZES = ("round", "reference")  # camera.render_resize
+MASK_RESIZES = ("area", "reference")  # camera.mask_resize
 
-    if render.shape[1:3] == tuple(hw):
-        return render, visible.astype(np.float32)
+
+def to_model_size(render: np.ndarray, visible: np.ndarray, hw: tuple[int, int], render_mode: str = "round",
+                  mask_mode: str = "area") -> tuple[np.ndarray, np.ndarray]:
+    """A render warped at another size → the model's size.
+
+    render [T, h, w, 3]: uint8 for `render_mode: round` (bilinear on the 8-bit colours), float in [0, 1] for
+    `reference` (the official code: float bilinear, align_corners=False, then ×255 truncated to 8 bits). visible bool
+    [T, h, w]: `mask_mode: area` averages it over each output pixel's footprint with fractional coverage (fp32);
+    `reference` is the official bf16 `F.interpolate(mode="area")`, an adaptive average over whole-pixel windows.
+    Returns (render [T, H, W, 3] uint8, visibility float32 [T, H, W] in [0, 1]).
+    """
+    import cv2
+    import torch
+    import torch.nn.functional as F
+
     H, W = hw
-    out = np.stack([cv2.resize(f, (W, H), interpolation=cv2.INTER_LINEAR) for f in render])
-    vis = np.stack([cv2.resize(m.astype(np.float32), (W, H), interpolation=cv2.INTER_AREA) for m in visible])
+    same = render.shape[1:3] == tuple(hw)
+    if render_mode == "reference":
+        x = torch.from_numpy(np.ascontiguousarray(render, dtype=np.float32)).permute(0, 3, 1, 2)
+        if not same:
+            x = F.interpolate(x, size=(H, W), mode="bilinear", align_corners=False)
+        out = (x * 255.0).to(torch.uint8).permute(0, 2, 3, 1).numpy()  # truncation, as the official uint8 cast
+    elif render_mode == "round":
+        out = render if same else np.stack([cv2.resize(f, (W, H), interpolation=cv2.INTER_LINEAR) for f in render])
+    else:
+        raise ValueError(f"unknown render resize {render_mode!r}; one of {RESIZES}")
+    if same:
+        return out, visible.astype(np.float32)
+    if mask_mode == "reference":
+        m = torch.from_numpy(np.ascontiguousarray(visible)).to(torch.bfloat16)[:, None]
+        vis = F.interpolate(m, size=(H, W), mode="area")[:, 0].float().numpy()
+    elif mask_mode == "area":
+        vis = np.stack([cv2.resize(m.astype(np.float32), (W, H), interpolation=cv2.INTER_AREA) for m in visible])
+    else:
+        raise ValueError(f"unknown mask resize {mask_mode!r}; one of {MASK_RESIZES}")
     return out, np.clip(vis, 0.0, 1.0)
 
 
@@ -269,6 +296,24 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 16)
         for f in frames:
             writer.send(f)
         writer.close()
+
+
+def read_frames(path: str | Path) -> np.ndarray:
+    """Frames [T, H, W, 3] uint8 stored losslessly (`frames` of an .npz, e.g. the render); UserError naming the file
+    when it is missing or unreadable."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            frames = z["frames"]
+    except FileNotFoundError:
+        raise UserError(f"'{path}' is missing; rerun the warp stage (`python -m inverse_dvs.warp`).") from None
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise UserError(f"'{path}' is damaged or not a frames file ({type(exc).__name__}); rerun the warp stage with "
+                        "--force.") from None
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise UserError(f"'{path}' holds {frames.dtype} {frames.shape}, not frames [T, H, W, 3] uint8; rerun the warp "
+                        "stage with --force.")
+    return frames
 
 
 def titled_side_by_side(videos: list[np.ndarray], titles: list[str], bar: int = 24) -> np.ndarray:

@@ -1,9 +1,11 @@
 """Stage 2 — warp every source frame into its target camera → `{work_dir}/results/{trajectory}/{video}/`.
 
 The warp happens at `camera.warp_size` (default: the model size); render and visibility are then resized to the
-model size. Writes input.mp4, render.mp4, mask.mp4 (white = visible), masks.npz (`visibility` float32 [T, H, W] in
-[0, 1], `visible` bool = visibility ≥ 0.5), cameras.json and trajectory.png (top-down and side view of the camera
-path over the first frame's points).
+model size (`camera.render_resize`, `camera.mask_resize`). Writes render.npz (`frames` uint8 [T, H, W, 3], lossless:
+what the later stages read), render.mp4 and input.mp4 (for viewing), mask.mp4 (white = visible), masks.npz
+(`visibility` float32 [T, H, W] in [0, 1] and `visible` bool = visibility ≥ 0.5 at the model size, `visible_warp`
+bool [T, h, w] at the warp size: the splat's own mask, before any resize), cameras.json and trajectory.png (top-down
+and side view of the camera path over the first frame's points).
 """
 
 from __future__ import annotations
@@ -150,17 +152,20 @@ def _warp_item(cfg: Config, device, quiet: bool, folder: Path, *, video: VideoSp
     depth = load_depth(depth_dir(cfg.work_dir, video.name) / "depth.npz", clip.frames.shape[:3])
     radius = scene_radius(depth[0], c.radius_scale, c.max_radius)
     s2t = trajectory_source_to_target(traj, c.num_frames, radius)
-    render, visible = warp_video(clip.frames, depth, K, s2t, device, cfg.warp.batch_size, cfg.warp.max_footprint,
+    # the official resize works on the float render (colours in [0, 1]) and truncates once at the model size
+    colors = clip.frames.astype(np.float32) / 255.0 if c.render_resize == "reference" else clip.frames
+    render, visible = warp_video(colors, depth, K, s2t, device, cfg.warp.batch_size, cfg.warp.max_footprint,
                                  cfg.warp.edge_tolerance, progress=not quiet, splat=cfg.warp.splat)
-    render, visibility = to_model_size(render, visible, model_hw)
+    render, visibility = to_model_size(render, visible, model_hw, c.render_resize, c.mask_resize)
     frac = visibility.reshape(len(visibility), -1).mean(1)
     check_visible(frac, cfg.warp.min_visible_warn, f"trajectory '{traj.name}', video '{video.name}'", get_logger())
     # the input as the model sees it
     source = clip.frames if hw == model_hw else read_clip(video.path, sel, model_hw, c.resize).frames
     write_video(folder / "input.mp4", source, clip.fps)
+    save_npz(folder / "render.npz", frames=render)
     write_video(folder / "render.mp4", render, clip.fps)
     write_video(folder / "mask.mp4", np.round(visibility * 255).astype(np.uint8), clip.fps)
-    save_npz(folder / "masks.npz", visible=visibility >= 0.5, visibility=visibility)
+    save_npz(folder / "masks.npz", visible=visibility >= 0.5, visibility=visibility, visible_warp=visible)
     c2w = invert_rigid(s2t)
     write_json(folder / "cameras.json", {
         "K": K.tolist(), "width": hw[1], "height": hw[0], "model_width": c.width, "model_height": c.height,
@@ -170,7 +175,7 @@ def _warp_item(cfg: Config, device, quiet: bool, folder: Path, *, video: VideoSp
                       "source camera frame of the same index; K is for width × height (the warp size)",
         "source_to_target": s2t.tolist(), "camera_to_world": c2w.tolist()})
     plot_trajectory(folder / "trajectory.png", clip.frames[0], depth[0], K, c2w, radius)
-    return (["input.mp4", "render.mp4", "mask.mp4", "masks.npz", "cameras.json", "trajectory.png"],
+    return (["input.mp4", "render.npz", "render.mp4", "mask.mp4", "masks.npz", "cameras.json", "trajectory.png"],
             {"fps": clip.fps, "scene_radius": radius, "visible_fraction": [round(float(f), 5) for f in frac]})
 
 

@@ -21,9 +21,9 @@ from inverse_dvs.cogvideo import (
 )
 from inverse_dvs.config import load_config
 from inverse_dvs.ddim import inversion_plan, roundtrip_error, sampling_schedule
-from inverse_dvs.layout import result_dir
+from inverse_dvs.layout import render_file
 from inverse_dvs.runtime import resolve_device, torch_dtype
-from inverse_dvs.video_io import FrameSelection, read_clip
+from inverse_dvs.video_io import FrameSelection, read_clip, read_frames
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,10 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     pipe = load_pipeline(cfg.inversion.model, cfg.model, device, torch_dtype(cfg.run.dtype, device), stats,
                          resolve_vae_tiling(cfg.model.vae_tiling, cfg.model.offload, device))
     video = cfg.videos[0]
-    render = result_dir(cfg.work_dir, cfg.trajectories[0].name, video.name) / "render.mp4"
+    render = render_file(cfg.work_dir, cfg.trajectories[0].name, video.name)
     src = render if render.is_file() else video.path
-    sel = FrameSelection(c.num_frames, 0 if render.is_file() else c.start, 1 if render.is_file() else c.stride)
-    frames = read_clip(src, sel, (c.height, c.width), c.resize).frames
+    frames = read_frames(render) if render.is_file() else read_clip(
+        video.path, FrameSelection(c.num_frames, c.start, c.stride), (c.height, c.width), c.resize).frames
     x0 = encode_video(pipe, frames)
     img = encode_image_latents(pipe, frames[0], x0.shape[1])
     cond, uncond = encode_prompt(pipe, video.prompt, "", False)

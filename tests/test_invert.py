@@ -88,3 +88,24 @@ inference: {{steps: [4], strength: [0.5]}}
     assert meta["nfe"] == 0 and meta["process_model_loads"] == 0 and first.stat().st_mtime_ns == mtime
     assert invert.main([*args, "--set", "inversion.steps=3", "--set", "inference.strength=[0.5, 0.75]"]) == 0
     assert first.stat().st_mtime_ns != mtime  # a changed inversion setting recomputes
+
+
+def test_reference_posterior_is_the_mode_and_a_fresh_generator_image_sample(tiny_model):
+    """The official inversion: x0 is the VAE posterior mode; only the image condition is sampled, by diffusers' own
+    `prepare_latents` with a fresh generator seeded with the run seed."""
+    import numpy as np
+
+    from inverse_dvs.cogvideo import _to_pixels, encode_video
+    from inverse_dvs.invert import encode_render
+
+    pipe = tiny_model.pipe
+    frames = np.random.default_rng(3).integers(0, 255, (49, 96, 144, 3), dtype=np.uint8)
+    x0, img = encode_render(pipe, frames, "reference", 42)
+    assert torch.equal(x0, encode_video(pipe, frames, "mode"))
+    _, oracle = pipe.prepare_latents(_to_pixels(frames[:1], "cpu", torch.float32)[:, :, 0], 1, 4, 49, 96, 144,
+                                     torch.float32, torch.device("cpu"), torch.Generator().manual_seed(42))
+    assert torch.equal(img, oracle)
+    # the other modes: one generator for both (x0 drawn first), or no draw at all
+    x0_s, img_s = encode_render(pipe, frames, "sample", 42)
+    assert not torch.equal(x0_s, x0) and not torch.equal(img_s, img)
+    assert torch.equal(encode_render(pipe, frames, "mode", 42)[0], x0)

@@ -65,10 +65,14 @@ def test_all_stages_contract_resume_and_determinism(workdir, monkeypatch):
     assert d.dtype == np.float32 and d.shape == (49, 96, 144) and (d > 0).all()
     for traj in ("loop", "orbit"):
         r = out / "results" / traj / "demo"
-        for f in ("input.mp4", "render.mp4", "mask.mp4", "masks.npz", "cameras.json", "trajectory.png", "meta.json"):
+        for f in ("input.mp4", "render.npz", "render.mp4", "mask.mp4", "masks.npz", "cameras.json", "trajectory.png",
+                  "meta.json"):
             assert (r / f).is_file(), f
         with np.load(r / "masks.npz") as z:
             assert z["visible"].dtype == bool and z["visible"].shape == (49, 96, 144)
+            assert z["visible_warp"].dtype == bool and z["visible_warp"].shape == (49, 96, 144)  # warp size here
+        with np.load(r / "render.npz") as z:  # the render the later stages read, lossless
+            assert z["frames"].dtype == np.uint8 and z["frames"].shape == (49, 96, 144, 3)
         cams = json.loads((r / "cameras.json").read_text())
         assert np.array(cams["K"]).shape == (3, 3) and np.array(cams["source_to_target"]).shape == (49, 4, 4)
         inv = out / "inversions" / traj / "demo"
@@ -192,7 +196,8 @@ inference: {{steps: [4], strength: [0.75], guidance_scale: [10], k_order: [5, 10
     with np.load(tmp_path / "out/depths/demo/depth.npz") as z:
         assert z["depth"].shape == (49, 144, 256)
     with np.load(rdir / "masks.npz") as z:
-        vis, visible = z["visibility"], z["visible"]
+        vis, visible, warp_mask = z["visibility"], z["visible"], z["visible_warp"]
     assert vis.shape == visible.shape == (49, 96, 144) and vis.dtype == np.float32
+    assert warp_mask.shape == (49, 144, 256) and warp_mask.dtype == bool  # the splat's mask, before the resize
     assert ((vis > 0) & (vis < 1)).any()  # area-resized: fractional at hole borders
     assert np.array_equal(visible, vis >= 0.5)

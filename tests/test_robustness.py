@@ -64,7 +64,7 @@ def test_stale_inputs_are_refused_at_every_stage_boundary(tmp_path, tiny_checkpo
     assert "other settings" in err and "warp.edge_tolerance" in err and "python -m inverse_dvs.warp" in err
 
     # warp → invert: the render replaced behind the record's back
-    render = out / "results/left/demo/render.mp4"
+    render = out / "results/left/demo/render.npz"
     saved = render.read_bytes()
     render.write_bytes(saved[:-10] + b"0123456789")
     assert invert.main([*args, "--force"]) == 2
