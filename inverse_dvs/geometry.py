@@ -33,12 +33,14 @@ def intrinsics(height: int, width: int, mode: str, fov_deg: float = 60.0, focal:
                cx: float | None = None, cy: float | None = None) -> np.ndarray:
     """K [3, 3] float64 in pixels.
 
-    `fov`: horizontal field of view; `focal`: focal length in pixels; `reference`: the paper code's fixed
-    f = 500, (cx, cy) = (512, 288) defined for 1024×576 frames, scaled per axis to H×W for comparisons.
+    `fov`: horizontal field of view; `focal`: focal length in pixels; `reference`: the official code's fixed
+    f = 500 and principal point (512, 288) for 1024×576 frames. Its warper puts pixel j at coordinate j, where ours
+    puts pixel centres at j + 0.5 (module docstring of `splat`), so in our convention c = (512.5, 288.5); other sizes
+    scale it per axis.
     """
     if mode == "reference":
         sx, sy = width / 1024.0, height / 576.0
-        fx, fy, px, py = 500.0 * sx, 500.0 * sy, 512.0 * sx, 288.0 * sy
+        fx, fy, px, py = 500.0 * sx, 500.0 * sy, 512.5 * sx, 288.5 * sy
     else:
         f = (width / 2) / np.tan(np.deg2rad(fov_deg) / 2) if mode == "fov" else float(focal)
         fx = fy = f

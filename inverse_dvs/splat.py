@@ -18,9 +18,13 @@ Two rules side by side behind `warp_frames(..., mode=)` (`warp.splat`), same inp
   from the depth map, faces away): those points and quads still occlude, but are holes.
 Of all candidates covering a target pixel, the nearest wins; no blending across surfaces.
 
-`reference` — the official code's soft splat, written from its description: each point goes to the 4 pixels around
-its projection with bilinear weights times exp(−50·ℓ/ℓ_max), ℓ = log(1 + min(z', 1000)) and ℓ_max its maximum
-over the frame, so nearer points dominate; colour = Σ w·c / Σ w, visible = Σ w > 0.
+`reference` — the official code's soft splat, written from its description: each point goes to the pixels at the
+floor and the ceiling of its projection on each axis (pixel-index coordinates, pixel j at j) with the weights
+1 − (x − ⌊x⌋) and 1 − (⌈x⌉ − x), times exp(−50·ℓ/ℓ_max), ℓ = log(1 + clamp(z', 0, 1000)) and ℓ_max its maximum over
+the frame, so nearer points dominate; colour = Σ w·c / Σ w, visible = Σ w > 0. Two official quirks are kept on
+purpose: a coordinate that is exactly an integer has ⌊x⌋ = ⌈x⌉ and deposits its weight twice on that axis (colour
+only), and a point behind the camera (z' < 0) is not dropped: it projects mirrored through the centre and, with z'
+clamped to 0, splats at the largest weight. There is no snapping of projections to pixel centres.
 
 Pixel centres: pixel (row i, column j) has image coordinates (u, v) = (j + 0.5, i + 0.5).
 """
@@ -54,8 +58,11 @@ class _Projection(NamedTuple):
     in_front: torch.Tensor  # [B, H, W] bool
 
 
-def _project(depth: torch.Tensor, K: torch.Tensor, source_to_target: torch.Tensor) -> _Projection:
-    """Points behind the camera (or at a non-finite depth) get inv_z = 0 and u = v = 0."""
+def _project(depth: torch.Tensor, K: torch.Tensor, source_to_target: torch.Tensor,
+             mirror: bool = False) -> _Projection:
+    """Points behind the camera (or at a non-finite depth) get inv_z = 0 and u = v = 0; with `mirror`, points behind
+    the camera are projected through it as the pinhole maths has it (mirrored), and only |z'| ≤ 1e-6 (which lands
+    far off the image either way) and non-finite depths get inv_z = 0."""
     B, H, W = depth.shape
     dev, f32 = depth.device, torch.float32
     K = K.to(dev, f32).expand(B, 3, 3)
@@ -70,7 +77,8 @@ def _project(depth: torch.Tensor, K: torch.Tensor, source_to_target: torch.Tenso
 
     zt = comp(2)
     in_front = (zt > 1e-6) & (zt < float("inf"))  # in front of the camera at a finite depth
-    inv_z = torch.where(in_front, zt.reciprocal(), 0.0)
+    projected = (zt.abs() > 1e-6) & torch.isfinite(zt) if mirror else in_front
+    inv_z = torch.where(projected, zt.reciprocal(), 0.0)
     return _Projection(comp(0).mul_(inv_z), comp(1).mul_(inv_z), zt, inv_z, in_front)
 
 
@@ -123,33 +131,32 @@ def _soft_splat(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, sour
     B, C, H, W = colors.shape
     N = B * H * W
     dev, f32 = colors.device, torch.float32
-    p = _project(depth, K, source_to_target)
-    # ℓ normalised by its maximum over each frame's points in front of the camera
-    ell = torch.where(p.in_front, torch.log1p(p.z.clamp(0.0, 1000.0)), 0.0)
+    p = _project(depth, K, source_to_target, mirror=True)
+    projected = p.inv_z != 0
+    # ℓ over each frame, with z' clamped to [0, 1000]: a point behind the camera has ℓ = 0, the largest weight
+    ell = torch.where(projected, torch.log1p(p.z.clamp(0.0, 1000.0)), 0.0)
     ell_max = ell.flatten(1).amax(1).clamp_min(1e-12).view(B, 1, 1)
-    w_depth = torch.where(p.in_front, torch.exp(ell.mul_(-50.0 / ell_max)), 0.0)  # behind the camera: no weight
-    # pixel-index space (pixel j sits at j); points behind the camera carry no weight and are parked off-image
-    uu, vv = torch.where(p.in_front, p.u.sub_(0.5), -4.0), torch.where(p.in_front, p.v.sub_(0.5), -4.0)
-    # Projections within 1e-3 px of a pixel centre snap to it: float rounding would otherwise hand a neighbour a
-    # 1e-7 bilinear share, which the depth weight can magnify by orders of magnitude (the identity warp is exact).
-    for c in (uu, vv):
-        r = c.round()
-        torch.where((c - r).abs_() < 1e-3, r, c, out=c)
+    w_depth = torch.where(projected, torch.exp(ell.mul_(-50.0 / ell_max)), 0.0)
+    # pixel-index space (pixel j sits at j); points without a projection are parked off-image with no weight
+    uu, vv = torch.where(projected, p.u.sub_(0.5), -4.0), torch.where(projected, p.v.sub_(0.5), -4.0)
     # A buffer with a 2-pixel margin around each frame: the 4 neighbours of any point clamped to [−2, W] × [−2, H]
     # land in it without inside tests, and points beyond the image put all their weight into the margin.
     pitch, frame = W + 4, (H + 4) * (W + 4)
     j0, i0 = uu.floor(), vv.floor()
     fx, fy = uu - j0, vv - i0
     first = _padded_index(j0.clamp_(-2, W), i0.clamp_(-2, H), pitch, frame, 2)
+    # Weights 1 − (x − ⌊x⌋) at the floor and 1 − (⌈x⌉ − x) at the ceiling: the usual 1 − f and f, except on an
+    # integral coordinate, where floor and ceiling are one pixel that gets 1 + 1 (and the next pixel 0)
+    wx0, wy0 = (1.0 - fx).add_(fx == 0), (1.0 - fy).add_(fy == 0)
     # per point the planes [1, colour channels, (depth)] times the depth weight, then per corner also times its
     # bilinear share; one 1-D scatter per plane and corner (several times faster on CPU than scattering rows)
     planes = [w_depth.reshape(-1)] + [colors[:, c].reshape(-1).to(f32).mul_(w_depth.reshape(-1)) for c in range(C)]
     if return_depth:
         planes.append(p.z.reshape(-1) * w_depth.reshape(-1))
     planes = torch.stack(planes)
-    fx, fy = fx.view(1, N), fy.view(1, N)
+    fx, fy, wx0, wy0 = fx.view(1, N), fy.view(1, N), wx0.view(1, N), wy0.view(1, N)
     acc = torch.zeros(len(planes), B * frame, device=dev)
-    for offset, w in ((0, (1 - fx) * (1 - fy)), (1, fx * (1 - fy)), (pitch, (1 - fx) * fy), (pitch + 1, fx * fy)):
+    for offset, w in ((0, wx0 * wy0), (1, fx * wy0), (pitch, wx0 * fy), (pitch + 1, fx * fy)):
         index = first + offset if offset else first
         for a, v in zip(acc, planes * w, strict=True):
             a.scatter_add_(0, index, v)

@@ -97,5 +97,10 @@ def test_malformed_trajectory_files(tmp_path, text, match):
 def test_intrinsics_modes():
     K = g.intrinsics(480, 720, "fov", fov_deg=90.0)
     assert np.isclose(K[0, 0], 360.0) and K[0, 2] == 360 and K[1, 2] == 240
+    # the official f = 500, c = (512, 288) in its pixel-index convention (pixel j at j); ours has centres at j + 0.5
     R = g.intrinsics(576, 1024, "reference")
-    assert np.allclose(R, [[500, 0, 512], [0, 500, 288], [0, 0, 1]])
+    assert np.array_equal(R, [[500, 0, 512.5], [0, 500, 288.5], [0, 0, 1]])
+    X = np.array([[0.3, -0.2, 2.0], [-1.1, 0.7, 3.5]])
+    official = X[:, :2] / X[:, 2:] * 500.0 + [512.0, 288.0]
+    ours = (R @ X.T).T
+    assert np.allclose(ours[:, :2] / ours[:, 2:] - 0.5, official)

@@ -192,7 +192,7 @@ inference: {{steps: [4], strength: [0.75], guidance_scale: [10], k_order: [5, 10
     rdir = tmp_path / "out/results/orbit/demo"
     cams = json.loads((rdir / "cameras.json").read_text())
     assert (cams["height"], cams["width"], cams["model_height"], cams["model_width"]) == (144, 256, 96, 144)
-    assert np.allclose(np.array(cams["K"]), [[125, 0, 128], [0, 125, 72], [0, 0, 1]])
+    assert np.allclose(np.array(cams["K"]), [[125, 0, 128.125], [0, 125, 72.125], [0, 0, 1]])  # (512.5, 288.5) / 4
     with np.load(tmp_path / "out/depths/demo/depth.npz") as z:
         assert z["depth"].shape == (49, 144, 256)
     with np.load(rdir / "masks.npz") as z:
