@@ -151,8 +151,8 @@ class DepthConfig:
     npz_key: str = _opt(default="", doc="`npz`: array key; empty: `depth`, `depths` or `disparity`, or the only key")
     mapping: str = _opt(default="percentile", check=_choice("percentile", "reference"),
                         doc="disparity → depth: `percentile` (below, after stabilisation) or `reference` (official: "
-                            "whole-video min–max n, depth = 10000/max(3900·n, 1e-5) in [1e-4, 1e4], no "
-                            "stabilisation)")
+                            "min–max n over every frame of the disparity file, not only the selected ones, depth = "
+                            "10000/max(3900·n, 1e-5) in [1e-4, 1e4], no stabilisation)")
     near: float = _opt(default=1.0, check=_positive,
                        doc="`percentile`: disparity percentiles 2–98 map linearly to inverse depth [1/far, 1/near]")
     far: float = _opt(default=20.0, check=_positive, doc="see `near`")
@@ -190,6 +190,9 @@ class CameraConfig:
                               doc="render from the warp size to the model size: `round` (colours rounded to 8 bits at "
                                   "the warp size, then bilinear) or `reference` (official: float bilinear, then "
                                   "truncated to 8 bits)")
+    r_spline: str = _opt(default="fraction", check=_choice("fraction", "distance"),
+                         doc="the smoothing spline through more than 3 r keyframes is fitted on r (`fraction` of the "
+                             "scene radius ρ) or on r·ρ (`distance`, official); the spline is not scale-invariant")
     radius_scale: float = _opt(default=1.0, check=_positive,
                                doc="scene radius = depth at the first frame's centre × this, capped at max_radius")
     max_radius: float = _opt(default=5.0, check=_positive, doc="see `radius_scale`")
@@ -387,7 +390,7 @@ REFERENCE_NEGATIVE_PROMPT = ("crowded scene, car in the road, bad anatomy, defor
 METHOD_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {
         "camera": {"warp_size": None, "resize": "crop", "intrinsics": "fov", "mask_resize": "area",
-                   "render_resize": "round"},
+                   "render_resize": "round", "r_spline": "fraction"},
         "depth": {"mapping": "percentile"},
         "warp": {"splat": "zbuffer"},
         "caption": {"source": "source"},
@@ -400,7 +403,7 @@ METHOD_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "reference": {
         "camera": {"warp_size": [576, 1024], "resize": "stretch", "intrinsics": "reference", "mask_resize": "reference",
-                   "render_resize": "reference"},
+                   "render_resize": "reference", "r_spline": "distance"},
         "depth": {"mapping": "reference"},
         "warp": {"splat": "reference"},
         "caption": {"source": "render"},

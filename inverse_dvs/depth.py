@@ -33,8 +33,9 @@ def _selection(cfg: Config) -> FrameSelection:
 
 
 def _load_array(path: Path, key: str, video_path: str, sel: FrameSelection, hw: tuple[int, int],
-                policy: str) -> np.ndarray:
-    """Read a [N, h, w] depth/disparity array, pick the configured frames, resize with the shared policy."""
+                policy: str) -> tuple[np.ndarray, tuple[float, float]]:
+    """Read a [N, h, w] depth/disparity array, pick the configured frames, resize with the shared policy. Also returns
+    the (min, max) of the finite values of the whole file, which the `reference` mapping normalises over."""
     import cv2
 
     if not path.is_file():
@@ -58,6 +59,8 @@ def _load_array(path: Path, key: str, video_path: str, sel: FrameSelection, hw: 
         arr = arr[..., 0]
     if arr.ndim != 3:
         raise UserError(f"depth file '{path}' key '{key}' has shape {arr.shape}; expected [frames, height, width].")
+    finite = arr[np.isfinite(arr)]
+    value_range = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
     n_video = probe_video(video_path).frames
     if arr.shape[0] == n_video:
         arr = arr[frame_indices(n_video, sel, video_path)]
@@ -66,7 +69,7 @@ def _load_array(path: Path, key: str, video_path: str, sel: FrameSelection, hw: 
                         f"and camera.num_frames is {sel.num_frames}; it must have one of those counts.")
     if arr.shape[1:] != hw:
         arr = resize_frames(arr, hw, policy, cv2.INTER_NEAREST_EXACT)
-    return np.ascontiguousarray(arr)
+    return np.ascontiguousarray(arr), value_range
 
 
 def _repair(values: np.ndarray, bad: np.ndarray, where: str, what: str, repair: bool,
@@ -177,14 +180,15 @@ def _depth_item(cfg: Config, estimator: Estimator, quiet: bool, folder: Path, *,
     d = cfg.depth
     clip = read_clip(video.path, _selection(cfg), cfg.warp_hw, cfg.camera.resize, log)
     where = f"depth of video '{video.name}' ({aux or d.model})"
+    value_range = None  # estimated disparity: its own frames are the whole "file"
     if d.backend == "depth_anything":
         disp, kind = estimator.get().disparity(clip.frames, d.batch_size, progress=not quiet), "disparity"
     else:
-        disp = _load_array(aux, d.npz_key, video.path, _selection(cfg), cfg.warp_hw, cfg.camera.resize)
+        disp, value_range = _load_array(aux, d.npz_key, video.path, _selection(cfg), cfg.warp_hw, cfg.camera.resize)
         kind = "depth" if d.backend == "ground_truth" else d.npz_kind
     if kind == "disparity":
         disp = validate_disparity(disp, where, d.repair_invalid, log)
-        depth = depth_from_disparity(disp, d.mapping, d.near, d.far, d.stabilize, d.ema)
+        depth = depth_from_disparity(disp, d.mapping, d.near, d.far, d.stabilize, d.ema, value_range)
     else:
         depth = disp
     depth = validate_depth(depth, where, d.repair_invalid, log)

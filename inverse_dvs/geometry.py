@@ -235,13 +235,26 @@ def trajectory_keyframes(spec) -> Keyframes:
     return kf
 
 
-def trajectory_source_to_target(spec, num_frames: int, radius: float) -> np.ndarray:
-    """A config TrajectorySpec → source_to_target [T, 4, 4] float64."""
+R_SPLINES = ("fraction", "distance")
+
+
+def trajectory_source_to_target(spec, num_frames: int, radius: float, r_spline: str = "fraction") -> np.ndarray:
+    """A config TrajectorySpec → source_to_target [T, 4, 4] float64.
+
+    `r_spline` (`camera.r_spline`): the r keyframes are interpolated as fractions of the scene radius (`fraction`),
+    or as distances r·ρ (`distance`, the official code): the smoothing spline is not scale-invariant, so with more
+    than 3 keyframes the two differ."""
     if spec.kind == "poses":
         return read_pose_json(spec.poses, num_frames)
     kf = trajectory_keyframes(spec)
-    per_frame = [interpolate_keyframes(v, num_frames) for v in kf]
-    return orbit_source_to_target(*per_frame, radius=radius)
+    theta, phi = (interpolate_keyframes(v, num_frames) for v in (kf.theta, kf.phi))
+    if r_spline == "fraction":
+        r = interpolate_keyframes(kf.r, num_frames)
+    elif r_spline == "distance":
+        r = interpolate_keyframes(np.asarray(kf.r, np.float64) * radius, num_frames) / radius
+    else:
+        raise ValueError(f"unknown r spline {r_spline!r}; one of {R_SPLINES}")
+    return orbit_source_to_target(theta, phi, r, radius=radius)
 
 
 def scene_radius(first_depth: np.ndarray, radius_scale: float, max_radius: float) -> float:

@@ -7,8 +7,9 @@ least-squares scale and shift; the first frame fixes the scale of the whole vide
 Mappings to depth (`depth.mapping`, `depth_from_disparity(..., mode)`):
 - `percentile`: optional stabilisation, then the video's disparity percentiles 2–98 map linearly to inverse depth
   [1/far, 1/near].
-- `reference` (official code): the whole video's disparity min–max normalised to n ∈ [0, 1], depth =
-  10000 / max(3900·n, 1e-5), clipped to [1e-4, 1e4]; no stabilisation (the official code has none).
+- `reference` (official code): the disparity min–max normalised to n ∈ [0, 1] over the whole file it comes from
+  (every frame of an imported .npz, not only the selected ones), depth = 10000 / max(3900·n, 1e-5), clipped to
+  [1e-4, 1e4]; no stabilisation (the official code has none).
 """
 
 from __future__ import annotations
@@ -62,19 +63,21 @@ def disparity_to_depth(disp: np.ndarray, near: float, far: float, lo_pct: float 
 REFERENCE_NEAR, REFERENCE_FAR = 1e-4, 1e4
 
 
-def reference_depth(disp: np.ndarray) -> np.ndarray:
-    """The official mapping: disparity [T, H, W] → depth float32, n = whole-video min–max normalised disparity."""
+def reference_depth(disp: np.ndarray, value_range: tuple[float, float] | None = None) -> np.ndarray:
+    """The official mapping: disparity [T, H, W] → depth float32, n = min–max normalised disparity, the min and max
+    taken over `value_range` (those of the whole file the frames were selected from), else over `disp`."""
     d = disp.astype(np.float64)
-    lo, hi = d.min(), d.max()
+    lo, hi = value_range if value_range is not None else (d.min(), d.max())
     n = (d - lo) / max(hi - lo, 1e-12)
     return np.clip(10000.0 / np.maximum(3900.0 * n, 1e-5), REFERENCE_NEAR, REFERENCE_FAR).astype(np.float32)
 
 
 def depth_from_disparity(disp: np.ndarray, mode: str, near: float = 1.0, far: float = 20.0, stabilize: bool = True,
-                         ema: float = 0.0) -> np.ndarray:
-    """Relative disparity [T, H, W] (larger = nearer) → positive depth [T, H, W] float32 with the given mapping."""
+                         ema: float = 0.0, value_range: tuple[float, float] | None = None) -> np.ndarray:
+    """Relative disparity [T, H, W] (larger = nearer) → positive depth [T, H, W] float32 with the given mapping;
+    `value_range`: `reference` only, the disparity's (min, max) over the whole file it was selected from."""
     if mode == "percentile":
         return disparity_to_depth(stabilize_disparity(disp, ema) if stabilize else disp, near, far)
     if mode == "reference":
-        return reference_depth(disp)
+        return reference_depth(disp, value_range)
     raise ValueError(f"unknown depth mapping {mode!r}; one of ('percentile', 'reference')")

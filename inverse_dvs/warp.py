@@ -151,7 +151,7 @@ def _warp_item(cfg: Config, device, quiet: bool, folder: Path, *, video: VideoSp
     clip = read_clip(video.path, sel, hw, c.resize)
     depth = load_depth(depth_dir(cfg.work_dir, video.name) / "depth.npz", clip.frames.shape[:3])
     radius = scene_radius(depth[0], c.radius_scale, c.max_radius)
-    s2t = trajectory_source_to_target(traj, c.num_frames, radius)
+    s2t = trajectory_source_to_target(traj, c.num_frames, radius, c.r_spline)
     # the official resize works on the float render (colours in [0, 1]) and truncates once at the model size
     colors = clip.frames.astype(np.float32) / 255.0 if c.render_resize == "reference" else clip.frames
     render, visible = warp_video(colors, depth, K, s2t, device, cfg.warp.batch_size, cfg.warp.max_footprint,

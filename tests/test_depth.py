@@ -173,3 +173,23 @@ def test_npz_backend_with_reference_mapping(tmp_path, demo_video):
     from inverse_dvs.stabilize import reference_depth
 
     assert np.allclose(_load(tmp_path), reference_depth(disp.astype(np.float32)), rtol=1e-5)
+
+
+def test_reference_mapping_normalises_over_every_frame_of_the_file(tmp_path, demo_video):
+    """The official code min–max normalises the whole disparity file Video-Depth-Anything saved, also the frames past
+    the 49 it uses: a 60-frame file whose brightest disparity sits in frame 55 sets n for the first 49."""
+    from inverse_dvs.stabilize import reference_depth
+    from inverse_dvs.video_io import write_video
+
+    video = tmp_path / "long.mp4"
+    write_video(video, np.full((60, 96, 144, 3), 128, np.uint8), 8.0)
+    with np.load(demo_video.with_name("demo_depth.npz")) as z:
+        disp = np.concatenate([1.0 / z["depth"], 1.0 / z["depth"][:11]]).astype(np.float32)
+    disp[55] *= 1.5  # beyond the selected frames
+    src = tmp_path / "long_depths.npz"
+    np.savez(src, depths=disp)
+    cfg = _cfg(tmp_path, video, "npz", f", npz_path: '{src}', npz_kind: disparity, mapping: reference")
+    assert depth_stage.main(["--config", cfg, "--quiet"]) == 0
+    got = _load(tmp_path)
+    assert np.allclose(got, reference_depth(disp[:49], (float(disp.min()), float(disp.max()))), rtol=1e-5)
+    assert not np.allclose(got, reference_depth(disp[:49]), rtol=0.05)  # the 49 frames alone give other depths

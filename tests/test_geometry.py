@@ -104,3 +104,24 @@ def test_intrinsics_modes():
     official = X[:, :2] / X[:, 2:] * 500.0 + [512.0, 288.0]
     ours = (R @ X.T).T
     assert np.allclose(ours[:, :2] / ours[:, 2:] - 0.5, official)
+
+
+def test_reference_r_spline_is_fitted_on_distances(tmp_path):
+    """The official code multiplies r by the scene radius ρ before its smoothing spline; the spline is not
+    scale-invariant, so a wavy r path differs from the spline of r scaled afterwards."""
+    from scipy.interpolate import UnivariateSpline
+
+    from inverse_dvs.config import TrajectorySpec
+
+    f = tmp_path / "wave.txt"
+    f.write_text("0 0\n0 0\n0 0.5 -0.5 0.6 -0.4 0.5 0\n")
+    spec, rho = TrajectorySpec(name="w", file=str(f)), 5.0
+    keys = np.array([0, 0.5, -0.5, 0.6, -0.4, 0.5, 0]) * rho
+    official = UnivariateSpline(np.linspace(0, 1, 7), keys, k=3)(np.linspace(0, 1, 49))
+    official[0], official[-1] = keys[0], keys[-1]
+
+    def camera_z(r_spline: str) -> np.ndarray:  # the target camera centre's z is r·ρ on this path (θ = φ = 0)
+        return g.invert_rigid(g.trajectory_source_to_target(spec, 49, rho, r_spline))[:, 2, 3]
+
+    assert np.allclose(camera_z("distance"), official, atol=1e-9)
+    assert np.abs(camera_z("fraction") - official).max() > 1.0  # up to 2.3 scene units apart at ρ = 5
