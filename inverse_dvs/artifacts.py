@@ -80,14 +80,49 @@ def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
             np.savez_compressed(fh, **arrays)
 
 
+def tensor_digest(tensors: Mapping[str, Any]) -> str:
+    """sha256 over the tensors' names, dtypes, shapes and bytes (sorted by name)."""
+    import torch
+
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().contiguous().cpu()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def save_safetensors(path: str | Path, tensors: Mapping[str, Any], metadata: Mapping[str, Any] | None = None) -> None:
     """Save tensors; `metadata` goes into the header as one sorted JSON string under key `inverse_dvs` (several
-    header keys would be written in a per-process random order, so equal files would differ in bytes)."""
+    header keys would be written in a per-process random order, so equal files would differ in bytes), with the
+    `tensor_digest` of the tensors under `content_sha256`, so a file damaged in its tensor bytes is recognised even
+    while its header is intact (`load_safetensors`)."""
     from safetensors.torch import save_file
 
-    header = {"inverse_dvs": json.dumps(dict(metadata or {}), sort_keys=True)}
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    meta = {**dict(metadata or {}), "content_sha256": tensor_digest(tensors)}
+    header = {"inverse_dvs": json.dumps(meta, sort_keys=True)}
     with atomic_path(path) as tmp:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=header)
+        save_file(tensors, str(tmp), metadata=header)
+
+
+def load_safetensors(path: str | Path) -> tuple[dict[str, Any], dict]:
+    """(tensors, inverse_dvs metadata) of a file written by `save_safetensors`, after checking its tensors against
+    the digest in its header. UserError naming the file when it is missing, unreadable or damaged."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = json.loads((fh.metadata() or {}).get("inverse_dvs", "{}"))
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open has no __iter__
+    except FileNotFoundError:
+        raise UserError(f"'{path}' is missing.") from None
+    except Exception as exc:  # safetensors raises its own error types for truncated or garbled files
+        raise UserError(f"'{path}' is damaged ({type(exc).__name__}: {str(exc)[:120]}).") from None
+    if meta.get("content_sha256") != tensor_digest(tensors):
+        raise UserError(f"'{path}' is damaged: its tensors do not match the digest written with them.")
+    return tensors, meta
 
 
 def sha256(path: str | Path) -> str:
@@ -205,13 +240,26 @@ def read_meta(folder: str | Path) -> dict | None:
         return None
 
 
-def is_up_to_date(folder: str | Path, stage: str, depends: Mapping[str, Any], inputs: Mapping[str, str]) -> bool:
+def stale_reason(folder: str | Path, stage: str, depends: Mapping[str, Any], inputs: Mapping[str, str]) -> str | None:
+    """Why the item in `folder` must be computed (again), or None when it is up to date: its record is of `stage`,
+    for the same settings and inputs, and every output it lists is there with the sha256 it recorded — an output
+    damaged or replaced since is never reused, whatever its size or modification time say."""
     meta = read_meta(folder)
-    if meta is None:
-        return False
-    if meta.get("stage") != stage or meta.get("depends") != _canonical(depends) or meta.get("inputs") != dict(inputs):
-        return False
-    return all((Path(folder) / name).is_file() for name in meta.get("outputs", []))
+    if meta is None or meta.get("stage") != stage:
+        return "not computed yet"
+    if meta.get("depends") != _canonical(depends):
+        return "settings changed"
+    if meta.get("inputs") != dict(inputs):
+        return "inputs changed"
+    recorded = meta.get("output_hashes", {})
+    for name in meta.get("outputs", []):
+        path = Path(folder) / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if recorded.get(name) != sha256(path):
+            return f"{name} changed since it was made (damaged or replaced)"
+    return None
+
 
 
 def _differing(recorded: Any, current: Any, prefix: str = "") -> list[str]:
@@ -275,9 +323,12 @@ def run_item(folder: str | Path, stage: str, depends: Mapping[str, Any], inputs:
              label: str, compute, log, **meta_extra: Any) -> str:
     """Run one work item unless it is up to date. `compute(folder)` writes the outputs (atomically) and returns
     (output file names, extra meta dict). Returns 'skipped' or 'done'."""
-    if not force and is_up_to_date(folder, stage, depends, inputs):
+    reason = stale_reason(folder, stage, depends, inputs)
+    if not force and reason is None:
         log.info("%s %s: skipped (up to date)", stage, label)
         return "skipped"
+    if not force and "changed since it was made" in reason:  # worth a warning: someone or something altered it
+        log.warning("%s %s: %s; computing it again.", stage, label, reason)
     invalidate(folder)
     t0 = time.perf_counter()
     outputs, extra = compute(Path(folder))

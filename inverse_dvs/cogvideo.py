@@ -298,6 +298,7 @@ class StageModel:
     model: LazyPipeline
     stats: ModelStats
     quiet: bool
+    force: bool = False  # --force: recompute everything, reuse nothing
 
 
 def check_size(pipe, num_frames: int, height: int, width: int) -> None:

@@ -48,12 +48,20 @@ STAGE = "infer"
 
 
 def load_inversion(path: Path, t_end: int) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
+    """The tensors of an inversion file, checked: intact (its content digest), finite, and ending at t_end."""
+    from .artifacts import load_safetensors
 
     if not path.is_file():
         raise UserError(f"inversion '{path}' (t={t_end}) is missing; rerun `python -m inverse_dvs.invert` with the "
                         "same inference.steps/strength and inversion settings.")
-    tensors = load_file(str(path))
+    try:
+        tensors, _ = load_safetensors(path)
+    except UserError as exc:
+        raise UserError(f"{exc} Rerun `python -m inverse_dvs.invert --force` to make it again.") from None
+    bad = [k for k in ("x0", "eps_inv", "image_latents") if not bool(torch.isfinite(tensors[k]).all())]
+    if bad:
+        raise UserError(f"inversion '{path}' holds NaN or inf in {', '.join(bad)}; rerun `python -m "
+                        "inverse_dvs.invert --force` to make it again.")
     if int(tensors["timesteps"][-1]) != t_end:
         raise UserError(f"inversion '{path}' ends at t={int(tensors['timesteps'][-1])}, but t={t_end} is needed; "
                         "rerun `python -m inverse_dvs.invert --force`.")
@@ -156,6 +164,10 @@ def generate(model, cfg: Config, pt: SweepPoint, prompt: str, inv: dict[str, tor
         latents = ddim_sample(v_fn, x_init, sched.timesteps, sched.prev_timesteps, alphas, progress=progress)
     synchronize(dev)
     t1 = time.perf_counter()
+    if not bool(torch.isfinite(latents).all()):
+        raise UserError(f"sampling produced NaN or inf latents (steps {pt.steps}, strength {pt.strength}, guidance "
+                        f"{pt.guidance_scale}); nothing was written. With run.dtype: fp16 this is an overflow: use bf16 "
+                        "or fp32.")
     frames = decode(p, latents)
     return Output(frames, sched.t_start, a_bar, len(sched.timesteps), model.stats.nfe - nfe0, round(t1 - t0, 2),
                   round(time.perf_counter() - t1, 2))
@@ -219,7 +231,7 @@ def _body(cfg: Config, args, model=None) -> int:
     points = sweep(cfg, log)
     model = model or lazy_pipeline(cfg, state, log)
     stats = model.stats
-    ctx = StageModel(cfg, model, stats, args.quiet)
+    ctx = StageModel(cfg, model, stats, args.quiet, args.force)
     prefix = run_prefix(cfg)
     for traj in trajectories:
         for v in videos:

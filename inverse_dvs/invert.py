@@ -30,15 +30,16 @@ from .workqueue import StageRunner, process_state
 STAGE = "invert"
 
 
-def _header(path: Path) -> dict:
-    """The inverse_dvs metadata of an inversion file, {} when absent or unreadable."""
-    from safetensors import safe_open
+def _reusable(path: Path, key: str) -> dict | None:
+    """The metadata of an inversion file made from the same render and settings (its header `key`) whose tensors are
+    intact, else None: a missing, foreign, stale or damaged file is computed again, never reused."""
+    from .artifacts import load_safetensors
 
     try:
-        with safe_open(str(path), framework="pt") as fh:
-            return json.loads((fh.metadata() or {}).get("inverse_dvs", "{}"))
-    except Exception:  # missing, partial or foreign file: not reusable
-        return {}
+        _, meta = load_safetensors(path)
+    except UserError:
+        return None
+    return meta if meta.get("key") == key else None
 
 
 def _inputs(cfg: Config, video: VideoSpec, traj: TrajectorySpec) -> dict[str, str]:
@@ -87,9 +88,12 @@ def _invert_item(ctx, folder: Path, *, render: Path, prompt: str, trajectory: st
     deps = {k: val for k, val in invert_depends(cfg, prompt, ctx.model.vae_tiling).items() if k != "ends"}
     key = hashlib.sha256((json.dumps(deps, sort_keys=True) + sha256(render)).encode()).hexdigest()
     files = {t: inversion_file(cfg.work_dir, trajectory, video, t) for t in inversion_ends(cfg)}
-    todo = [t for t, f in files.items() if _header(f).get("key") != key]
-    for t in sorted(set(files) - set(todo)):
-        log.info("invert trajectory=%s video=%s: t_end=%d reused", trajectory, video, t)
+    # --force recomputes every file; otherwise a file made from the same render and settings is reused when intact
+    headers = {} if ctx.force else {t: m for t, f in files.items() if (m := _reusable(f, key)) is not None}
+    todo = [t for t in files if t not in headers]
+    for t in sorted(headers):
+        log.info("invert trajectory=%s video=%s: t_end=%d reused (same render and settings, intact)", trajectory,
+                 video, t)
     nfe0 = ctx.stats.nfe
     if todo:  # the model is loaded and the render encoded only when something is left to invert
         p = ctx.model.get((inversion_batch(cfg),))
@@ -112,13 +116,14 @@ def _invert_item(ctx, folder: Path, *, render: Path, prompt: str, trajectory: st
                            "timesteps": torch.tensor(inv.timesteps, dtype=torch.int64)}
                 if inv.trajectory:
                     tensors["trajectory"] = torch.stack(inv.trajectory)
-                save_safetensors(files[t_end], tensors, {"t_end": t_end, "end": cfg.inversion.end, "prompt": prompt,
-                                                         "key": key, "alpha_bar_end": float(alphas[t_end])})
+                headers[t_end] = {"t_end": t_end, "end": cfg.inversion.end, "prompt": prompt, "key": key,
+                                 "alpha_bar_end": float(alphas[t_end])}
+                save_safetensors(files[t_end], tensors, headers[t_end])
                 if cfg.inversion.preview:
                     write_video(folder / f"eps_inv_t{t_end:04d}.mp4", decode(p, inv.latent), fps)
         except torch.cuda.OutOfMemoryError as exc:
             raise oom_hint(exc) from None
-    alpha_bar = {str(t): _header(f)["alpha_bar_end"] for t, f in files.items()}
+    alpha_bar = {str(t): headers[t]["alpha_bar_end"] for t in files}
     return [f.name for f in files.values()], {"ends": list(files), "nfe": ctx.stats.nfe - nfe0,
                                               "process_model_loads": ctx.stats.loads, "alpha_bar": alpha_bar,
                                               "prompt": prompt}
@@ -136,7 +141,7 @@ def _body(cfg: Config, args, model=None) -> int:
     runner = StageRunner(STAGE, cfg.work_dir, args.force, log, state)
     model = model or lazy_pipeline(cfg, state, log)
     stats = model.stats
-    ctx = StageModel(cfg, model, stats, args.quiet)
+    ctx = StageModel(cfg, model, stats, args.quiet, args.force)
     for traj in trajectories:
         for v in videos:
             render = render_file(cfg.work_dir, traj.name, v.name)

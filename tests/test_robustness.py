@@ -252,3 +252,46 @@ def test_a_frame_with_nothing_visible_is_an_error_at_warp(caplog):
     with caplog.at_level(logging.WARNING, logger="t"):
         check_visible(frac, 0.5, "trajectory 't', video 'v'", logging.getLogger("t"))
     assert "2 frame(s) less than 50% visible" in caplog.text
+
+
+def _flip(path: Path, at: float = 0.9) -> None:
+    """Damage a file in place: one byte flipped at `at` of its length (the size stays, the header of an npz or
+    safetensors file near its start stays intact)."""
+    data = bytearray(path.read_bytes())
+    data[int(len(data) * at)] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.slow
+def test_a_damaged_artifact_is_computed_again_or_refused_never_used(tmp_path, tiny_checkpoints, demo_video, capsys):
+    """A byte flipped in place in each kind of artifact — depth, render, masks, inversion (tensor bytes, header
+    intact), output — is never reused: its own stage computes it again, the stages after it refuse it until then,
+    and every artifact ends byte-identical to the undamaged run."""
+    cfg = _config(tmp_path, tiny_checkpoints, f"{{path: {demo_video}, name: demo, prompt: a ball}}")
+    args = ["--config", cfg, "--quiet"]
+    stages = (depth, warp, invert, infer)
+    for s in stages:
+        assert s.main(args) == 0
+    out = tmp_path / "out"
+    files = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.suffix in (
+        ".npz", ".safetensors", ".mp4")}
+    victims = ["depths/demo/depth.npz", "results/left/demo/render.npz", "results/left/demo/masks.npz",
+               "inversions/left/demo/inversion_t0666.safetensors",
+               next(str(p.relative_to(out)) for p in out.rglob("output.mp4"))]
+    for victim in victims:
+        _flip(out / victim)
+        nxt = stages[["depths", "results", "results", "inversions", "results"].index(victim.split("/")[0]) + 1:]
+        nxt = nxt if "output" not in victim else ()
+        if nxt:  # the next stage refuses the damaged file (exit 2), and makes nothing from it
+            assert nxt[0].main(args) == 2, victim
+        capsys.readouterr()
+        for s in stages:  # its own stage sees the damage and computes the file again
+            assert s.main(args) == 0, victim
+        assert "changed since it was made" in capsys.readouterr().err, victim
+        now = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.suffix in (
+            ".npz", ".safetensors", ".mp4")}
+        assert now == files, victim
+    # --force recomputes the inversion instead of reusing a file whose header still matches
+    _flip(out / victims[3])
+    assert invert.main([*args, "--force"]) == 0
+    assert (out / victims[3]).read_bytes() == files[Path(victims[3])]
