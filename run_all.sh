@@ -64,17 +64,30 @@ STEPS=(depth warp caption "chain invert infer")
 [ $EVALUATE -eq 1 ] && STEPS+=(evaluate)
 for step in "${STEPS[@]}"; do
   read -r -a cmd <<< "$step"
-  last=${cmd[${#cmd[@]}-1]}
   start=$EPOCHREALTIME
   "$PY" -m inverse_dvs.launch "${cmd[@]}" --config "$CONFIG" "${ARGS[@]}"
   rc=$?
   NAMES+=("${step#chain }"); SECS+=("$start-$EPOCHREALTIME")
   [ $rc -eq 130 ] && exit 130  # interrupted: finished items are kept
   if [ $rc -ne 0 ]; then
-    # items failed: go on with the healthy ones, unless the stage could not run at all (no record of this run)
-    if ! "$PY" -m inverse_dvs.summary --config "$CONFIG" "${ARGS[@]}" --ran "$last" >/dev/null 2>&1; then
-      echo "run_all.sh: stage '$last' could not run (exit code $rc; see above). Fix it and rerun; finished items" \
-           "are kept and skipped." >&2
+    # items failed: go on with the healthy ones, unless a stage of this step could not run or finish at all (no
+    # record of this run): name the first such stage (`chain invert infer` runs two)
+    stopped=""
+    for stage in "${cmd[@]}"; do
+      [ "$stage" = chain ] && continue
+      if ! "$PY" -m inverse_dvs.summary --config "$CONFIG" "${ARGS[@]}" --ran "$stage" >/dev/null 2>&1; then
+        stopped=$stage; break
+      fi
+    done
+    if [ -n "$stopped" ]; then
+      if [ $rc -gt 128 ]; then
+        echo "run_all.sh: stage '$stopped' was killed (signal $((rc - 128))) before it finished. Nothing is wrong" \
+             "with the input: rerun to resume; finished items are kept and skipped (if the system killed it for" \
+             "lack of memory, see README → Speed and memory)." >&2
+      else
+        echo "run_all.sh: stage '$stopped' could not run (exit code $rc; see above). Fix it and rerun; finished" \
+             "items are kept and skipped." >&2
+      fi
       exit $rc
     fi
     if [ $rc -eq 2 ] && [ $worst -ne 1 ]; then worst=2; else worst=1; fi

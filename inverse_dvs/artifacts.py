@@ -69,6 +69,30 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+def check_writable(folder: str | Path, key: str) -> None:
+    """UserError naming the config `key` unless `folder` takes a new file, or can be created (checked on its nearest
+    existing parent, so nothing is made here)."""
+    folder = Path(folder).absolute()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    problem = None
+    if not existing.is_dir():
+        problem = f"'{existing}' is a file, not a folder"
+    elif existing == folder:
+        probe = folder / f".write-test-{host_name()}-{os.getpid()}"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            problem = f"it cannot be written to ({exc.strerror or exc})"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"it cannot be created: '{existing}' is not writable"
+    if problem:
+        raise UserError(f"config key '{key}' is '{folder}': {problem}. Point it at a folder you can write, e.g. "
+                        f"--set {key}=outputs.")
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")

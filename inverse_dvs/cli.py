@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
+from .artifacts import check_writable
 from .config import Config, load_config
 from .errors import EXIT_USER_ERROR, UserError
 
@@ -70,6 +71,7 @@ def run_stage(stage: str, description: str, body: Callable[[Config, argparse.Nam
     t0 = time.perf_counter()
     try:
         cfg = load_config(args.config, args.overrides)
+        check_writable(cfg.work_dir, "run.work_dir")
         rc = body(cfg, args)
     except UserError as exc:
         log.error("%s: %s", stage, exc)

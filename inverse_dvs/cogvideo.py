@@ -302,16 +302,13 @@ class StageModel:
 
 
 def check_size(pipe, num_frames: int, height: int, width: int) -> None:
-    """The I2V transformer has learned positional embeddings: it only runs at its configured size."""
-    cfg = pipe.transformer.config
-    sh, sw = cfg.sample_height * pipe.vae_scale_factor_spatial, cfg.sample_width * pipe.vae_scale_factor_spatial
-    if (height, width) != (sh, sw) or num_frames != cfg.sample_frames:
-        raise UserError(
-            f"the model's transformer only runs at {cfg.sample_frames} frames of {sh}×{sw} (learned positional "
-            f"embeddings; the real CogVideoX-5B-I2V is 49×480×720), but camera.num_frames/height/width are "
-            f"{num_frames}/{height}/{width}. Set camera.num_frames: {cfg.sample_frames}, camera.height: {sh}, "
-            f"camera.width: {sw} (the shared resize policy camera.resize crops or pads the video to it) and rerun "
-            "from the depth stage.")
+    """UserError unless the loaded model runs at this size (`weights.size_problem`)."""
+    from .weights import size_problem
+
+    problem = size_problem(pipe.transformer.config, pipe.vae_scale_factor_spatial, pipe.vae_scale_factor_temporal,
+                           num_frames, height, width)
+    if problem:
+        raise UserError(problem)
 
 
 def execution_device(pipe) -> torch.device:
@@ -417,8 +414,8 @@ def encode_texts(pipe, texts: list[str], log: logging.Logger | None = None) -> l
             ids = pipe.tokenizer(text, add_special_tokens=True).input_ids
             if log is not None and len(ids) > max_len:
                 dropped = pipe.tokenizer.decode(ids[max_len - 1:-1], skip_special_tokens=True)
-                log.warning("a prompt is %d tokens long; the text encoder reads %d, so this end is ignored: %r",
-                            len(ids), max_len, dropped[:200])
+                log.warning("the prompt %r is %d tokens long; the text encoder reads %d, so this end is ignored: %r",
+                            text[:40] + ("…" if len(text) > 40 else ""), len(ids), max_len, dropped[:200])
         with torch.inference_mode(), _visiting(pipe.text_encoder, dev):
             return [pipe.encode_prompt(text, do_classifier_free_guidance=False, max_sequence_length=max_len,
                                        device=dev)[0].clone() for text in texts]

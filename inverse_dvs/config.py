@@ -30,7 +30,45 @@ METHODS = ("paper", "reference")
 _HERE = Path(__file__).resolve().parents[1]
 PROJECT_ROOT = _HERE if (_HERE / "run_all.sh").is_file() else Path.cwd()
 PRESETS = ("orbit_left", "orbit_right", "arc_up", "arc_down", "dolly_in", "dolly_out")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NAME_RE = re.compile(r"^[^\W_][\w.-]*$")  # letters (any script), digits, '_', '.', '-': it becomes a folder name
+MAX_SIDE = 4096  # camera.height/width: beyond any video model's size
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a 64-bit integer
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as a config wants it: a key given twice in one mapping is an error (plain YAML keeps the second mapping
+    silently), and `1e30` is a number (YAML 1.1 needs a dot: `1.0e30`; YAML 1.2 does not)."""
+
+    def construct_mapping(self, node, deep=False):
+        lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in lines:
+                raise _DuplicateKey(key, lines[key], line)
+            lines[key] = line
+        return super().construct_mapping(node, deep)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, first: int, second: int):
+        super().__init__(key, first, second)
+        self.key, self.first, self.second = key, first, second
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                              re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def _yaml(text: str, where: str) -> Any:
+    """Parse config YAML (`_Loader`); ConfigError naming `where` on a syntax error or a repeated key."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{where}: key '{exc.key}' is given twice in one section (lines {exc.first} and "
+                          f"{exc.second}); YAML would silently keep only the second. Merge them into one.") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where} is not valid YAML: {exc}") from None
 
 
 def _check(cond: bool, key: str, value: Any, allowed: str) -> None:
@@ -48,6 +86,14 @@ def _choice(*options: str):
 
 def _positive(key: str, v: Any) -> None:
     _check(v > 0, key, v, "a number > 0")
+
+
+def _seed(key: str, v: Any) -> None:
+    _check(0 <= v <= MAX_SEED, key, v, "an integer in [0, 2^63 − 1] (a 64-bit generator seed)")
+
+
+def _side(key: str, v: Any) -> None:
+    _check(0 < v <= MAX_SIDE and v % 16 == 0, key, v, f"a positive multiple of 16 up to {MAX_SIDE}")
 
 
 def _non_negative(key: str, v: Any) -> None:
@@ -81,14 +127,15 @@ def _opt(**kw) -> Any:
 
 @dataclass(frozen=True)
 class RunConfig:
-    work_dir: str = _opt(default="outputs", doc="root of all artifacts (relative to the current directory; "
-                                                "`run_all.sh` runs from the project root)")
+    work_dir: str = _opt(default="outputs", check=lambda k, v: _check(
+        v.strip() != "", k, v, "a folder name or path; an empty value would write into the current folder"),
+        doc="root of all artifacts (relative to the current directory; `run_all.sh` runs from the project root)")
     device: str = _opt(default="auto", check=lambda k, v: _check(
         re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", v) is not None, k, v, "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
         doc="`auto` (this process's GPU, else CPU), `cpu`, `cuda`, `cuda:N`")
     dtype: str = _opt(default="bf16", check=_choice("bf16", "fp16", "fp32"),
                       doc="model precision on GPU (CPU always computes in fp32)")
-    seed: int = _opt(default=42, check=_non_negative, doc="default seed (SLM draws, VAE posterior samples)")
+    seed: int = _opt(default=42, check=_seed, doc="default seed (SLM draws, VAE posterior samples)")
     gpus: list[int] | str | None = _opt(default=None, check=lambda k, v: _check(
         v == "all" or (isinstance(v, list) and v and all(i >= 0 for i in v)), k, v,
         "null, 'all' or a non-empty list of GPU indices like [0, 1]"),
@@ -167,11 +214,8 @@ class DepthConfig:
 @dataclass(frozen=True)
 class CameraConfig:
     num_frames: int = _opt(default=49, check=_positive, doc="frames per video (CogVideoX-5B-I2V: 49)")
-    height: int = _opt(default=480, check=lambda k, v: _check(v > 0 and v % 16 == 0, k, v,
-                                                                "a positive multiple of 16"),
-                       doc="model height (CogVideoX-5B-I2V only runs at 480×720)")
-    width: int = _opt(default=720, check=lambda k, v: _check(v > 0 and v % 16 == 0, k, v,
-                                                              "a positive multiple of 16"), doc="model width")
+    height: int = _opt(default=480, check=_side, doc="model height (CogVideoX-5B-I2V only runs at 480×720)")
+    width: int = _opt(default=720, check=_side, doc="model width")
     start: int = _opt(default=0, check=_non_negative, doc="first source frame")
     stride: int = _opt(default=1, check=_positive, doc="take every stride-th frame")
     pad_short: bool = _opt(default=False, doc="repeat the last frame of videos too short for num_frames (warned)")
@@ -314,7 +358,7 @@ class InferenceConfig:
     adaptive_order: list[float | None] = _opt(default=[3.0], check=_each(_positive),
                                               doc="adaptive order δ ≤ k, null = plain ε⁽ᵏ⁾; `adaptive` only (sweep "
                                                   "list)")
-    seeds: list[int] = _opt(default=[], check=lambda k, v: [_non_negative(f"{k}[{i}]", s) for i, s in enumerate(v)],
+    seeds: list[int] = _opt(default=[], check=lambda k, v: [_seed(f"{k}[{i}]", s) for i, s in enumerate(v)],
                             doc="seeds (sweep list; empty: run.seed)")
     adain: str = _opt(default="frame_channel", check=_choice("frame_channel", "global"),
                       doc="AdaIN statistics per (latent frame, channel) or `global`")
@@ -499,6 +543,12 @@ def _glob(pattern: str, base: Path) -> list[str]:
     return []
 
 
+def name_from_stem(stem: str) -> str:
+    """A folder-safe video name from a file stem the user did not choose as a name: letters of any script, digits,
+    '.', '-' kept; everything else (spaces, punctuation) becomes '_' (`my clip ü 日本` → `my_clip_ü_日本`)."""
+    return re.sub(r"[^\w.-]+", "_", stem).strip("_.-") or "video"  # stripped: it starts with a letter or digit
+
+
 def _build_videos(data: Any, base: Path) -> tuple[VideoSpec, ...]:
     if not isinstance(data, list) or not data:
         raise ConfigError(f"config key 'videos' has value {data!r}; allowed: a non-empty list of "
@@ -519,14 +569,16 @@ def _build_videos(data: Any, base: Path) -> tuple[VideoSpec, ...]:
         else:
             items = [v]
         for v in items:
-            name = v.name or Path(v.path).stem
-            _check(_NAME_RE.match(name) is not None, f"videos[{i}].name", name,
-                   "letters, digits, '_', '-', '.' (it becomes a folder name)")
-            videos.append(dataclasses.replace(v, name=name))
+            if v.name:
+                _check(_NAME_RE.match(v.name) is not None, f"videos[{i}].name", v.name,
+                       "letters (any script), digits, '_', '-', '.', starting with a letter or digit (it becomes a "
+                       "folder name)")
+            videos.append(dataclasses.replace(v, name=v.name or name_from_stem(Path(v.path).stem)))
     names = [v.name for v in videos]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
-        raise ConfigError(f"config key 'videos' names {sorted(dup)} more than once; give each video a unique 'name'.")
+        raise ConfigError(f"config key 'videos' names {sorted(dup)} more than once (names come from the file stems "
+                          "where no 'name' is given); give each video a unique 'name'.")
     return tuple(videos)
 
 
@@ -574,10 +626,7 @@ def _set_dotted(data: dict, assignment: str) -> None:
     parts = path.strip().split(".")
     if parts[0] not in _TOP_KEYS:
         raise _unknown(parts[0], _TOP_KEYS)
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {assignment!r}: the value is not valid YAML ({exc}).") from None
+    value = _yaml(raw, f"--set {assignment!r}: the value") if raw.strip() else ""
     node = data
     for p in parts[:-1]:
         if not isinstance(node.get(p), dict):
@@ -591,12 +640,16 @@ def load_config(path: str | Path = "config.yml", overrides: typing.Sequence[str]
     key. Missing input files are not errors here: they fail their own items (and preflight lists them up front)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file '{path}' does not exist. Pass --config PATH (default: config.yml in the "
-                          "current directory), e.g. `--config configs/tiny.yml`.")
+        what = "is a folder, not a file" if path.is_dir() else f"does not exist (looked in {path.absolute().parent})"
+        raise ConfigError(f"config file '{path}' {what}. `bash run_all.sh CONFIG` looks for CONFIG in the folder it "
+                          "is called from, then in the project folder; `python -m inverse_dvs.STAGE --config PATH` "
+                          "reads PATH from the current folder. The project's own configs: config.yml and "
+                          "configs/*.yml, e.g. `bash run_all.sh configs/tiny.yml`.")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file '{path}' is not valid YAML: {exc}") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file '{path}' is not UTF-8 text; save it as UTF-8.") from None
+    data = _yaml(text, f"config file '{path}'") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file '{path}' must be a mapping of sections, got {type(data).__name__}.")
     for o in overrides:

@@ -23,7 +23,7 @@ from .artifacts import atomic_path, read_meta, upstream, write_json
 from .cli import get_logger, run_stage
 from .config import Config, TrajectorySpec, VideoSpec, section_dict, select
 from .errors import UserError
-from .layout import render_file, result_dir, run_dir
+from .layout import eval_dir, render_file, result_dir, run_dir
 from .metrics import clip_frame, clip_text, clip_view, psnr_per_frame, ssim_per_frame
 from .records import infer_depends, output_fps, render_chain, run_prefix, sweep, video_prompt
 from .video_io import FrameSelection, read_clip, read_frames
@@ -40,8 +40,10 @@ PAPER = {"reconstruction": {"psnr_input": 29.56, "ssim_input": 0.910, "lpips_inp
          "clip": {"clip_t": 35.37, "clip_f": 98.54, "clip_v": 92.04}}
 
 
-def eval_dir(work_dir: Path) -> Path:
-    return Path(work_dir) / "eval"
+def matching_torchvision(torch_version: str) -> str:
+    """The pip requirement of the torchvision release built for a torch version (torch 2.x ↔ torchvision 0.(x+15))."""
+    major, minor = (int(x) for x in torch_version.split("+")[0].split(".")[:2])
+    return f"torchvision=={major - 2}.{minor + 15}.*" if major == 2 else "torchvision"
 
 
 def lpips_available(cfg: Config) -> str | None:
@@ -51,7 +53,14 @@ def lpips_available(cfg: Config) -> str | None:
     try:
         import torchvision  # noqa: F401
     except ImportError:
-        return "torchvision is not installed (torchmetrics' LPIPS needs it)"
+        import torch
+
+        cpu = "+cpu" in torch.__version__ or not torch.cuda.is_available()
+        index = " --index-url https://download.pytorch.org/whl/cpu" if cpu else ""
+        return (f"torchvision is not installed (torchmetrics' LPIPS needs it). Install the release that matches torch "
+                f"{torch.__version__}: `.venv/bin/python -m pip install '{matching_torchvision(torch.__version__)}'"
+                f"{index}`" + (" (the CPU build: PyPI's wheels are CUDA builds, which break the CPU torch)" if cpu
+                               else " (bash setup_env.sh does this on machines with an NVIDIA GPU)"))
     if not alexnet_weights().is_file():
         return f"the AlexNet weights are not on disk ({alexnet_weights()}); `python -m inverse_dvs.weights download`"
     return None

@@ -182,6 +182,10 @@ def read_pose_json(path: str | Path, num_frames: int) -> np.ndarray:
     bare list or an object with key `camera_to_world`.
     """
     path = Path(path)
+    if not path.is_file():
+        raise UserError(f"pose file '{path}' {'is a folder' if path.is_dir() else 'does not exist'}; fix the "
+                        "trajectory's 'poses' entry (relative paths are looked up in the config's folder, then the "
+                        "project root).")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError) as exc:

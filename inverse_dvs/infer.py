@@ -166,8 +166,8 @@ def generate(model, cfg: Config, pt: SweepPoint, prompt: str, inv: dict[str, tor
     t1 = time.perf_counter()
     if not bool(torch.isfinite(latents).all()):
         raise UserError(f"sampling produced NaN or inf latents (steps {pt.steps}, strength {pt.strength}, guidance "
-                        f"{pt.guidance_scale}); nothing was written. With run.dtype: fp16 this is an overflow: use bf16 "
-                        "or fp32.")
+                        f"{pt.guidance_scale}); nothing was written. With run.dtype: fp16 this is an overflow: use "
+                        "bf16 or fp32.")
     frames = decode(p, latents)
     return Output(frames, sched.t_start, a_bar, len(sched.timesteps), model.stats.nfe - nfe0, round(t1 - t0, 2),
                   round(time.perf_counter() - t1, 2))

@@ -32,6 +32,11 @@ def run_dir(work_dir: Path, trajectory: str, video: str, run_tag: str) -> Path:
     return result_dir(work_dir, trajectory, video) / run_tag
 
 
+def eval_dir(work_dir: Path) -> Path:
+    """The evaluation's tables, report and plots, and its per-output records under `runs/`."""
+    return Path(work_dir) / "eval"
+
+
 def caption_dir(work_dir: Path, video: str, trajectory: str | None = None) -> Path:
     """Caption of a video's source (`caption.source: source`) or of one render (`render`: per trajectory)."""
     base = Path(work_dir) / "prompts" / video

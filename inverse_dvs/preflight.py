@@ -16,7 +16,7 @@ from .errors import EXIT_USER_ERROR, UserError
 from .geometry import read_pose_json, trajectory_keyframes
 from .records import depth_source
 from .video_io import FrameSelection, frame_indices, probe_video
-from .weights import missing_models, needed_models
+from .weights import missing_models, model_size_problem, needed_models
 
 STAGE = "preflight"
 
@@ -50,10 +50,17 @@ def _body(cfg: Config, args) -> int:
     problems: dict[str, str] = {}
     for v in videos:
         try:
-            if not check_video(cfg, v) and cfg.caption.source == "off":
+            if check_video(cfg, v):
+                continue
+            if v.prompt_file:
+                log.warning("prompt file '%s' of video '%s' is empty, so it gives no prompt.", v.prompt_file, v.name)
+            if cfg.caption.source == "off":
                 log.warning("video '%s' has no prompt and caption.source is off: the model then runs unconditioned. "
                             "Write prompts/%s.txt (in the config's folder), set its 'prompt' in the config, or let the "
                             "caption stage write one (caption.source: source).", v.name, v.name)
+            else:
+                log.info("video '%s' has no prompt: the caption stage writes one from its %s (%s).", v.name,
+                         "source frames" if cfg.caption.source == "source" else "renders", cfg.caption.model)
         except UserError as exc:
             problems[f"video={v.name}"] = str(exc)
     for t in trajectories:
@@ -65,6 +72,11 @@ def _body(cfg: Config, args) -> int:
         log.error("preflight %s: %s", label, reason)
     items = [(t.name, v.name) for t in trajectories for v in videos]
     healthy = [(t, v) for t, v in items if f"video={v}" not in problems and f"trajectory={t}" not in problems]
+    c = cfg.camera
+    size = model_size_problem(cfg.inversion.model, c.num_frames, c.height, c.width)
+    if size:  # decided by the config and the model's own config: nothing can run
+        log.error("preflight: %s Nothing was run.", size)
+        return EXIT_USER_ERROR
     missing = missing_models(needed_models(cfg))
     if missing:
         log.error("preflight: the weights of %s are not on this machine, and stages never download on their own. Fetch "

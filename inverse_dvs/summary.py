@@ -16,7 +16,7 @@ from collections import defaultdict
 from .artifacts import read_meta
 from .config import load_config
 from .errors import EXIT_USER_ERROR, UserError
-from .layout import depth_dir, inversion_dir, result_dir, run_dir
+from .layout import depth_dir, eval_dir, inversion_dir, result_dir
 from .workqueue import covers, item_key
 
 ORDER = ("preflight", "depth", "warp", "caption", "invert", "infer", "evaluate")
@@ -36,6 +36,45 @@ def failures(summary: dict) -> list[tuple[str, str, str]]:
             seen.append(key)
             out.append((stage, it["item"], it.get("reason", "")))
     return out
+
+
+def compute_seconds(cfg) -> dict[tuple[str, str], float]:
+    """Seconds each stage's items took when they were computed, summed per (stage, trajectory) from their records
+    ('-' for per-video stages)."""
+    from .records import caption_folder
+
+    per: dict[tuple[str, str], float] = defaultdict(float)
+
+    def add(stage: str, traj: str, folder) -> None:
+        meta = read_meta(folder)
+        if meta and meta.get("stage") == stage:
+            per[(stage, traj)] += meta.get("seconds", 0.0)
+
+    for v in cfg.videos:
+        add("depth", "-", depth_dir(cfg.work_dir, v.name))
+        captions = {caption_folder(cfg, v, t): t.name for t in cfg.trajectories}
+        for folder, traj in captions.items():
+            add("caption", traj if cfg.caption.source == "render" else "-", folder)
+        for t in cfg.trajectories:
+            rdir = result_dir(cfg.work_dir, t.name, v.name)
+            add("warp", t.name, rdir)
+            add("invert", t.name, inversion_dir(cfg.work_dir, t.name, v.name))
+            for root, stage in ((rdir, "infer"), (eval_dir(cfg.work_dir) / "runs" / t.name / v.name, "evaluate")):
+                for sub in sorted(x for x in root.iterdir() if x.is_dir()) if root.is_dir() else []:
+                    add(stage, t.name, sub)
+    return per
+
+
+def item_counts(summary: dict, run_id: str) -> dict[tuple[str, str], dict[str, int]]:
+    """How many items of each (stage, trajectory) this run did, skipped, found busy or failed."""
+    counts: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for stage in ORDER:
+        section = summary.get(stage) or {}
+        if stage == "preflight" or not run_id or section.get("run_id") != run_id:
+            continue
+        for it in section.get("items", []):
+            counts[(stage, item_key(it["item"])[1] or "-")][it.get("status", "?")] += 1
+    return counts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,26 +106,18 @@ def main(argv: list[str] | None = None) -> int:
     out = sys.stdout
     stages = [s for s in a.stages.split(",") if s]
     spans = [s.split("-") for s in a.spans.split(",") if s]
-    out.write("\n== inverse-dvs run summary ==\nstage     wall s\n")
+    width = max([9, *(len(name) for name in stages)])
+    out.write(f"\n== inverse-dvs run summary ==\n{'stage':<{width}} {'wall s':>8}\n")
     for name, (t0, t1) in zip(stages, spans, strict=False):
-        out.write(f"{name:<9} {float(t1) - float(t0):7.1f}\n")
-    per = defaultdict(float)
-    for v in cfg.videos:
-        per[("depth", "-")] += (read_meta(depth_dir(cfg.work_dir, v.name)) or {}).get("seconds", 0.0)
-        for t in cfg.trajectories:
-            rdir = result_dir(cfg.work_dir, t.name, v.name)
-            per[("warp", t.name)] += (read_meta(rdir) or {}).get("seconds", 0.0)
-            inv_meta = read_meta(inversion_dir(cfg.work_dir, t.name, v.name)) or {}
-            per[("invert", t.name)] += inv_meta.get("seconds", 0.0)
-            if rdir.is_dir():
-                for sub in sorted(x for x in rdir.iterdir() if x.is_dir()):
-                    m = read_meta(sub)
-                    if m and m.get("stage") == "infer":
-                        per[("infer", t.name)] += m.get("seconds", 0.0)
-    out.write("\ncompute seconds per stage and trajectory (as recorded when each item was computed)\n")
-    out.write(f"{'stage':<9} {'trajectory':<20} {'seconds':>8}\n")
-    for (stage, traj), secs in per.items():
-        out.write(f"{stage:<9} {traj:<20} {secs:8.1f}\n")
+        out.write(f"{name:<{width}} {float(t1) - float(t0):8.1f}\n")
+    per = compute_seconds(cfg)
+    counts = item_counts(summary, os.environ.get("INVERSE_DVS_RUN_ID", ""))
+    out.write("\ncompute seconds per stage and trajectory (as recorded when each item was computed, in this run or an "
+              "earlier one), and this run's items\n")
+    out.write(f"{'stage':<9} {'trajectory':<20} {'seconds':>8}  items\n")
+    for key in sorted(set(per) | set(counts), key=lambda k: (ORDER.index(k[0]), k[1])):
+        tally = ", ".join(f"{n} {status}" for status, n in sorted(counts.get(key, {}).items()))
+        out.write(f"{key[0]:<9} {key[1]:<20} {per.get(key, 0.0):8.1f}  {tally or '-'}\n")
     busy = [(s, it["item"]) for s in ORDER for it in (summary.get(s) or {}).get("items", [])
             if it.get("status") == "busy"]
     if busy:
@@ -100,11 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     out.write("\nresults:\n")
     for t in cfg.trajectories:
         for v in cfg.videos:
-            rdir = result_dir(cfg.work_dir, t.name, v.name)
+            rdir = result_dir(cfg.work_dir, t.name, v.name).absolute()
             runs = sorted(x.name for x in rdir.iterdir() if (x / "output.mp4").is_file()) if rdir.is_dir() else []
             if runs:
-                example = run_dir(cfg.work_dir, t.name, v.name, runs[0]) / "comparison.mp4"
-                out.write(f"  {rdir}/  ({len(runs)} run(s); e.g. {example})\n")
+                out.write(f"  {rdir}/  ({len(runs)} run(s); e.g. {runs[0]}/comparison.mp4)\n")
     return 0
 
 

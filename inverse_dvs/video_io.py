@@ -11,6 +11,7 @@ Frames are decoded directly at the scaled size, so a 4K video never sits in memo
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 from dataclasses import dataclass
@@ -221,10 +222,32 @@ def _quiet_stderr():
         os.close(devnull)
 
 
+def _not_a_file(path: Path) -> str:
+    """What a path that is no readable file is: a folder, a broken or looping link, or nothing."""
+    if path.is_dir():
+        return "is a folder, not a video file (to take every video in it, use a pattern like 'folder/*.mp4')"
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except (RuntimeError, OSError) as exc:  # a loop: RuntimeError up to Python 3.12, OSError ELOOP after
+            if isinstance(exc, RuntimeError) or exc.errno == errno.ELOOP:
+                return "is a symbolic link that loops back on itself"
+            return f"is a symbolic link to '{os.readlink(path)}', which does not exist"
+        return "is a link to something that is not a file"
+    return "does not exist"
+
+
 class VideoInfo(NamedTuple):
     frames: int
     fps: float
     size: tuple[int, int]  # (height, width)
+    intervals: tuple[float, float] = (0.0, 0.0)  # shortest and longest time between frames, seconds
+
+    @property
+    def variable_rate(self) -> bool:
+        """Frame intervals that differ by more than timestamp rounding (1–2 ms): a variable-frame-rate video."""
+        lo, hi = self.intervals
+        return hi - lo > 0.002 and hi > 1.05 * lo
 
 
 def probe_video(path: str | Path) -> VideoInfo:
@@ -234,8 +257,8 @@ def probe_video(path: str | Path) -> VideoInfo:
 
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"video '{path}' does not exist; fix its 'videos' entry (relative paths are looked up in the "
-                        "config's folder, then the project root).")
+        raise UserError(f"video '{path}' {_not_a_file(path)}; fix its 'videos' entry (relative paths are looked up "
+                        "in the config's folder, then the project root).")
     if path.stat().st_size == 0 or _container(path) is None:
         raise _unreadable(path)
     try:
@@ -244,12 +267,13 @@ def probe_video(path: str | Path) -> VideoInfo:
             n = len(probe)
             src_hw = tuple(probe[0].shape[:2]) if n > 0 else (0, 0)
             fps = float(probe.get_avg_fps()) or 30.0
+            gaps = np.diff(probe.get_frame_timestamp(range(n))[:, 0]) if n > 2 else np.zeros(1)
             del probe
     except Exception:  # decord raises bare DECORDError/RuntimeError for corrupt files: say why in one line
         raise _unreadable(path) from None
     if n == 0 or min(src_hw) == 0:
         raise _unreadable(path)
-    return VideoInfo(n, fps, src_hw)
+    return VideoInfo(n, fps, src_hw, (float(gaps.min()), float(gaps.max())))
 
 
 def read_clip(path: str | Path, sel: FrameSelection, size_hw: tuple[int, int], policy: str, log=None) -> Clip:
@@ -258,10 +282,16 @@ def read_clip(path: str | Path, sel: FrameSelection, size_hw: tuple[int, int], p
     import decord
 
     path = Path(path)
-    n, fps, src_hw = probe_video(path)
+    info = probe_video(path)
+    n, fps, src_hw = info.frames, info.fps, info.size
     idx = frame_indices(n, sel, path)
     if log is not None:
         _notes(path, src_hw, size_hw, policy, sel, n, log)
+        if info.variable_rate:
+            log.info("video '%s' has a variable frame rate (%.0f to %.0f ms between frames): frames are taken by index "
+                     "(camera.start/stride) and the outputs play at its average %.2f fps, so their timing follows the "
+                     "frame count, not the source's clock.", path, 1000 * info.intervals[0], 1000 * info.intervals[1],
+                     fps)
     sh, sw = scaled_size(src_hw, size_hw, policy)
     try:
         with _quiet_stderr():

@@ -10,6 +10,7 @@ and side view of the camera path over the first frame's points).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -68,8 +69,6 @@ def warp_video(frames: np.ndarray, depth: np.ndarray, K: np.ndarray, source_to_t
     On CPU the batches run in parallel, one per thread of torch's intra-op pool, each on a single intra-op thread:
     much of a warp is ops that run on one core anyway (cumulative sums, sorts, scatters, compaction), so this
     uses the cores better than splitting every op (2 cores: 1.1–1.3× for the z-buffer, ~1.8× for the soft splat)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     import torch
     from tqdm import tqdm
 
@@ -161,12 +160,19 @@ def _warp_item(cfg: Config, device, quiet: bool, folder: Path, *, video: VideoSp
     check_visible(frac, cfg.warp.min_visible_warn, f"trajectory '{traj.name}', video '{video.name}'", get_logger())
     # the input as the model sees it
     source = clip.frames if hw == model_hw else read_clip(video.path, sel, model_hw, c.resize).frames
-    write_video(folder / "input.mp4", source, clip.fps)
-    save_npz(folder / "render.npz", frames=render)
-    write_video(folder / "render.mp4", render, clip.fps)
-    write_video(folder / "mask.mp4", np.round(visibility * 255).astype(np.uint8), clip.fps)
-    save_npz(folder / "masks.npz", visible=visibility >= 0.5, visibility=visibility, visible_warp=visible)
     c2w = invert_rigid(s2t)
+    # Written side by side: the encoders are ffmpeg processes and zlib releases the GIL, so the three videos, two
+    # archives and the plot overlap instead of adding up.
+    with ThreadPoolExecutor(6) as pool:
+        jobs = [pool.submit(save_npz, folder / "render.npz", frames=render),
+                pool.submit(write_video, folder / "input.mp4", source, clip.fps),
+                pool.submit(write_video, folder / "render.mp4", render, clip.fps),
+                pool.submit(write_video, folder / "mask.mp4", np.round(visibility * 255).astype(np.uint8), clip.fps),
+                pool.submit(save_npz, folder / "masks.npz", visible=visibility >= 0.5, visibility=visibility,
+                            visible_warp=visible),
+                pool.submit(plot_trajectory, folder / "trajectory.png", clip.frames[0], depth[0], K, c2w, radius)]
+        for job in jobs:
+            job.result()
     write_json(folder / "cameras.json", {
         "K": K.tolist(), "width": hw[1], "height": hw[0], "model_width": c.width, "model_height": c.height,
         "scene_radius": radius,
@@ -174,7 +180,6 @@ def _warp_item(cfg: Config, device, quiet: bool, folder: Path, *, video: VideoSp
                       "frame to the target camera frame; camera_to_world is its inverse with the world = the "
                       "source camera frame of the same index; K is for width × height (the warp size)",
         "source_to_target": s2t.tolist(), "camera_to_world": c2w.tolist()})
-    plot_trajectory(folder / "trajectory.png", clip.frames[0], depth[0], K, c2w, radius)
     return (["input.mp4", "render.npz", "render.mp4", "mask.mp4", "masks.npz", "cameras.json", "trajectory.png"],
             {"fps": clip.fps, "scene_radius": radius, "visible_fraction": [round(float(f), 5) for f in frac]})
 

@@ -9,6 +9,7 @@ on; at the end each process writes `{work_dir}/logs/{stage}.rank{R}.json`, and t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -150,6 +151,9 @@ class StageRunner:
             self._failed(label, t0, f"{type(exc).__name__}: {exc}", False)
         finally:
             lock.release()
+            with contextlib.suppress(OSError):  # an item stopped before writing anything leaves no empty folder
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
 
     def fail(self, label: str, exc: UserError) -> None:
         """Record an item of this process as failed before it could start (e.g. its prompt is not available)."""

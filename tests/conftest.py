@@ -44,6 +44,16 @@ def write_config(path: Path, text: str) -> Path:
     return path
 
 
+def with_sections(base: str, extra: str) -> str:
+    """A test config: `base` with each top-level section that `extra` also gives replaced by the one in `extra`
+    (a config may name a section once: the loader refuses repeated keys)."""
+    import yaml
+
+    data = yaml.safe_load(base) or {}
+    data.update(yaml.safe_load(extra) or {})
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

@@ -10,6 +10,8 @@ class Log:
     def info(self, *a):
         pass
 
+    warning = info
+
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "x.npz"
@@ -35,7 +37,11 @@ def test_run_item_skips_and_recomputes(tmp_path):
     assert A.run_item(tmp_path, "s", {"k": 2}, {"in": "h2"}, False, "i", compute, Log()) == "done"
     (tmp_path / "a.npz").unlink()  # a missing output is never "done"
     assert A.run_item(tmp_path, "s", {"k": 2}, {"in": "h2"}, False, "i", compute, Log()) == "done"
-    assert len(calls) == 4
+    A.save_npz(tmp_path / "a.npz", x=np.arange(4))  # nor one replaced since: its sha256 is not the recorded one
+    assert A.stale_reason(tmp_path, "s", {"k": 2}, {"in": "h2"}) == "a.npz changed since it was made (damaged or " \
+        "replaced)"
+    assert A.run_item(tmp_path, "s", {"k": 2}, {"in": "h2"}, False, "i", compute, Log()) == "done"
+    assert len(calls) == 5
     meta = json.loads((tmp_path / "meta.json").read_text())
     assert meta["stage"] == "s" and meta["outputs"] == ["a.npz"] and "created" in meta
 
@@ -46,4 +52,4 @@ def test_interrupted_compute_is_not_done(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         A.run_item(tmp_path, "s", {}, {}, False, "i", crash, Log())
-    assert not A.is_up_to_date(tmp_path, "s", {}, {})
+    assert A.stale_reason(tmp_path, "s", {}, {}) == "not computed yet"

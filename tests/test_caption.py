@@ -7,11 +7,12 @@ from pathlib import Path
 
 from inverse_dvs import caption, depth, evaluate, infer, invert, preflight, warp
 from inverse_dvs.captions import even_frames, shorten_caption
+from tests.conftest import with_sections
 
 
 def _config(tmp_path: Path, ckpt: Path, video: Path, videos: str | None = None, extra: str = "") -> str:
     cfg = tmp_path / "c.yml"
-    cfg.write_text(f"""
+    cfg.write_text(with_sections(f"""
 run: {{work_dir: {tmp_path / 'out'}, device: cpu, dtype: fp32}}
 videos: [{videos or f'{{path: {video}, name: auto}}'}]
 trajectories: {{left: {{preset: orbit_left, amount: 5}}}}
@@ -21,7 +22,7 @@ caption: {{model: {ckpt / 'tiny-smolvlm'}, num_frames: 3, max_new_tokens: 12}}
 inversion: {{model: {ckpt / 'tiny-cogvideox-i2v'}, steps: 2}}
 inference: {{steps: [3], strength: [0.7], guidance_scale: [5.0]}}
 eval: {{clip_model: {ckpt / 'tiny-clip'}, lpips: false}}
-{extra}""")
+""", extra))
     return str(cfg)
 
 

@@ -21,11 +21,12 @@ from inverse_dvs.cogvideo import (
 )
 from inverse_dvs.config import ModelConfig
 from inverse_dvs.ddim import ddim_sample, sampling_schedule
+from tests.conftest import with_sections
 
 
 def _config(tmp_path, ckpt, video, extra=""):
     cfg = tmp_path / "c.yml"
-    cfg.write_text(f"""
+    cfg.write_text(with_sections(f"""
 run: {{work_dir: {tmp_path / 'out'}, device: cpu, dtype: fp32}}
 videos: [{{path: {video}, name: demo, prompt: a ball}}]
 trajectories: {{left: {{preset: orbit_left, amount: 5}}}}
@@ -33,7 +34,7 @@ depth: {{backend: ground_truth}}
 camera: {{num_frames: 49, height: 96, width: 144}}
 inversion: {{model: {ckpt / 'tiny-cogvideox-i2v'}, steps: 2}}
 inference: {{steps: [4], strength: [0.75], guidance_scale: [5.0]}}
-{extra}""")
+""", extra))
     return str(cfg)
 
 
@@ -353,3 +354,21 @@ def test_lora_blocks_compile_and_match_eager(tiny_checkpoints):
     torch._dynamo.reset()
     compile_blocks(pipe, "inductor")  # generated kernels: equal to rounding
     torch.testing.assert_close(v_fn(x0, 500), eager, rtol=1e-4, atol=1e-4)
+
+
+def test_a_truncated_prompt_is_said_once_per_process(tmp_path, tiny_checkpoints, demo_video, capsys):
+    """invert and infer share one LazyPipeline in run_all.sh's process: its embedding cache encodes (and warns
+    about) each text once."""
+    import logging
+
+    from inverse_dvs.cli import setup_logging
+
+    setup_logging(False)
+    model = _model(_config(tmp_path, tiny_checkpoints, demo_video))
+    model.log = logging.getLogger("inverse_dvs")
+    long = "a dog and a cat and a man in the camera " * 3
+    capsys.readouterr()
+    first = model.embed([long, ""])  # invert
+    again = model.embed([long, "blurry"])  # infer, with its negative prompt
+    assert capsys.readouterr().err.count("tokens long") == 1
+    assert first[0] is again[0] and len(model.embeddings) == 3

@@ -16,10 +16,14 @@ trajectories:
 
 
 def make(tmp_path: Path, extra: str = "") -> Path:
+    """The base config plus `extra` (a `run:` section in `extra` replaces the base's, not repeats it)."""
     video = tmp_path / "v.mp4"
     video.write_bytes(b"x")
     p = tmp_path / "c.yml"
-    p.write_text(BASE.replace("VIDEO", str(video)) + extra)
+    base = BASE.replace("VIDEO", str(video))
+    if extra.lstrip().startswith("run:"):
+        base = base.replace("run: {work_dir: out}\n", "")
+    p.write_text(base + extra)
     return p
 
 
@@ -76,12 +80,12 @@ def test_reference_only_checks(tmp_path):
     ("camera: {num_framez: 3}", ["camera.num_framez", "num_frames"]),
     ("inference: {steps: [-5]}", ["inference.steps[0]", "-5"]),
     ("inference: {strength: [1.0]}", ["inference.strength[0]", "zero terminal SNR"]),
-    ("run: {dtype: fp8}", ["run.dtype", "fp8"]),
+    ("run: {work_dir: out, dtype: fp8}", ["run.dtype", "fp8"]),
     ("inference: {k_order: [2], adaptive_order: [3]}", ["adaptive_order", "k_order"]),
     ("slm: {occlusion_threshold: 1.5}", ["slm.occlusion_threshold", "[0, 1]"]),
     ("camera: {height: true}", ["camera.height", "integer"]),
     ("inference: {steps: [1], strength: [0.5]}", ["no sampling step", "t_start"]),
-    ("run: {gpus: [-1]}", ["run.gpus"]),
+    ("run: {work_dir: out, gpus: [-1]}", ["run.gpus"]),
     ("bogus: 1", ["bogus"]),
 ])
 def test_bad_values_name_the_key(tmp_path, extra, words):
@@ -160,3 +164,34 @@ def test_choice_lists_match_the_modules_that_dispatch_on_them():
              ((config.InversionConfig, "end"), ddim.INVERSION_ENDS)]
     for (section, key), modes in pairs:
         assert set(choices(section, key)) == set(modes), (section.__name__, key)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("camera: {num_frames: 49}\ncamera: {num_frames: 20}\n", ["'camera' is given twice", "lines"]),
+    ("inference: {seeds: [1180591620717411303424]}\n", ["inference.seeds[0]", "2^63"]),
+    ("run: {work_dir: ''}\n", ["run.work_dir", "empty"]),
+    ("camera: {height: 100000}\n", ["camera.height", "4096"]),
+    ("camera: {height: 1e30}\n", ["camera.height", "an integer"]),
+])
+def test_config_probes_fail_early_with_the_key(tmp_path, text, words):
+    p = tmp_path / "c.yml"
+    p.write_text(f"videos: [{{path: v.mp4}}]\ntrajectories: {{a: {{preset: orbit_left}}}}\n{text}")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    for w in words:
+        assert w in str(e.value), (text, w)
+
+
+def test_yaml_exponents_are_numbers_and_unicode_file_names_make_names(tmp_path):
+    video = tmp_path / "my clip ü 日本.mp4"
+    video.write_bytes(b"x")
+    p = tmp_path / "c.yml"
+    p.write_text(f"videos: [{{path: '{video}'}}]\ntrajectories: {{a: {{preset: orbit_left}}}}\n"
+                 "depth: {far: 1e3}\n", encoding="utf-8")
+    cfg = load_config(p, ["depth.near=2e-1"])
+    assert cfg.depth.far == 1000.0 and cfg.depth.near == 0.2  # YAML 1.1 would read these as strings
+    assert cfg.videos[0].name == "my_clip_ü_日本"  # derived from the stem; letters of any script kept
+    with pytest.raises(ConfigError, match="videos\\[0\\].name"):  # a name the user wrote is checked as written
+        load_config(p, [f"videos=[{{path: '{video}', name: 'my clip'}}]"])
+    with pytest.raises(ConfigError, match="'x' is given twice"):
+        load_config(p, ["camera={x: 1, x: 2}"])

@@ -16,13 +16,14 @@ import pytest
 
 from inverse_dvs import depth, infer, invert, warp
 from inverse_dvs.artifacts import host_name
+from tests.conftest import with_sections
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _config(tmp_path: Path, ckpt: Path, videos: str, extra: str = "") -> str:
     cfg = tmp_path / "c.yml"
-    cfg.write_text(f"""
+    cfg.write_text(with_sections(f"""
 run: {{work_dir: {tmp_path / 'out'}, device: cpu, dtype: fp32}}
 videos: [{videos}]
 trajectories: {{left: {{preset: orbit_left, amount: 5}}}}
@@ -31,7 +32,7 @@ camera: {{num_frames: 49, height: 96, width: 144}}
 caption: {{source: 'off'}}
 inversion: {{model: {ckpt / 'tiny-cogvideox-i2v'}, steps: 2}}
 inference: {{steps: [3], strength: [0.7], guidance_scale: [5.0]}}
-{extra}""")
+""", extra))
     return str(cfg)
 
 
@@ -112,6 +113,12 @@ def test_one_bad_video_never_blocks_the_good_one(tmp_path, tiny_checkpoints, dem
     assert "%|" not in r.stderr and "Token indices" not in r.stderr  # --quiet: no progress bars, no per-item noise
     summary = json.loads((tmp_path / "out/run_summary.json").read_text())
     assert {i["item"] for i in summary["preflight"]["items"]} == {"video=broken"}
+    # the summary: one wall-time column for every step, the items of this run per stage (the failed one counted, not
+    # shown as 0 s), result paths absolute
+    wall = [ln for ln in r.stdout.split("== inverse-dvs run summary ==")[1].split("\n\n")[0].splitlines() if ln]
+    assert len({len(line) for line in wall}) == 1 and any("invert infer" in line for line in wall)  # aligned
+    assert "depth     -                         " in r.stdout and "1 done, 1 failed" in r.stdout
+    assert f"  {tmp_path / 'out/results/left/good'}/" in r.stdout
 
 
 def test_missing_video_model_weights_stop_before_anything_is_written(tmp_path, tiny_checkpoints, demo_video):
@@ -178,11 +185,8 @@ def test_preflight_reports_every_problem_up_front(tmp_path, tiny_checkpoints, de
     (tmp_path / "notes.mp4").write_text("not a video")
     cfg = _config(tmp_path, tiny_checkpoints,
                   f"{{path: {demo_video}, name: good, prompt: a}}, {{path: empty.mp4, name: empty}}, "
-                  f"{{path: notes.mp4, name: notes}}, {{path: gone.mp4, name: gone}}")
-    cfg_text = Path(cfg).read_text().replace("trajectories: {left: {preset: orbit_left, amount: 5}}",
-                                              "trajectories: {left: {preset: orbit_left, amount: 5}, "
-                                              "far: {file: far.txt}}")
-    Path(cfg).write_text(cfg_text)
+                  f"{{path: notes.mp4, name: notes}}, {{path: gone.mp4, name: gone}}",
+                  "trajectories: {left: {preset: orbit_left, amount: 5}, far: {file: far.txt}}")
     assert preflight.main(["--config", cfg]) == 0  # one healthy item remains
     err = capsys.readouterr().err
     assert "empty file (0 bytes)" in err and "is not a video file" in err and "does not exist" in err
@@ -295,3 +299,113 @@ def test_a_damaged_artifact_is_computed_again_or_refused_never_used(tmp_path, ti
     _flip(out / victims[3])
     assert invert.main([*args, "--force"]) == 0
     assert (out / victims[3]).read_bytes() == files[Path(victims[3])]
+
+
+def test_preflight_refuses_what_the_config_alone_decides(tmp_path, tiny_checkpoints, demo_video, capsys):
+    """The model's size and frame count (from its own config files) and a work folder that cannot be written are
+    caught before any stage runs, with the key and the fix."""
+    from inverse_dvs import preflight
+
+    cfg = _config(tmp_path, tiny_checkpoints, f"{{path: {demo_video}, name: demo, prompt: a}}")
+    assert preflight.main(["--config", cfg, "--set", "camera.num_frames=21"]) == 2
+    err = capsys.readouterr().err
+    assert "camera.num_frames: 49" in err and "Nothing was run" in err
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    assert preflight.main(["--config", cfg, "--set", f"run.work_dir={blocker}/out"]) == 2
+    assert "run.work_dir" in capsys.readouterr().err
+    if os.geteuid() != 0:  # root writes anywhere: a read-only folder is only read-only to others
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        assert preflight.main(["--config", cfg, "--set", f"run.work_dir={ro}/out"]) == 2
+        assert "run.work_dir" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_input_paths_say_what_they_are(tmp_path, demo_video, caplog):
+    from inverse_dvs.errors import UserError
+    from inverse_dvs.geometry import read_pose_json
+    from inverse_dvs.video_io import FrameSelection, probe_video, read_clip, write_video
+
+    (tmp_path / "clips.mp4").mkdir()
+    (tmp_path / "loop.mp4").symlink_to(tmp_path / "loop.mp4")
+    for name, words in (("clips.mp4", "is a folder"), ("loop.mp4", "loops back on itself"), ("gone.mp4", "does not")):
+        with pytest.raises(UserError, match=words):
+            probe_video(tmp_path / name)
+    with pytest.raises(UserError, match="pose file .* does not exist"):
+        read_pose_json(tmp_path / "poses.json", 49)
+    # a variable frame rate: read by index, with a note
+    frames = np.zeros((60, 96, 144, 3), np.uint8)
+    cfr = tmp_path / "cfr.mp4"
+    write_video(cfr, frames, 30.0)
+    assert not probe_video(cfr).variable_rate
+    import imageio_ffmpeg
+
+    vfr = tmp_path / "vfr.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i",
+                    "testsrc=size=144x96:rate=30", "-frames:v", "60", "-vf",
+                    "setpts='if(lt(N,30),N,30+(N-30)*3)/(30*TB)'", "-fps_mode", "passthrough", "-c:v", "libx264",
+                    "-pix_fmt", "yuv420p", str(vfr)], check=True)
+    assert probe_video(vfr).variable_rate
+    with caplog.at_level(logging.INFO, logger="test"):
+        clip = read_clip(vfr, FrameSelection(49), (96, 144), "crop", logging.getLogger("test"))
+    assert clip.frames.shape == (49, 96, 144, 3) and "variable frame rate" in caplog.text
+
+
+def test_a_unicode_file_name_runs_and_an_empty_prompt_file_is_said(tmp_path, tiny_checkpoints, demo_video, capsys):
+    from inverse_dvs import preflight
+
+    video = tmp_path / "my clip ü 日本.mp4"
+    shutil.copy(demo_video, video)
+    shutil.copy(demo_video.with_name("demo_depth.npz"), tmp_path / "my clip ü 日本_depth.npz")
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "my_clip_ü_日本.txt").write_text("  \n", encoding="utf-8")
+    cfg = _config(tmp_path, tiny_checkpoints, f"{{path: '{video}'}}")
+    assert preflight.main(["--config", cfg]) == 0
+    assert "is empty, so it gives no prompt" in capsys.readouterr().err
+    assert depth.main(["--config", cfg, "--quiet"]) == 0 and warp.main(["--config", cfg, "--quiet"]) == 0
+    assert (tmp_path / "out/results/left/my_clip_ü_日本/render.npz").is_file()
+
+
+def test_an_interrupted_item_leaves_no_empty_folder(tmp_path):
+    from inverse_dvs.workqueue import StageRunner
+
+    runner = StageRunner("infer", tmp_path, False, logging.getLogger("test"))
+
+    def interrupted(folder):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        runner.run("trajectory=a video=b run=c", tmp_path / "results/a/b/c", {}, dict, interrupted)
+    assert not (tmp_path / "results/a/b/c").exists()
+
+
+@pytest.mark.slow
+def test_run_all_names_the_stage_a_killed_worker_was_in(tmp_path, tiny_checkpoints, demo_video):
+    """A worker killed during invert (the invert + infer process) is reported as killed in invert, with nothing to
+    fix; a rerun resumes."""
+    import signal
+    import time
+
+    cfg = _config(tmp_path, tiny_checkpoints, f"{{path: {demo_video}, name: demo, prompt: a}}",
+                  f"inversion: {{model: {tiny_checkpoints / 'tiny-cogvideox-i2v'}, steps: 30}}")  # long enough to be
+    # caught holding its lock
+    proc = subprocess.Popen(["bash", str(ROOT / "run_all.sh"), cfg, "--quiet"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lock = tmp_path / "out/inversions/left/demo/.lock"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            holder = json.loads(lock.read_text())
+            break
+        except (OSError, ValueError):
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("the invert stage never took its lock")
+    os.kill(holder["pid"], signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "stage 'invert' was killed (signal 9)" in err and "stage 'infer'" not in err
+    r = subprocess.run(["bash", str(ROOT / "run_all.sh"), cfg, "--quiet"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]

@@ -8,12 +8,13 @@ import sys
 import pytest
 
 from inverse_dvs import depth, infer, invert, warp
+from tests.conftest import with_sections
 
 
 def _config(tmp_path, videos, ckpt, extra=""):
     vids = ", ".join(f"{{path: {p}, name: {n}}}" for n, p in videos)
     cfg = tmp_path / "c.yml"
-    cfg.write_text(f"""
+    cfg.write_text(with_sections(f"""
 run: {{work_dir: {tmp_path / 'out'}, device: cpu, dtype: fp32}}
 videos: [{vids}]
 trajectories: {{left: {{preset: orbit_left, amount: 5}}}}
@@ -22,7 +23,7 @@ camera: {{num_frames: 49, height: 96, width: 144}}
 caption: {{source: 'off'}}
 inversion: {{model: {ckpt / 'tiny-cogvideox-i2v'}, steps: 2}}
 inference: {{steps: [3], strength: [0.7], guidance_scale: [5.0], seeds: [1, 2, 3]}}
-{extra}""")
+""", extra))
     return str(cfg)
 
 
