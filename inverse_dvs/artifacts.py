@@ -70,27 +70,27 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def check_writable(folder: str | Path, key: str) -> None:
-    """UserError naming the config `key` unless `folder` takes a new file, or can be created (checked on its nearest
-    existing parent, so nothing is made here)."""
+    """UserError naming the config `key` unless `folder` can be created and takes a new file. Folders made for the
+    test are removed again, so a run stopped afterwards leaves nothing behind."""
     folder = Path(folder).absolute()
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    problem = None
-    if not existing.is_dir():
-        problem = f"'{existing}' is a file, not a folder"
-    elif existing == folder:
-        probe = folder / f".write-test-{host_name()}-{os.getpid()}"
-        try:
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as exc:
-            problem = f"it cannot be written to ({exc.strerror or exc})"
-    elif not os.access(existing, os.W_OK | os.X_OK):
-        problem = f"it cannot be created: '{existing}' is not writable"
-    if problem:
-        raise UserError(f"config key '{key}' is '{folder}': {problem}. Point it at a folder you can write, e.g. "
-                        f"--set {key}=outputs.")
+    made = []
+    parent = folder
+    while not parent.exists() and parent != parent.parent:
+        made.append(parent)
+        parent = parent.parent
+    probe = folder / f".write-test-{host_name()}-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        what = "written to" if not made else "created"
+        raise UserError(f"config key '{key}' is '{folder}', which cannot be {what} ({exc.strerror or exc}). Point "
+                        f"it at a folder you can write, e.g. --set {key}=outputs.") from None
+    finally:
+        for d in made:  # deepest first
+            with contextlib.suppress(OSError):
+                d.rmdir()
 
 
 def write_json(path: str | Path, obj: Any) -> None:
