@@ -47,7 +47,7 @@ if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && ! "
   "${PIP[@]}" install "$("$VPY" -c "import torch; from inverse_dvs.evaluate import matching_torchvision as m; print(m(torch.__version__))")"
 fi
 
-"$VPY" -m inverse_dvs.tiny --out checkpoints
+"$VPY" -m inverse_dvs.testing.tiny --out checkpoints
 "$VPY" scripts/make_demo_scene.py --out data
 
 if [ "$WEIGHTS" = 1 ]; then

@@ -17,15 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import atomic_path, input_hashes
-from .captions import even_frames, shorten_caption
-from .cli import get_logger, run_stage
 from .config import Config, TrajectorySpec, VideoSpec, read_prompt, select
-from .layout import render_file
-from .records import caption_depends, caption_folder, render_chain
-from .video_io import FrameSelection, read_clip, read_frames
+from .core.text import even_frames, shorten_caption
+from .infra.artifacts import atomic_path, input_hashes
+from .infra.cli import get_logger, run_stage
+from .infra.layout import render_file
+from .infra.records import caption_depends, caption_folder, render_chain
+from .infra.video_io import FrameSelection, read_clip, read_frames
+from .infra.workqueue import StageRunner, process_state
 from .weights import needed_models, require, resolve_model
-from .workqueue import StageRunner, process_state
 
 STAGE = "caption"
 
@@ -42,7 +42,7 @@ class Captioner:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
 
-        from .runtime import resolve_device, torch_dtype
+        from .infra.device import resolve_device, torch_dtype
 
         self.device = resolve_device(self.cfg.run.device, self.state)
         dtype = torch_dtype(self.cfg.run.dtype, self.device)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from . import infer, invert
-from .cli import get_logger, run_stage
+from .infra.cli import get_logger, run_stage
 
 STAGES = {"invert": invert, "infer": infer}
 
@@ -27,8 +27,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     def body(cfg, args) -> int:
-        from .cogvideo import lazy_pipeline
-        from .workqueue import process_state
+        from .infra.workqueue import process_state
+        from .models.cogvideo import lazy_pipeline
 
         model = lazy_pipeline(cfg, process_state(), get_logger())
         codes = []

@@ -23,13 +23,13 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
+from .core.camera import PRESETS
+from .infra.errors import ConfigError
 
 METHODS = ("paper", "reference")
 # the checkout holding run_all.sh (relative paths fall back to it); the current directory for an installed package
 _HERE = Path(__file__).resolve().parents[1]
 PROJECT_ROOT = _HERE if (_HERE / "run_all.sh").is_file() else Path.cwd()
-PRESETS = ("orbit_left", "orbit_right", "arc_up", "arc_down", "dolly_in", "dolly_out")
 _NAME_RE = re.compile(r"^[^\W_][\w.-]*$")  # letters (any script), digits, '_', '.', '-': it becomes a folder name
 MAX_SIDE = 4096  # camera.height/width: beyond any video model's size
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a 64-bit integer

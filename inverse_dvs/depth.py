@@ -13,16 +13,24 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import input_hashes, save_npz
-from .cli import get_logger, run_stage
 from .config import Config, VideoSpec, select
-from .errors import UserError
-from .layout import depth_dir
-from .records import depth_depends, depth_source
-from .stabilize import depth_from_disparity
-from .video_io import FrameSelection, colorize_depth, frame_indices, probe_video, read_clip, resize_frames, write_video
+from .core.disparity import depth_from_disparity
+from .infra.artifacts import input_hashes, save_npz
+from .infra.cli import get_logger, run_stage
+from .infra.errors import UserError
+from .infra.layout import depth_dir
+from .infra.records import depth_depends, depth_source
+from .infra.video_io import (
+    FrameSelection,
+    colorize_depth,
+    frame_indices,
+    probe_video,
+    read_clip,
+    resize_frames,
+    write_video,
+)
+from .infra.workqueue import StageRunner, process_state
 from .weights import needed_models, require
-from .workqueue import StageRunner, process_state
 
 STAGE = "depth"
 
@@ -162,7 +170,7 @@ class Estimator:
 
     def get(self) -> DepthAnything:
         if self._model is None:
-            from .runtime import resolve_device, torch_dtype
+            from .infra.device import resolve_device, torch_dtype
 
             device = resolve_device(self.cfg.run.device, self.state)
             self._model = DepthAnything(self.cfg.depth.model, device, torch_dtype(self.cfg.run.dtype, device))

@@ -19,16 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import atomic_path, read_meta, upstream, write_json
-from .cli import get_logger, run_stage
 from .config import Config, TrajectorySpec, VideoSpec, section_dict, select
-from .errors import UserError
-from .layout import eval_dir, render_file, result_dir, run_dir
-from .metrics import clip_frame, clip_text, clip_view, psnr_per_frame, ssim_per_frame
-from .records import infer_depends, output_fps, render_chain, run_prefix, sweep, video_prompt
-from .video_io import FrameSelection, read_clip, read_frames
+from .core.metrics import clip_frame, clip_text, clip_view, psnr_per_frame, ssim_per_frame
+from .infra.artifacts import atomic_path, read_meta, upstream, write_json
+from .infra.cli import get_logger, run_stage
+from .infra.errors import UserError
+from .infra.layout import eval_dir, render_file, result_dir, run_dir
+from .infra.records import infer_depends, output_fps, render_chain, run_prefix, sweep, video_prompt
+from .infra.video_io import FrameSelection, read_clip, read_frames
+from .infra.workqueue import StageRunner, process_state
 from .weights import alexnet_weights, needed_models, require, resolve_model
-from .workqueue import StageRunner, process_state
 
 STAGE = "evaluate"
 COLUMNS = ("trajectory", "video", "run_tag", "method", "identity", "frames", "psnr_input", "ssim_input", "lpips_input",
@@ -78,7 +78,7 @@ class Scorer:
         import torch
         from transformers import AutoProcessor, CLIPModel
 
-        from .runtime import resolve_device
+        from .infra.device import resolve_device
 
         self.torch = torch
         self.device = resolve_device(self.cfg.run.device, self.state)

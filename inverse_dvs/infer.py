@@ -18,16 +18,17 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .artifacts import upstream
-from .cli import get_logger, run_stage
 from .config import Config, TrajectorySpec, VideoSpec, select
-from .ddim import ddim_sample, inversion_end, sampling_schedule
-from .errors import UserError
-from .guidance import RegionGuidance, uses_cfg
-from .krnr import noise_init
-from .layout import depth_dir, inversion_file, result_dir, run_dir
-from .masks import background_mask, latent_masks
-from .records import (
+from .core.ddim import ddim_sample, inversion_end, sampling_schedule
+from .core.guidance import RegionGuidance, uses_cfg
+from .core.krnr import noise_init
+from .core.masks import background_mask, latent_masks
+from .core.slm import NothingVisible, stochastic_latent_modulation
+from .infra.artifacts import upstream
+from .infra.cli import get_logger, run_stage
+from .infra.errors import UserError
+from .infra.layout import depth_dir, inversion_file, result_dir, run_dir
+from .infra.records import (
     SweepPoint,
     infer_depends,
     inversion_batch,
@@ -39,17 +40,16 @@ from .records import (
     sweep,
     video_prompt,
 )
-from .slm import stochastic_latent_modulation
-from .video_io import FrameSelection, read_clip, read_frames, titled_side_by_side, write_video
+from .infra.video_io import FrameSelection, read_clip, read_frames, titled_side_by_side, write_video
+from .infra.workqueue import StageRunner, process_state
 from .weights import needed_models, require
-from .workqueue import StageRunner, process_state
 
 STAGE = "infer"
 
 
 def load_inversion(path: Path, t_end: int) -> dict[str, torch.Tensor]:
     """The tensors of an inversion file, checked: intact (its content digest), finite, and ending at t_end."""
-    from .artifacts import load_safetensors
+    from .infra.artifacts import load_safetensors
 
     if not path.is_file():
         raise UserError(f"inversion '{path}' (t={t_end}) is missing; rerun `python -m inverse_dvs.invert` with the "
@@ -124,7 +124,15 @@ def generate(model, cfg: Config, pt: SweepPoint, prompt: str, inv: dict[str, tor
     """One output of one sweep point: SLM + K-RNR noise initialisation from the inversion (`inv`: the tensors of its
     file), region-aware guided DDIM from t_start (under `inference.cache`), decode. model: cogvideo.LazyPipeline;
     item: `item_inputs`. The inference stage and the benchmarks run exactly this."""
-    from .cogvideo import StepClock, alphas_cumprod, decode, make_v_fn, sampling_cache, sampling_latents, synchronize
+    from .models.cogvideo import (
+        StepClock,
+        alphas_cumprod,
+        decode,
+        make_v_fn,
+        sampling_cache,
+        sampling_latents,
+        synchronize,
+    )
 
     # 1. schedule and the latents the sampler starts from
     p = model.get(sampling_batches(cfg, [pt]))
@@ -148,8 +156,11 @@ def generate(model, cfg: Config, pt: SweepPoint, prompt: str, inv: dict[str, tor
     fill = partial(stochastic_latent_modulation, occluded=occ, generator=torch.Generator("cpu").manual_seed(pt.seed),
                    mode=cfg.slm.mode, background=latent(item["background"]),
                    occluded_eps=latent(masks.occluded_eps)) if cfg.slm.enabled else None
-    x_init = noise_init(cfg.inference.noise_init, x0, eps, a_bar, fill, k=pt.k_order,
-                        delta=pt.adaptive_order, stats=cfg.inference.adain, rounds=cfg.inference.noise_rounds)
+    try:
+        x_init = noise_init(cfg.inference.noise_init, x0, eps, a_bar, fill, k=pt.k_order,
+                            delta=pt.adaptive_order, stats=cfg.inference.adain, rounds=cfg.inference.noise_rounds)
+    except NothingVisible as exc:
+        raise UserError(str(exc)) from None
     # 3. region-aware CFG: guidance on occluded cells, preservation on visible ones
     guidance = RegionGuidance(pt.guidance_scale, pt.preservation_scale, cfg.inference.dynamic_cfg,
                               len(sched.timesteps), occ)
@@ -188,7 +199,7 @@ def _infer_point(ctx, data: ItemData, folder: Path, *, pt: SweepPoint, prefix: s
     record."""
     from tqdm import tqdm
 
-    from .cogvideo import oom_hint
+    from .models.cogvideo import oom_hint
 
     cfg = ctx.cfg
     sched = sampling_schedule(pt.steps, pt.strength)
@@ -221,7 +232,7 @@ def _infer_point(ctx, data: ItemData, folder: Path, *, pt: SweepPoint, prefix: s
 def _body(cfg: Config, args, model=None) -> int:
     """The stage over this process's items; `model` is a cogvideo.LazyPipeline shared with the inversion stage when
     both run in one process (`python -m inverse_dvs.chain invert infer`), else one is made here."""
-    from .cogvideo import StageModel, lazy_pipeline
+    from .models.cogvideo import StageModel, lazy_pipeline
 
     log = get_logger()
     videos, trajectories = select(cfg, args.only_video, args.only_trajectory)

@@ -16,16 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .artifacts import save_safetensors, sha256
-from .cli import get_logger, run_stage
 from .config import Config, TrajectorySpec, VideoSpec, select
-from .ddim import Inversion, ddim_invert, inversion_plan
-from .errors import UserError
-from .layout import inversion_dir, inversion_file, render_file
-from .records import inversion_batch, inversion_ends, inversion_prompt, invert_depends, output_fps, render_chain
-from .video_io import read_frames, write_video
+from .core.ddim import Inversion, ddim_invert, inversion_plan
+from .infra.artifacts import save_safetensors, sha256
+from .infra.cli import get_logger, run_stage
+from .infra.errors import UserError
+from .infra.layout import inversion_dir, inversion_file, render_file
+from .infra.records import inversion_batch, inversion_ends, inversion_prompt, invert_depends, output_fps, render_chain
+from .infra.video_io import read_frames, write_video
+from .infra.workqueue import StageRunner, process_state
 from .weights import needed_models, require
-from .workqueue import StageRunner, process_state
 
 STAGE = "invert"
 
@@ -33,7 +33,7 @@ STAGE = "invert"
 def _reusable(path: Path, key: str) -> dict | None:
     """The metadata of an inversion file made from the same render and settings (its header `key`) whose tensors are
     intact, else None: a missing, foreign, stale or damaged file is computed again, never reused."""
-    from .artifacts import load_safetensors
+    from .infra.artifacts import load_safetensors
 
     try:
         _, meta = load_safetensors(path)
@@ -51,7 +51,7 @@ def encode_render(p, frames: np.ndarray, posterior: str, seed: int) -> tuple[tor
     [1, t, C, h, w] (`inversion.posterior`): `mode` both deterministic; `sample` both posterior samples, x0 first,
     from one generator seeded with `seed`; `reference` (official) x0 the mode and the image latent a sample from a
     fresh generator seeded with `seed`, as diffusers' I2V `prepare_latents` draws it."""
-    from .cogvideo import encode_image_latents, encode_video
+    from .models.cogvideo import encode_image_latents, encode_video
 
     gen = torch.Generator("cpu").manual_seed(seed)
     if posterior == "reference":
@@ -66,7 +66,7 @@ def invert_latents(p, inv_cfg, x0: torch.Tensor, img: torch.Tensor, cond: torch.
     """DDIM-invert x0 (float [1, t, C, h, w]) up to t_end with the configured plan (inv_cfg: config.InversionConfig),
     conditioned on the image latents and the prompt embeddings (uncond: only with inversion CFG); stats:
     cogvideo.ModelStats counts the transformer passes."""
-    from .cogvideo import alphas_cumprod, make_v_fn
+    from .models.cogvideo import alphas_cumprod, make_v_fn
 
     v_fn = make_v_fn(p, img, cond, uncond, inv_cfg.guidance_scale, stats)
     plan = inversion_plan(inv_cfg.end, t_end, inv_cfg.steps)
@@ -80,7 +80,7 @@ def _invert_item(ctx, folder: Path, *, render: Path, prompt: str, trajectory: st
     settings are reused."""
     from tqdm import tqdm
 
-    from .cogvideo import alphas_cumprod, decode, oom_hint
+    from .models.cogvideo import alphas_cumprod, decode, oom_hint
 
     cfg, log = ctx.cfg, get_logger()
     # A file made from the same render and settings is kept when only the set of ends changed (e.g. a strength was
@@ -132,7 +132,7 @@ def _invert_item(ctx, folder: Path, *, render: Path, prompt: str, trajectory: st
 def _body(cfg: Config, args, model=None) -> int:
     """The stage over this process's items; `model` is a cogvideo.LazyPipeline shared with the inference stage when
     both run in one process (`python -m inverse_dvs.chain invert infer`), else one is made here."""
-    from .cogvideo import StageModel, lazy_pipeline
+    from .models.cogvideo import StageModel, lazy_pipeline
 
     log = get_logger()
     videos, trajectories = select(cfg, args.only_video, args.only_trajectory)

@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 from .config import load_config
-from .errors import EXIT_USER_ERROR, UserError
+from .infra.errors import EXIT_USER_ERROR, UserError
 
 STAGES = ("preflight", "depth", "warp", "caption", "invert", "infer", "chain", "evaluate")
 

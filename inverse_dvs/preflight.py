@@ -9,13 +9,13 @@ missing weights, or nothing left to run, stop the run here with exit code 2 befo
 
 from __future__ import annotations
 
-from .artifacts import write_json
-from .cli import get_logger, run_stage
 from .config import Config, read_prompt, select
-from .errors import EXIT_USER_ERROR, UserError
-from .geometry import read_pose_json, trajectory_keyframes
-from .records import depth_source
-from .video_io import FrameSelection, frame_indices, probe_video
+from .infra.artifacts import write_json
+from .infra.cli import get_logger, run_stage
+from .infra.errors import EXIT_USER_ERROR, UserError
+from .infra.records import depth_source
+from .infra.trajectories import read_pose_json, trajectory_keyframes
+from .infra.video_io import FrameSelection, frame_indices, probe_video
 from .weights import missing_models, model_size_problem, needed_models
 
 STAGE = "preflight"

@@ -13,11 +13,11 @@ import os
 import sys
 from collections import defaultdict
 
-from .artifacts import read_meta
 from .config import load_config
-from .errors import EXIT_USER_ERROR, UserError
-from .layout import depth_dir, eval_dir, inversion_dir, result_dir
-from .workqueue import covers, item_key
+from .infra.artifacts import read_meta
+from .infra.errors import EXIT_USER_ERROR, UserError
+from .infra.layout import depth_dir, eval_dir, inversion_dir, result_dir
+from .infra.workqueue import covers, item_key
 
 ORDER = ("preflight", "depth", "warp", "caption", "invert", "infer", "evaluate")
 
@@ -41,7 +41,7 @@ def failures(summary: dict) -> list[tuple[str, str, str]]:
 def compute_seconds(cfg) -> dict[tuple[str, str], float]:
     """Seconds each stage's items took when they were computed, summed per (stage, trajectory) from their records
     ('-' for per-video stages)."""
-    from .records import caption_folder
+    from .infra.records import caption_folder
 
     per: dict[tuple[str, str], float] = defaultdict(float)
 

@@ -16,15 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import save_npz, write_json
-from .cli import get_logger, run_stage
 from .config import Config, TrajectorySpec, VideoSpec, select
-from .errors import UserError
-from .geometry import intrinsics, invert_rigid, scene_radius, trajectory_source_to_target
-from .layout import depth_dir, result_dir
-from .records import depth_chain, warp_depends
-from .video_io import FrameSelection, read_clip, to_model_size, write_video
-from .workqueue import StageRunner, process_state
+from .core.camera import intrinsics, invert_rigid, scene_radius
+from .infra.artifacts import save_npz, write_json
+from .infra.cli import get_logger, run_stage
+from .infra.errors import UserError
+from .infra.layout import depth_dir, result_dir
+from .infra.records import depth_chain, warp_depends
+from .infra.trajectories import trajectory_source_to_target
+from .infra.video_io import FrameSelection, read_clip, to_model_size, write_video
+from .infra.workqueue import StageRunner, process_state
 
 STAGE = "warp"
 
@@ -50,7 +51,7 @@ def _warp_batch(start: int, frames: np.ndarray, depth: np.ndarray, K, source_to_
     tensor on `device`, the other arrays as in `warp_video`."""
     import torch
 
-    from .splat import warp_frames
+    from .core.splat import warp_frames
 
     end = start + batch_size
     with torch.no_grad():  # grad mode is per thread
@@ -103,7 +104,7 @@ def plot_trajectory(path: Path, first_frame: np.ndarray, first_depth: np.ndarray
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .artifacts import atomic_path
+    from .infra.artifacts import atomic_path
 
     h, w = first_depth.shape
     step = max(1, int(np.sqrt(h * w / 6000)))
@@ -203,7 +204,7 @@ def check_visible(frac: np.ndarray, warn_below: float, where: str, log) -> None:
 def _body(cfg: Config, args) -> int:
     import torch
 
-    from .runtime import keep_freed_memory, resolve_device
+    from .infra.device import keep_freed_memory, resolve_device
 
     log = get_logger()
     videos, trajectories = select(cfg, args.only_video, args.only_trajectory)

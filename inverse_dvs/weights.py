@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from .errors import WeightsMissingError, weights_hint
+from .infra.errors import WeightsMissingError, weights_hint
 
 
 def checkpoints_root() -> Path:
@@ -128,7 +128,7 @@ def download(needs: list[ModelNeed]) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     from .config import load_config
-    from .errors import EXIT_USER_ERROR, UserError
+    from .infra.errors import EXIT_USER_ERROR, UserError
 
     p = argparse.ArgumentParser(prog="python -m inverse_dvs.weights", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

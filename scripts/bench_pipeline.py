@@ -35,8 +35,8 @@ GB = 2**30
 
 def stage_run(cfg_path: str) -> None:
     from inverse_dvs import chain
-    from inverse_dvs.artifacts import read_meta
     from inverse_dvs.config import load_config
+    from inverse_dvs.infra.artifacts import read_meta
 
     cfg = load_config(cfg_path)
     t0 = time.perf_counter()
@@ -68,7 +68,7 @@ ARCHS = {"5b": Arch("5b", 49, 480, 720)}
 
 
 def tiny_arch() -> Arch:
-    from inverse_dvs.tiny import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH
+    from inverse_dvs.testing.tiny import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH
 
     return Arch("tiny", TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH)
 
@@ -94,9 +94,9 @@ def bench_config(arch: Arch, method: str = "paper", compile_mode: str = "off", b
 def make_model(cfg, arch: Arch, device: torch.device, log: logging.Logger):
     """A `cogvideo.LazyPipeline` for `cfg`: the 5B architecture with random weights built on `device` (5b), or the
     tiny checkpoint loaded as the stages load it (tiny)."""
-    from inverse_dvs.cogvideo import LazyPipeline, ModelStats, place_pipeline, resolve_vae_tiling
-    from inverse_dvs.runtime import torch_dtype
-    from inverse_dvs.tiny import cogvideox_5b_i2v_pipeline
+    from inverse_dvs.infra.device import torch_dtype
+    from inverse_dvs.models.cogvideo import LazyPipeline, ModelStats, place_pipeline, resolve_vae_tiling
+    from inverse_dvs.testing.tiny import cogvideox_5b_i2v_pipeline
 
     dtype = torch_dtype(cfg.run.dtype, device)
     tiling = resolve_vae_tiling(cfg.model.vae_tiling, cfg.model.offload, device)
@@ -145,11 +145,11 @@ def one_output(model, cfg, frames: np.ndarray, item: dict) -> dict:
     """Everything one output costs, through the stages' own functions: encode (with the prompt embeddings),
     inversion to the point's end, then `infer.generate` (noise initialisation, guided sampling under the config's
     cache, decode). Peak memory is per phase: encode + inversion, then sampling + decode."""
-    from inverse_dvs.cogvideo import synchronize
-    from inverse_dvs.ddim import inversion_end, sampling_schedule
+    from inverse_dvs.core.ddim import inversion_end, sampling_schedule
     from inverse_dvs.infer import generate, sampling_batches
+    from inverse_dvs.infra.records import inversion_batch, sweep
     from inverse_dvs.invert import encode_render, invert_latents
-    from inverse_dvs.records import inversion_batch, sweep
+    from inverse_dvs.models.cogvideo import synchronize
 
     pt = sweep(cfg)[0]
     t_end = inversion_end(cfg.inversion.end, sampling_schedule(pt.steps, pt.strength).t_start)
@@ -187,7 +187,7 @@ def one_output(model, cfg, frames: np.ndarray, item: dict) -> dict:
 
 def forward_seconds(model, batch: int, repeats: int = 3) -> float:
     """Median seconds of one transformer pass at `batch` latents on zeros of the model's shapes (after one pass)."""
-    from inverse_dvs.cogvideo import synchronize, warm_up
+    from inverse_dvs.models.cogvideo import synchronize, warm_up
 
     p = model.get()
     warm_up(p, (batch,))

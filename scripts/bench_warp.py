@@ -25,8 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from inverse_dvs import demo_scene, geometry
-from inverse_dvs.runtime import keep_freed_memory
+from inverse_dvs.core import camera as geometry
+from inverse_dvs.infra.device import keep_freed_memory
+from inverse_dvs.infra.trajectories import read_trajectory_file
+from inverse_dvs.testing import demo_scene
 from inverse_dvs.warp import warp_video
 
 
@@ -70,7 +72,7 @@ def main() -> int:
     H, W, T = a.height, a.width, a.frames
     K = geometry.intrinsics(H, W, "fov", fov_deg=60.0)
     rgb, depth = demo_scene.render_video(np.eye(4), K, H, W, T)
-    kf = geometry.read_trajectory_file(Path(__file__).resolve().parents[1] / "trajectories" / "loop1.txt")
+    kf = read_trajectory_file(Path(__file__).resolve().parents[1] / "trajectories" / "loop1.txt")
     s2t = geometry.orbit_source_to_target(*[geometry.interpolate_keyframes(v, T) for v in kf],
                                           radius=float(depth[0, H // 2, W // 2]))
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

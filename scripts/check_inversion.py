@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import argparse
 
-from inverse_dvs.cogvideo import (
+from inverse_dvs.config import load_config
+from inverse_dvs.core.ddim import inversion_plan, roundtrip_error, sampling_schedule
+from inverse_dvs.infra.device import resolve_device, torch_dtype
+from inverse_dvs.infra.layout import render_file
+from inverse_dvs.infra.video_io import FrameSelection, read_clip, read_frames
+from inverse_dvs.models.cogvideo import (
     ModelStats,
     alphas_cumprod,
     encode_image_latents,
@@ -19,11 +24,6 @@ from inverse_dvs.cogvideo import (
     make_v_fn,
     resolve_vae_tiling,
 )
-from inverse_dvs.config import load_config
-from inverse_dvs.ddim import inversion_plan, roundtrip_error, sampling_schedule
-from inverse_dvs.layout import render_file
-from inverse_dvs.runtime import resolve_device, torch_dtype
-from inverse_dvs.video_io import FrameSelection, read_clip, read_frames
 
 
 def main(argv: list[str] | None = None) -> int:

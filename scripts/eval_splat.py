@@ -16,8 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from inverse_dvs import demo_scene, geometry
-from inverse_dvs.splat import warp_frames
+from inverse_dvs.core import camera as geometry
+from inverse_dvs.core.splat import warp_frames
+from inverse_dvs.infra.trajectories import read_trajectory_file
+from inverse_dvs.testing import demo_scene
 
 
 def main() -> int:
@@ -30,7 +32,7 @@ def main() -> int:
     H, W = a.height, a.width
     K = geometry.intrinsics(H, W, "fov", fov_deg=60.0)
     radius = geometry.scene_radius(demo_scene.render(np.eye(4), K, H, W, 0.0).depth, 1.0, 5.0)
-    kf = geometry.read_trajectory_file(Path(__file__).resolve().parents[1] / "trajectories" / "loop1.txt")
+    kf = read_trajectory_file(Path(__file__).resolve().parents[1] / "trajectories" / "loop1.txt")
     s2t = geometry.orbit_source_to_target(*[geometry.interpolate_keyframes(v, 49) for v in kf], radius=radius)
     print(f"demo scene {H}x{W}, loop1, frames {a.frames}")
     for mode in ("zbuffer", "reference"):

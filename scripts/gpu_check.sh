@@ -27,6 +27,6 @@ if ! "$PY" -c "import diffusers" >/dev/null 2>&1; then
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 # the tiny checkpoints and the demo video of configs/tiny.yml (setup_env.sh makes them; both steps are idempotent)
-"$PY" -m inverse_dvs.tiny --out checkpoints >/dev/null || exit 1
+"$PY" -m inverse_dvs.testing.tiny --out checkpoints >/dev/null || exit 1
 "$PY" scripts/make_demo_scene.py --out data >/dev/null || exit 1
 exec "$PY" scripts/gpu_check.py "$@"

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from diffusers import CogVideoXDDIMScheduler
 
-from inverse_dvs.ddim import sampling_schedule
-from inverse_dvs.krnr import adaptive_krnr, krnr
-from inverse_dvs.tiny import SCHEDULER_5B_I2V
+from inverse_dvs.core.ddim import sampling_schedule
+from inverse_dvs.core.krnr import adaptive_krnr, krnr
+from inverse_dvs.testing.tiny import SCHEDULER_5B_I2V
 
 
 def latent_like(shape, generator: torch.Generator) -> torch.Tensor:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inverse_dvs.geometry import rigid, rot_x, rot_y
+from inverse_dvs.core.camera import rigid, rot_x, rot_y
 
 T = 49
 KEYFRAMES = {  # name: (θ line, φ line, r line); θ > 0 up, φ > 0 right, r > 0 towards the scene

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from inverse_dvs.artifacts import save_npz, write_json
-from inverse_dvs.demo_scene import intrinsics_from_fov, render_video
-from inverse_dvs.video_io import write_video
+from inverse_dvs.infra.artifacts import save_npz, write_json
+from inverse_dvs.infra.video_io import write_video
+from inverse_dvs.testing.demo_scene import intrinsics_from_fov, render_video
 
 
 def main(argv: list[str] | None = None) -> int:

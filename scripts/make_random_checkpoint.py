@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from inverse_dvs.tiny import cogvideox_5b_i2v_pipeline
+from inverse_dvs.testing.tiny import cogvideox_5b_i2v_pipeline
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,7 @@ def _fresh_compiler():
 
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory) -> Path:
-    from inverse_dvs.tiny import build_all
+    from inverse_dvs.testing.tiny import build_all
 
     root = tmp_path_factory.mktemp("checkpoints")
     build_all(root)
@@ -74,7 +74,8 @@ def tiny_model(tiny_checkpoints) -> TinyModel:
     """The tiny CogVideoX pipeline loaded through the real loader, random 49×96×144 frames encoded, and its v-model."""
     import torch
 
-    from inverse_dvs.cogvideo import (
+    from inverse_dvs.config import ModelConfig
+    from inverse_dvs.models.cogvideo import (
         ModelStats,
         encode_image_latents,
         encode_prompt,
@@ -82,7 +83,6 @@ def tiny_model(tiny_checkpoints) -> TinyModel:
         load_pipeline,
         make_v_fn,
     )
-    from inverse_dvs.config import ModelConfig
 
     stats = ModelStats()
     pipe = load_pipeline(str(tiny_checkpoints / "tiny-cogvideox-i2v"), ModelConfig(), torch.device("cpu"),

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from inverse_dvs import artifacts as A
+from inverse_dvs.infra import artifacts as A
 
 
 class Log:

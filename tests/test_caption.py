@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from inverse_dvs import caption, depth, evaluate, infer, invert, preflight, warp
-from inverse_dvs.captions import even_frames, shorten_caption
+from inverse_dvs.core.text import even_frames, shorten_caption
 from tests.conftest import with_sections
 
 

@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from inverse_dvs import chain, depth, warp
-from inverse_dvs.cogvideo import (
+from inverse_dvs.config import ModelConfig
+from inverse_dvs.core.ddim import ddim_sample, sampling_schedule
+from inverse_dvs.models.cogvideo import (
     SAMPLING_CACHES,
     ModelStats,
     StepClock,
@@ -19,8 +21,6 @@ from inverse_dvs.cogvideo import (
     place_pipeline,
     sampling_cache,
 )
-from inverse_dvs.config import ModelConfig
-from inverse_dvs.ddim import ddim_sample, sampling_schedule
 from tests.conftest import with_sections
 
 
@@ -116,8 +116,8 @@ def _graphs() -> int:
 def _model(cfg_path, build=None, overrides=()):
     import logging
 
-    from inverse_dvs.cogvideo import LazyPipeline
     from inverse_dvs.config import load_config
+    from inverse_dvs.models.cogvideo import LazyPipeline
 
     return LazyPipeline(load_config(cfg_path, overrides), torch.device("cpu"), torch.float32, ModelStats(),
                         logging.getLogger("inverse_dvs"), build=build)
@@ -130,9 +130,9 @@ def test_sequential_offload_cannot_be_compiled_so_auto_leaves_it_eager(tmp_path,
     from accelerate import cpu_offload
     from diffusers import CogVideoXImageToVideoPipeline
 
-    from inverse_dvs.cogvideo import compile_blocks, compile_choice, warm_up
     from inverse_dvs.config import load_config
-    from inverse_dvs.errors import ConfigError
+    from inverse_dvs.infra.errors import ConfigError
+    from inverse_dvs.models.cogvideo import compile_blocks, compile_choice, warm_up
 
     pipe = CogVideoXImageToVideoPipeline.from_pretrained(str(tiny_checkpoints / "tiny-cogvideox-i2v"))
     cpu_offload(pipe.transformer, execution_device=torch.device("cpu"))
@@ -199,7 +199,7 @@ def test_a_compiler_error_during_warm_up_falls_back_to_eager(tmp_path, tiny_chec
 
 
 def test_a_failed_load_is_not_retried_for_later_items(tmp_path, tiny_checkpoints, demo_video):
-    from inverse_dvs.errors import UserError
+    from inverse_dvs.infra.errors import UserError
 
     calls = []
 
@@ -227,9 +227,9 @@ def test_vae_tiling_resolves_from_total_memory_and_is_recorded_resolved(monkeypa
                                                                          demo_video):
     from types import SimpleNamespace
 
-    from inverse_dvs.cogvideo import resolve_vae_tiling
     from inverse_dvs.config import load_config
-    from inverse_dvs.records import infer_depends, invert_depends, sweep
+    from inverse_dvs.infra.records import infer_depends, invert_depends, sweep
+    from inverse_dvs.models.cogvideo import resolve_vae_tiling
 
     total = {"bytes": 80 * 2**30}
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: SimpleNamespace(total_memory=total["bytes"]))
@@ -256,7 +256,7 @@ def test_vae_tiling_resolves_from_total_memory_and_is_recorded_resolved(monkeypa
 
 
 def test_cache_hooks_leave_no_trace_on_compiled_blocks(tiny_model, monkeypatch):
-    from inverse_dvs.cogvideo import compile_blocks, warm_up
+    from inverse_dvs.models.cogvideo import compile_blocks, warm_up
 
     pipe, x0, _, stats, img, cond, uncond = tiny_model
     compile_blocks(pipe, "aot_eager")
@@ -301,7 +301,8 @@ def test_stages_warm_up_only_what_runs_compiled_and_encode_each_text_once(tmp_pa
                                                                           monkeypatch):
     from transformers import T5EncoderModel
 
-    from inverse_dvs import cogvideo, infer, invert
+    from inverse_dvs import infer, invert
+    from inverse_dvs.models import cogvideo
 
     cfg = _config(tmp_path, tiny_checkpoints, demo_video)
     args = ["--config", cfg, "--quiet", "--set", "run.compile=on", "--set", "run.compile_backend=aot_eager"]
@@ -328,14 +329,14 @@ def test_stages_warm_up_only_what_runs_compiled_and_encode_each_text_once(tmp_pa
 def test_lora_blocks_compile_and_match_eager(tiny_checkpoints):
     import torch._dynamo
 
-    from inverse_dvs.cogvideo import (
+    from inverse_dvs.models.cogvideo import (
         compile_blocks,
         encode_image_latents,
         encode_prompt,
         encode_video,
         load_pipeline,
     )
-    from inverse_dvs.tiny import TINY_LORA_FILE
+    from inverse_dvs.testing.tiny import TINY_LORA_FILE
 
     lora = ModelConfig(lora=str(tiny_checkpoints / "tiny-lora"), lora_weight_name=TINY_LORA_FILE)
     pipe = load_pipeline(str(tiny_checkpoints / "tiny-cogvideox-i2v"), lora, torch.device("cpu"), torch.float32,
@@ -361,7 +362,7 @@ def test_a_truncated_prompt_is_said_once_per_process(tmp_path, tiny_checkpoints,
     about) each text once."""
     import logging
 
-    from inverse_dvs.cli import setup_logging
+    from inverse_dvs.infra.cli import setup_logging
 
     setup_logging(False)
     model = _model(_config(tmp_path, tiny_checkpoints, demo_video))

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from inverse_dvs.config import load_config
-from inverse_dvs.errors import ConfigError
+from inverse_dvs.infra.errors import ConfigError
 
 BASE = """
 run: {work_dir: out}
@@ -150,8 +150,9 @@ def test_bare_off_in_yaml_means_off(tmp_path):
 
 def test_choice_lists_match_the_modules_that_dispatch_on_them():
     """config.py spells each mode list out (it must not import torch); they have to stay the math modules' lists."""
-    from inverse_dvs import config, ddim, guidance, krnr, masks, slm, splat
-    from inverse_dvs.cogvideo import SAMPLING_CACHES
+    from inverse_dvs import config
+    from inverse_dvs.core import ddim, guidance, krnr, masks, slm, splat
+    from inverse_dvs.models.cogvideo import SAMPLING_CACHES
 
     def choices(section: type, key: str) -> tuple:
         return next(f for f in dataclasses.fields(section) if f.name == key).metadata["check"].choices

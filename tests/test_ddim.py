@@ -2,7 +2,7 @@ import pytest
 import torch
 from diffusers import CogVideoXDDIMScheduler, DDIMInverseScheduler
 
-from inverse_dvs.ddim import (
+from inverse_dvs.core.ddim import (
     alpha_at,
     ddim_invert,
     ddim_sample,
@@ -12,7 +12,7 @@ from inverse_dvs.ddim import (
     reverse_grid,
     sampling_schedule,
 )
-from inverse_dvs.tiny import SCHEDULER_5B_I2V
+from inverse_dvs.testing.tiny import SCHEDULER_5B_I2V
 
 
 def real_scheduler():
@@ -104,7 +104,7 @@ def test_refined_inversion_round_trip_on_a_nonlinear_model():
 def test_terminal_inversion_equals_diffusers_on_the_tiny_model(tiny_model):
     """Every step of the terminal inversion equals DDIMInverseScheduler.step with the real (tiny) transformer, and the
     latent at 999 is the model's noise estimate at the last step."""
-    from inverse_dvs.cogvideo import alphas_cumprod
+    from inverse_dvs.models.cogvideo import alphas_cumprod
 
     pipe, x0, v_fn, stats = tiny_model[:4]
     plan = inversion_plan("terminal", 966, 30)

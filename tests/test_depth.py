@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from inverse_dvs import depth as depth_stage
-from inverse_dvs.errors import UserError
-from inverse_dvs.stabilize import disparity_to_depth, fit_scale_shift, stabilize_disparity
+from inverse_dvs.core.disparity import disparity_to_depth, fit_scale_shift, stabilize_disparity
+from inverse_dvs.infra.errors import UserError
 
 
 def consistent_sequence(T=12, H=40, W=60):
@@ -148,7 +148,7 @@ def test_bad_videos(tmp_path, demo_video):
 
 
 def test_reference_mapping_is_the_official_formula():
-    from inverse_dvs.stabilize import depth_from_disparity, reference_depth
+    from inverse_dvs.core.disparity import depth_from_disparity, reference_depth
 
     disp = np.stack([np.full((4, 5), 1.0), np.full((4, 5), 3.0)]).astype(np.float32)
     disp[0, 0, 0], disp[1, 0, 0] = 0.0, 5.0  # the whole video's min 0 and max 5 define n
@@ -170,7 +170,7 @@ def test_npz_backend_with_reference_mapping(tmp_path, demo_video):
     np.savez(src, depths=disp)  # Video-Depth-Anything's layout
     cfg = _cfg(tmp_path, demo_video, "npz", f", npz_path: '{src}', npz_kind: disparity, mapping: reference")
     assert depth_stage.main(["--config", cfg, "--quiet"]) == 0
-    from inverse_dvs.stabilize import reference_depth
+    from inverse_dvs.core.disparity import reference_depth
 
     assert np.allclose(_load(tmp_path), reference_depth(disp.astype(np.float32)), rtol=1e-5)
 
@@ -178,8 +178,8 @@ def test_npz_backend_with_reference_mapping(tmp_path, demo_video):
 def test_reference_mapping_normalises_over_every_frame_of_the_file(tmp_path, demo_video):
     """The official code min–max normalises the whole disparity file Video-Depth-Anything saved, also the frames past
     the 49 it uses: a 60-frame file whose brightest disparity sits in frame 55 sets n for the first 49."""
-    from inverse_dvs.stabilize import reference_depth
-    from inverse_dvs.video_io import write_video
+    from inverse_dvs.core.disparity import reference_depth
+    from inverse_dvs.infra.video_io import write_video
 
     video = tmp_path / "long.mp4"
     write_video(video, np.full((60, 96, 144, 3), 128, np.uint8), 8.0)

@@ -3,9 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from inverse_dvs import geometry as g
 from inverse_dvs.config import TrajectorySpec
-from inverse_dvs.errors import UserError
+from inverse_dvs.core import camera as g
+from inverse_dvs.infra import trajectories as tr
+from inverse_dvs.infra.errors import UserError
 
 # The sample files of the paper's code / TrajectoryCrafter (copied here: tests must not need ../shared).
 LOOP1 = "0 2 10 15 12 6 0 -2 -5 -12 -8 -3 0\n0 -3 -10 -20 -30 -25 -17 -10 0\n0 0.02 0.09 0.16 0.25 0.2 0.09 0"
@@ -21,7 +22,7 @@ VECTORS = [
 def test_trajectory_file_test_vectors(tmp_path, text, frame, expected):
     f = tmp_path / "t.txt"
     f.write_text(text)
-    s2t = g.trajectory_source_to_target(TrajectorySpec(name="t", file=str(f)), 49, radius=2.0)
+    s2t = tr.trajectory_source_to_target(TrajectorySpec(name="t", file=str(f)), 49, radius=2.0)
     assert np.abs(s2t[frame, :3] - np.array(expected)).max() < 1e-3
     assert np.allclose(s2t[frame, 3], [0, 0, 0, 1])
 
@@ -29,10 +30,10 @@ def test_trajectory_file_test_vectors(tmp_path, text, frame, expected):
 def test_inline_keyframes_equal_file(tmp_path):
     f = tmp_path / "t.txt"
     f.write_text(LOOP1)
-    kf = g.read_trajectory_file(f)
+    kf = tr.read_trajectory_file(f)
     inline = TrajectorySpec(name="i", theta=tuple(kf.theta), phi=tuple(kf.phi), r=tuple(kf.r))
-    a = g.trajectory_source_to_target(inline, 49, 2.0)
-    b = g.trajectory_source_to_target(TrajectorySpec(name="f", file=str(f)), 49, 2.0)
+    a = tr.trajectory_source_to_target(inline, 49, 2.0)
+    b = tr.trajectory_source_to_target(TrajectorySpec(name="f", file=str(f)), 49, 2.0)
     assert np.array_equal(a, b)
 
 
@@ -45,14 +46,14 @@ def test_interpolation_rules():
 
 def test_presets_move_the_right_way():
     def center(preset):
-        s2t = g.trajectory_source_to_target(TrajectorySpec(name="p", preset=preset, amount=20.0), 5, 2.0)
+        s2t = tr.trajectory_source_to_target(TrajectorySpec(name="p", preset=preset, amount=20.0), 5, 2.0)
         return g.invert_rigid(s2t)[-1, :3, 3]
 
     assert center("orbit_left")[0] < 0 < center("orbit_right")[0]
     assert center("arc_up")[1] < 0 < center("arc_down")[1]  # y points down
     assert center("dolly_in")[2] > 0 > center("dolly_out")[2]
     for p in ("orbit_left", "arc_up", "dolly_in"):
-        s2t = g.trajectory_source_to_target(TrajectorySpec(name="p", preset=p, amount=20.0), 5, 2.0)
+        s2t = tr.trajectory_source_to_target(TrajectorySpec(name="p", preset=p, amount=20.0), 5, 2.0)
         assert np.allclose(s2t[0], np.eye(4))
 
 
@@ -67,18 +68,18 @@ def test_pose_json_roundtrip_and_errors(tmp_path):
     shifted = np.einsum("ij,tjk->tik", g.rigid(g.rot_y(np.array(30.0)), np.array([1.0, 2, 3])), c2w)
     p = tmp_path / "poses.json"
     p.write_text(json.dumps(shifted.tolist()))
-    s2t = g.read_pose_json(p, 4)
+    s2t = tr.read_pose_json(p, 4)
     assert np.allclose(s2t, g.invert_rigid(c2w))  # independent of the world frame the poses are written in
     with pytest.raises(UserError, match="has 4 poses"):
-        g.read_pose_json(p, 5)
+        tr.read_pose_json(p, 5)
     bad = shifted.copy()
     bad[2, :3, :3] *= 2.0
     p.write_text(json.dumps(bad.tolist()))
     with pytest.raises(UserError, match="pose 2 is not a rigid"):
-        g.read_pose_json(p, 4)
+        tr.read_pose_json(p, 4)
     p.write_text(json.dumps([[1, 2, 3]]))
     with pytest.raises(UserError, match="shape"):
-        g.read_pose_json(p, 4)
+        tr.read_pose_json(p, 4)
 
 
 @pytest.mark.parametrize("text, match", [
@@ -91,7 +92,7 @@ def test_malformed_trajectory_files(tmp_path, text, match):
     f = tmp_path / "bad.txt"
     f.write_text(text)
     with pytest.raises(UserError, match=match):
-        g.read_trajectory_file(f)
+        tr.read_trajectory_file(f)
 
 
 def test_intrinsics_modes():
@@ -121,7 +122,7 @@ def test_reference_r_spline_is_fitted_on_distances(tmp_path):
     official[0], official[-1] = keys[0], keys[-1]
 
     def camera_z(r_spline: str) -> np.ndarray:  # the target camera centre's z is r·ρ on this path (θ = φ = 0)
-        return g.invert_rigid(g.trajectory_source_to_target(spec, 49, rho, r_spline))[:, 2, 3]
+        return g.invert_rigid(tr.trajectory_source_to_target(spec, 49, rho, r_spline))[:, 2, 3]
 
     assert np.allclose(camera_z("distance"), official, atol=1e-9)
     assert np.abs(camera_z("fraction") - official).max() > 1.0  # up to 2.3 scene units apart at ρ = 5

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from inverse_dvs.ddim import sampling_schedule
+from inverse_dvs.core.ddim import sampling_schedule
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from inverse_dvs.guidance import RegionGuidance, dynamic_guidance, occluded_scale
+from inverse_dvs.core.guidance import RegionGuidance, dynamic_guidance, occluded_scale
 
 
 def test_dynamic_scale_matches_the_official_numbers():

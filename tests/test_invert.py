@@ -6,10 +6,10 @@ import torch
 from safetensors.torch import load_file
 
 from inverse_dvs import depth, invert, warp
-from inverse_dvs.cogvideo import (
+from inverse_dvs.core.ddim import inversion_plan, roundtrip_error, sampling_schedule
+from inverse_dvs.models.cogvideo import (
     alphas_cumprod,
 )
-from inverse_dvs.ddim import inversion_plan, roundtrip_error, sampling_schedule
 
 
 def test_two_trajectories_two_videos_one_load_deterministic(tmp_path, tiny_checkpoints, demo_video, monkeypatch):
@@ -95,8 +95,8 @@ def test_reference_posterior_is_the_mode_and_a_fresh_generator_image_sample(tiny
     `prepare_latents` with a fresh generator seeded with the run seed."""
     import numpy as np
 
-    from inverse_dvs.cogvideo import _to_pixels, encode_video
     from inverse_dvs.invert import encode_render
+    from inverse_dvs.models.cogvideo import _to_pixels, encode_video
 
     pipe = tiny_model.pipe
     frames = np.random.default_rng(3).integers(0, 255, (49, 96, 144, 3), dtype=np.uint8)

@@ -4,14 +4,14 @@ from functools import partial
 import pytest
 import torch
 
-from inverse_dvs.krnr import (
+from inverse_dvs.core.krnr import (
     adaptive_krnr,
     krnr,
     krnr_coefficients,
     krnr_recursive,
     noise_init,
 )
-from inverse_dvs.slm import stochastic_latent_modulation
+from inverse_dvs.core.slm import stochastic_latent_modulation
 
 
 def reference_init(x0, eps, alpha_bar, occluded, occluded_eps, generator, rounds=3):
@@ -89,7 +89,7 @@ def _official_adaptive_step(x0, eps, mu, sigma, alpha_bar, k):
 def test_official_adaptive_step_is_plain_order_two(k):
     from diffusers import CogVideoXDDIMScheduler
 
-    from inverse_dvs.tiny import SCHEDULER_5B_I2V
+    from inverse_dvs.testing.tiny import SCHEDULER_5B_I2V
 
     alpha_bar = float(CogVideoXDDIMScheduler(**SCHEDULER_5B_I2V).alphas_cumprod[966])  # reference t_start
     g = torch.Generator().manual_seed(k)

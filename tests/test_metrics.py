@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from inverse_dvs.metrics import clip_frame, clip_text, clip_view, psnr_per_frame, ssim_per_frame
+from inverse_dvs.core.metrics import clip_frame, clip_text, clip_view, psnr_per_frame, ssim_per_frame
 
 
 def test_psnr_of_a_known_error():

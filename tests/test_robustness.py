@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from inverse_dvs import depth, infer, invert, warp
-from inverse_dvs.artifacts import host_name
+from inverse_dvs.infra.artifacts import host_name
 from tests.conftest import with_sections
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,7 +197,7 @@ def test_preflight_reports_every_problem_up_front(tmp_path, tiny_checkpoints, de
 
 
 def test_reinterpreted_input_is_said(tmp_path, demo_video, caplog):
-    from inverse_dvs.video_io import FrameSelection, read_clip
+    from inverse_dvs.infra.video_io import FrameSelection, read_clip
 
     with caplog.at_level(logging.INFO, logger="t"):
         read_clip(demo_video, FrameSelection(49, stride=2, pad_short=True), (96, 96), "crop", logging.getLogger("t"))
@@ -245,7 +245,7 @@ def test_run_all_command_line():
 
 
 def test_a_frame_with_nothing_visible_is_an_error_at_warp(caplog):
-    from inverse_dvs.errors import UserError
+    from inverse_dvs.infra.errors import UserError
     from inverse_dvs.warp import check_visible
 
     frac = np.full(49, 0.9)
@@ -323,9 +323,9 @@ def test_preflight_refuses_what_the_config_alone_decides(tmp_path, tiny_checkpoi
 
 
 def test_input_paths_say_what_they_are(tmp_path, demo_video, caplog):
-    from inverse_dvs.errors import UserError
-    from inverse_dvs.geometry import read_pose_json
-    from inverse_dvs.video_io import FrameSelection, probe_video, read_clip, write_video
+    from inverse_dvs.infra.errors import UserError
+    from inverse_dvs.infra.trajectories import read_pose_json
+    from inverse_dvs.infra.video_io import FrameSelection, probe_video, read_clip, write_video
 
     (tmp_path / "clips.mp4").mkdir()
     (tmp_path / "loop.mp4").symlink_to(tmp_path / "loop.mp4")
@@ -368,7 +368,7 @@ def test_a_unicode_file_name_runs_and_an_empty_prompt_file_is_said(tmp_path, tin
 
 
 def test_an_interrupted_item_leaves_no_empty_folder(tmp_path):
-    from inverse_dvs.workqueue import StageRunner
+    from inverse_dvs.infra.workqueue import StageRunner
 
     runner = StageRunner("infer", tmp_path, False, logging.getLogger("test"))
 

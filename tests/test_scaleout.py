@@ -82,7 +82,7 @@ def test_the_stage_end_waits_on_files_for_a_slow_process(tmp_path):
     import threading
     import time
 
-    from inverse_dvs.workqueue import Processes, StageRunner
+    from inverse_dvs.infra.workqueue import Processes, StageRunner
 
     log = logging.getLogger("inverse_dvs.test")
     work = tmp_path / "w"
@@ -118,9 +118,9 @@ def test_a_fixed_gpu_is_refused_when_each_process_needs_its_own(tmp_path, tiny_c
     import torch
 
     from inverse_dvs.config import load_config
-    from inverse_dvs.errors import ConfigError
-    from inverse_dvs.runtime import resolve_device
-    from inverse_dvs.workqueue import Processes
+    from inverse_dvs.infra.device import resolve_device
+    from inverse_dvs.infra.errors import ConfigError
+    from inverse_dvs.infra.workqueue import Processes
 
     second = Processes(1, 2, "cuda:1", "token")
     assert resolve_device("auto", second) == resolve_device("cuda", second) == torch.device("cuda:1")

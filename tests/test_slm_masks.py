@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from inverse_dvs.errors import UserError
-from inverse_dvs.masks import (
+from inverse_dvs.core.masks import (
     background_mask,
     cell_fraction,
     latent_frame_groups,
@@ -11,7 +10,7 @@ from inverse_dvs.masks import (
     occlusion_mask,
     pool_visibility,
 )
-from inverse_dvs.slm import stochastic_latent_modulation
+from inverse_dvs.core.slm import NothingVisible, stochastic_latent_modulation
 
 
 def _latents(seed=0):
@@ -56,7 +55,7 @@ def test_seeded_and_fallbacks():
     c = stochastic_latent_modulation(x0, eps, occ, torch.Generator().manual_seed(4), background=no_bg)
     assert torch.equal(a.x0, b.x0) and not torch.equal(a.x0, c.x0)
     occ[0, 2] = True
-    with pytest.raises(UserError, match="latent frame 2"):
+    with pytest.raises(NothingVisible, match="latent frame 2"):
         stochastic_latent_modulation(x0, eps, occ, torch.Generator().manual_seed(3), background=no_bg)
 
 
@@ -173,8 +172,8 @@ def _whole_pixel_windows(mask: np.ndarray, H: int, W: int) -> torch.Tensor:
 
 
 def test_reference_mask_resize_is_the_official_area_interpolation_and_pools_to_the_same_cells():
-    from inverse_dvs.masks import latent_masks
-    from inverse_dvs.video_io import to_model_size
+    from inverse_dvs.core.masks import latent_masks
+    from inverse_dvs.infra.video_io import to_model_size
 
     rng = np.random.default_rng(0)
     visible = np.ones((5, 96, 170), bool)  # warp size → model size 80×120, the official 576×1024 → 480×720 ratios
@@ -194,7 +193,7 @@ def test_reference_mask_resize_is_the_official_area_interpolation_and_pools_to_t
 def test_reference_render_resize_is_float_bilinear_then_truncation():
     import torch.nn.functional as F
 
-    from inverse_dvs.video_io import to_model_size
+    from inverse_dvs.infra.video_io import to_model_size
 
     render = np.random.default_rng(1).random((2, 96, 170, 3)).astype(np.float32)
     out, _ = to_model_size(render, np.ones((2, 96, 170), bool), (80, 120), "reference", "area")

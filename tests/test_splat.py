@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from inverse_dvs import demo_scene
-from inverse_dvs import geometry as g
-from inverse_dvs.splat import warp_frames
+from inverse_dvs.core import camera as g
+from inverse_dvs.core.splat import warp_frames
+from inverse_dvs.testing import demo_scene
 
 
 def test_identity_is_exact():
@@ -17,7 +17,7 @@ def test_identity_is_exact():
 
 @pytest.mark.parametrize("mode", ["zbuffer", "reference"])
 def test_int64_index_path_matches_float_path(monkeypatch, mode):
-    import inverse_dvs.splat as splat
+    import inverse_dvs.core.splat as splat
 
     g_ = torch.Generator().manual_seed(0)
     colors = torch.randint(0, 255, (2, 3, 30, 40), dtype=torch.uint8, generator=g_)
@@ -162,7 +162,7 @@ def test_surfaces_seen_from_behind_are_holes():
 
 @pytest.mark.parametrize("by_columns", [False, True])
 def test_quad_scan_conversion_matches_an_inside_test(by_columns):
-    from inverse_dvs.splat import _raster_quads
+    from inverse_dvs.core.splat import _raster_quads
 
     gen = torch.Generator().manual_seed(0)
     H, W = 40, 60
@@ -258,7 +258,7 @@ def test_reference_splat_agrees_with_a_hand_worked_official_splat():
 
 
 def test_to_model_size_resizes_render_bilinear_and_visibility_by_area():
-    from inverse_dvs.video_io import to_model_size
+    from inverse_dvs.infra.video_io import to_model_size
 
     render = np.zeros((2, 8, 16, 3), np.uint8)
     render[:, :, 8:] = 200
@@ -303,6 +303,6 @@ def test_keep_freed_memory_settings_are_accepted_by_glibc():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", "from inverse_dvs.runtime import keep_freed_memory as k; print(k())"],
-                         capture_output=True, text=True, check=True).stdout.strip()
+    code = "from inverse_dvs.infra.device import keep_freed_memory as k; print(k())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ("True" if platform.libc_ver()[0] == "glibc" else "False")

@@ -18,9 +18,11 @@ from typing import NamedTuple
 
 import torch
 
-from .errors import UserError
-
 SLM_MODES = ("paper", "reference", "frame")
+
+
+class NothingVisible(ValueError):
+    """SLM has no visible cell to draw from (a latent frame, or the whole video, is fully occluded)."""
 
 
 class SLMResult(NamedTuple):
@@ -38,9 +40,9 @@ def _check_frames(visible: torch.Tensor) -> None:
     if not bool(vis_frames.all()):
         t = int((~vis_frames).nonzero()[0])
         px = "0" if t == 0 else f"{4 * t - 3}–{4 * t}"
-        raise UserError(f"latent frame {t} (video frames {px}) is fully occluded after warping: nothing is visible "
-                        "to fill it from. Use a gentler trajectory (smaller angles/radius), or check the depth for "
-                        "that frame.")
+        raise NothingVisible(f"latent frame {t} (video frames {px}) is fully occluded after warping: nothing is "
+                             "visible to fill it from. Use a gentler trajectory (smaller angles/radius), or check the "
+                             "depth for that frame.")
 
 
 def _fill_from_visible(x: torch.Tensor, occ: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -51,8 +53,8 @@ def _fill_from_visible(x: torch.Tensor, occ: torch.Tensor, generator: torch.Gene
         return out
     pool = x[~occ]
     if pool.numel() == 0:
-        raise UserError("every latent cell is occluded after warping: nothing is visible to fill from. Use a gentler "
-                        "trajectory (smaller angles/radius).")
+        raise NothingVisible("every latent cell is occluded after warping: nothing is visible to fill from. Use a "
+                             "gentler trajectory (smaller angles/radius).")
     out[occ] = pool[_sample(pool.numel(), n, generator, x.device)]
     return out
 
@@ -71,7 +73,7 @@ def stochastic_latent_modulation(x0: torch.Tensor, eps: torch.Tensor, occluded: 
         background: bool D, same shape rules as `occluded` (`paper`, `frame`); None = everything is background.
             If no visible background cell exists, the visible cells are used.
         occluded_eps: bool mask for eps (`reference` only; default `occluded`).
-    No visible cell at all in a latent frame (`paper`, `frame`) or in the video (`reference`) is a UserError.
+    No visible cell at all in a latent frame (`paper`, `frame`) or in the video (`reference`) is a NothingVisible error.
     """
     if x0.shape != eps.shape or x0.ndim != 5:
         raise ValueError(f"x0 and eps must both be [B, t, C, h, w], got {tuple(x0.shape)} and {tuple(eps.shape)}")

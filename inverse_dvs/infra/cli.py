@@ -9,8 +9,8 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
+from ..config import Config, load_config
 from .artifacts import check_writable
-from .config import Config, load_config
 from .errors import EXIT_USER_ERROR, UserError
 
 LOGGER_NAME = "inverse_dvs"

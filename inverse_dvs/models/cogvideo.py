@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .errors import UserError
+from ..infra.errors import UserError
 
 
 @dataclass
@@ -50,7 +50,7 @@ def load_pipeline(model: str, model_cfg, device: torch.device, dtype: torch.dtyp
     (`place_pipeline`). Raises WeightsMissingError (never downloads) when the weights are not on disk."""
     from diffusers import CogVideoXImageToVideoPipeline
 
-    from .weights import resolve_model
+    from ..weights import resolve_model
 
     path = resolve_model(model)
     pipe = CogVideoXImageToVideoPipeline.from_pretrained(path, dtype=dtype)
@@ -283,7 +283,7 @@ class LazyPipeline:
 def lazy_pipeline(cfg, state, log) -> LazyPipeline:
     """The LazyPipeline of this process for the config: its device (accelerate's per-process GPU under
     `accelerate launch`) and dtype."""
-    from .runtime import resolve_device, torch_dtype
+    from ..infra.device import resolve_device, torch_dtype
 
     device = resolve_device(cfg.run.device, state)
     return LazyPipeline(cfg, device, torch_dtype(cfg.run.dtype, device), ModelStats(), log)
@@ -303,7 +303,7 @@ class StageModel:
 
 def check_size(pipe, num_frames: int, height: int, width: int) -> None:
     """UserError unless the loaded model runs at this size (`weights.size_problem`)."""
-    from .weights import size_problem
+    from ..weights import size_problem
 
     problem = size_problem(pipe.transformer.config, pipe.vae_scale_factor_spatial, pipe.vae_scale_factor_temporal,
                            num_frames, height, width)

@@ -14,9 +14,9 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..config import Config, TrajectorySpec, VideoSpec, read_prompt, resolve_path, section_dict
+from ..core.ddim import inversion_end, sampling_schedule
 from .artifacts import input_hashes, read_meta, sha256, upstream
-from .config import Config, TrajectorySpec, VideoSpec, read_prompt, resolve_path, section_dict
-from .ddim import inversion_end, sampling_schedule
 from .layout import caption_dir, depth_dir, render_file, result_dir
 
 

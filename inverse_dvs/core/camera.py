@@ -13,13 +13,9 @@ C = p − G·p + (0, 0, r·ρ), its camera_to_world is [G | C], and source_to_ta
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-
-from .errors import UserError
 
 
 class Keyframes(NamedTuple):
@@ -98,19 +94,20 @@ def invert_rigid(M: np.ndarray) -> np.ndarray:
     return rigid(R, -np.einsum("...ij,...j->...i", R, M[..., :3, 3]))
 
 
-def check_rigid(M: np.ndarray, where: str, tol: float = 1e-4) -> None:
-    """Raise UserError unless every M[i] is a rigid 4×4 (orthonormal rotation, det +1, last row 0 0 0 1)."""
+def rigid_problem(M: np.ndarray, tol: float = 1e-4) -> str | None:
+    """Why M is not a stack of rigid 4×4 matrices (orthonormal rotation, det +1, last row 0 0 0 1), or None."""
     if M.ndim != 3 or M.shape[1:] != (4, 4):
-        raise UserError(f"{where}: expected T 4×4 matrices, got an array of shape {tuple(M.shape)}.")
+        return f"expected T 4×4 matrices, got an array of shape {tuple(M.shape)}"
     if not np.isfinite(M).all():
-        raise UserError(f"{where}: poses contain NaN or inf.")
+        return "poses contain NaN or inf"
     R = M[:, :3, :3]
     err = np.abs(R @ np.swapaxes(R, 1, 2) - np.eye(3)).max(axis=(1, 2))
     det = np.linalg.det(R)
     bad = np.flatnonzero((err > tol) | (np.abs(det - 1) > tol) | (np.abs(M[:, 3] - [0, 0, 0, 1]).max(1) > tol))
     if bad.size:
-        raise UserError(f"{where}: pose {int(bad[0])} is not a rigid camera-to-world matrix (rotation must be "
-                        "orthonormal with det +1 and the last row 0 0 0 1; scale or shear is not allowed).")
+        return (f"pose {int(bad[0])} is not a rigid camera-to-world matrix (rotation must be orthonormal with det +1 "
+                "and the last row 0 0 0 1; scale or shear is not allowed)")
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------- trajectories
@@ -125,132 +122,50 @@ def orbit_source_to_target(theta: np.ndarray, phi: np.ndarray, r: np.ndarray, ra
     return invert_rigid(camera_to_world)
 
 
-def read_trajectory_file(path: str | Path) -> Keyframes:
-    """Parse the 3-line keyframe format (θ line, φ line, r line; numbers separated by spaces or commas)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"trajectory file '{path}' does not exist; fix its 'file' entry under 'trajectories' "
-                        "(relative paths are looked up in the config's folder, then the project root).")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise UserError(f"trajectory file '{path}' is not UTF-8 text; it needs 3 lines of numbers.") from None
-    except OSError as exc:
-        raise UserError(f"trajectory file '{path}' cannot be read ({exc.strerror}).") from None
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    if len(lines) != 3:
-        raise UserError(f"trajectory file '{path}' has {len(lines)} non-empty lines; it needs exactly 3: θ "
-                        "(elevation keyframes, degrees), φ (azimuth keyframes, degrees), r (radius keyframes, "
-                        "fraction of the scene radius).")
-    rows = []
-    for i, (ln, what) in enumerate(zip(lines, ("θ", "φ", "r"), strict=True)):
-        try:
-            vals = np.array([float(x) for x in ln.replace(",", " ").split()], dtype=np.float64)
-        except ValueError:
-            raise UserError(f"trajectory file '{path}', line {i + 1} ({what}): {ln.strip()[:80]!r} is not a list of "
-                            "numbers.") from None
-        if not np.isfinite(vals).all():
-            raise UserError(f"trajectory file '{path}', line {i + 1} ({what}) contains NaN or inf.")
-        rows.append(vals)
-    return Keyframes(*rows)
+# Presets, combinable with '+': (keyframe row, sign, `amount` per unit) — θ and φ in degrees, r in percent of ρ.
+PRESETS = {"orbit_left": ("phi", -1.0, 1.0), "orbit_right": ("phi", 1.0, 1.0), "arc_up": ("theta", 1.0, 1.0),
+           "arc_down": ("theta", -1.0, 1.0), "dolly_in": ("r", 1.0, 100.0), "dolly_out": ("r", -1.0, 100.0)}
 
 
 def preset_keyframes(preset: str, amount: float) -> Keyframes:
     """Presets, combinable with '+', as two keyframes (start at the source camera, end at `amount`):
     orbit_left/right (φ, degrees), arc_up/down (θ, degrees), dolly_in/out (r, percent of the scene radius)."""
-    theta, phi, r = [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]
+    ends = {"theta": 0.0, "phi": 0.0, "r": 0.0}
     for part in preset.split("+"):
-        if part == "orbit_left":
-            phi[1] -= amount
-        elif part == "orbit_right":
-            phi[1] += amount
-        elif part == "arc_up":
-            theta[1] += amount
-        elif part == "arc_down":
-            theta[1] -= amount
-        elif part in ("dolly_in", "dolly_out"):
-            r[1] += amount / 100.0 if part == "dolly_in" else -amount / 100.0
-        else:
-            raise UserError(f"unknown trajectory preset '{part}'.")
-    return Keyframes(np.array(theta), np.array(phi), np.array(r))
-
-
-def read_pose_json(path: str | Path, num_frames: int) -> np.ndarray:
-    """A JSON list of T camera-to-world 4×4 matrices (OpenCV axes, world = any frame) → source_to_target [T,4,4].
-
-    The first pose is taken as the source camera, so `source_to_target[i] = inv(c2w[i]) @ c2w[0]`. The JSON may be a
-    bare list or an object with key `camera_to_world`.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"pose file '{path}' {'is a folder' if path.is_dir() else 'does not exist'}; fix the "
-                        "trajectory's 'poses' entry (relative paths are looked up in the config's folder, then the "
-                        "project root).")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"pose file '{path}' is not readable JSON ({exc}).") from None
-    if isinstance(data, dict):
-        data = data.get("camera_to_world")
-    try:
-        c2w = np.asarray(data, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise UserError(f"pose file '{path}': expected a list of 4×4 number matrices "
-                        "(or an object with key 'camera_to_world').") from None
-    if c2w.ndim != 3 or c2w.shape[1:] != (4, 4):
-        raise UserError(f"pose file '{path}': expected shape [T, 4, 4] camera-to-world matrices, got "
-                        f"{tuple(c2w.shape)}.")
-    if c2w.shape[0] != num_frames:
-        raise UserError(f"pose file '{path}' has {c2w.shape[0]} poses but camera.num_frames is {num_frames}; "
-                        "give one camera-to-world matrix per frame.")
-    check_rigid(c2w, f"pose file '{path}'")
-    return invert_rigid(c2w) @ c2w[0]
+        if part not in PRESETS:
+            raise ValueError(f"unknown trajectory preset {part!r}; one of {', '.join(PRESETS)}")
+        row, sign, per_unit = PRESETS[part]
+        ends[row] += sign * amount / per_unit
+    return Keyframes(*(np.array([0.0, ends[row]]) for row in ("theta", "phi", "r")))
 
 
 MAX_ANGLE, MAX_R = 360.0, 10.0  # sane keyframe bounds: degrees for θ and φ, scene radii for r
 
 
-def check_keyframes(kf: Keyframes, where: str) -> None:
-    """Keyframes must be finite with |θ|, |φ| ≤ 360° and |r| ≤ 10 scene radii; UserError naming the value."""
+def keyframes_problem(kf: Keyframes) -> str | None:
+    """Why keyframes are unusable — empty or non-finite, or |θ|, |φ| > 360° or |r| > 10 scene radii — or None."""
     for values, what, limit, unit in ((kf.theta, "θ (elevation)", MAX_ANGLE, "°"), (kf.phi, "φ (azimuth)", MAX_ANGLE,
                                                                                   "°"), (kf.r, "r", MAX_R, "")):
         values = np.asarray(values, dtype=np.float64)
         if values.size == 0 or not np.isfinite(values).all():
-            raise UserError(f"{where}: the {what} keyframes are empty or not finite ({values.tolist()}).")
+            return f"the {what} keyframes are empty or not finite ({values.tolist()})"
         bad = values[np.abs(values) > limit]
         if bad.size:
-            raise UserError(f"{where}: {what} keyframe {bad[0]:g}{unit} is out of range; allowed |{what.split()[0]}| ≤ "
-                            f"{limit:g}{unit}{' (fraction of the scene radius)' if what == 'r' else ''}. Check the "
-                            "units: θ and φ are degrees, r is a fraction of the scene radius.")
-
-
-def trajectory_keyframes(spec) -> Keyframes:
-    """The θ/φ/r keyframes of a config TrajectorySpec that is not `poses`, checked (UserError when malformed)."""
-    if spec.kind == "file":
-        kf = read_trajectory_file(spec.file)
-        where = f"trajectory file '{spec.file}' (trajectory '{spec.name}')"
-    elif spec.kind == "preset":
-        kf = preset_keyframes(spec.preset, spec.amount)
-        where = f"config key 'trajectories.{spec.name}' (preset {spec.preset}, amount {spec.amount:g})"
-    else:
-        kf = Keyframes(np.asarray(spec.theta, float), np.asarray(spec.phi, float), np.asarray(spec.r, float))
-        where = f"config key 'trajectories.{spec.name}'"
-    check_keyframes(kf, where)
-    return kf
+            return (f"{what} keyframe {bad[0]:g}{unit} is out of range; allowed |{what.split()[0]}| ≤ {limit:g}{unit}"
+                    f"{' (fraction of the scene radius)' if what == 'r' else ''}. Check the units: θ and φ are "
+                    "degrees, r is a fraction of the scene radius")
+    return None
 
 
 R_SPLINES = ("fraction", "distance")
 
 
-def trajectory_source_to_target(spec, num_frames: int, radius: float, r_spline: str = "fraction") -> np.ndarray:
-    """A config TrajectorySpec → source_to_target [T, 4, 4] float64.
+def keyframe_path(kf: Keyframes, num_frames: int, radius: float, r_spline: str = "fraction") -> np.ndarray:
+    """Keyframes → source_to_target [T, 4, 4] float64 along the orbit model.
 
     `r_spline` (`camera.r_spline`): the r keyframes are interpolated as fractions of the scene radius (`fraction`),
     or as distances r·ρ (`distance`, the official code): the smoothing spline is not scale-invariant, so with more
     than 3 keyframes the two differ."""
-    if spec.kind == "poses":
-        return read_pose_json(spec.poses, num_frames)
-    kf = trajectory_keyframes(spec)
     theta, phi = (interpolate_keyframes(v, num_frames) for v in (kf.theta, kf.phi))
     if r_spline == "fraction":
         r = interpolate_keyframes(kf.r, num_frames)
