@@ -130,12 +130,12 @@ def test_warp_size_aspect_needs_stretch(tmp_path):
 
 def test_readme_config_table_is_the_generated_one():
     """Every key the config accepts, with its default, is in the README (the table is generated from the code)."""
-    from inverse_dvs.config import _SECTIONS, config_reference
+    from inverse_dvs.config import SECTIONS, config_reference
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     block = readme.split("<!-- config-reference:start -->\n", 1)[1].split("<!-- config-reference:end -->", 1)[0]
     assert block == config_reference()
-    for section, cls in _SECTIONS.items():
+    for section, cls in SECTIONS.items():
         for f in dataclasses.fields(cls):
             assert f"`{section}.{f.name}`" in block and f.metadata.get("doc"), (section, f.name)
 

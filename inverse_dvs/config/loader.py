@@ -1,0 +1,317 @@
+"""Reading a config: YAML (a key given twice is an error, `1e30` is a number), `--set` overrides, the method's
+preset merged under the user's values, type coercion and checks, cross-key checks, and paths resolved
+(`paths`). Every error is a ConfigError that names the key."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..core.camera import PRESETS
+from ..infra.errors import ConfigError
+from .paths import PROJECT_ROOT, glob_files, name_from_stem, resolve_paths
+from .presets import METHOD_PRESETS
+from .schema import METHODS, NAME_RE, SECTIONS, TOP_KEYS, Config, TrajectorySpec, VideoSpec, check_value
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as a config wants it: a key given twice in one mapping is an error (plain YAML keeps the second mapping
+    silently), and `1e30` is a number (YAML 1.1 needs a dot: `1.0e30`; YAML 1.2 does not)."""
+
+    def construct_mapping(self, node, deep=False):
+        lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in lines:
+                raise _DuplicateKey(key, lines[key], line)
+            lines[key] = line
+        return super().construct_mapping(node, deep)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, first: int, second: int):
+        super().__init__(key, first, second)
+        self.key, self.first, self.second = key, first, second
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                              re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def _yaml(text: str, where: str) -> Any:
+    """Parse config YAML (`_Loader`); ConfigError naming `where` on a syntax error or a repeated key."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{where}: key '{exc.key}' is given twice in one section (lines {exc.first} and "
+                          f"{exc.second}); YAML would silently keep only the second. Merge them into one.") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where} is not valid YAML: {exc}") from None
+
+
+def _unknown(key: str, allowed: typing.Iterable[str]) -> ConfigError:
+    allowed = list(allowed)
+    near = difflib.get_close_matches(key.rsplit(".", 1)[-1], allowed, n=1)
+    hint = f" Did you mean '{near[0]}'?" if near else ""
+    return ConfigError(f"unknown config key '{key}'.{hint} Allowed keys here: {', '.join(allowed)}.")
+
+
+def _coerce(key: str, value: Any, tp: Any) -> Any:
+    """Check `value` against the annotation `tp`; ints are accepted where floats are expected."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        for i, alt in enumerate(inner):
+            try:
+                return _coerce(key, value, alt)
+            except ConfigError:
+                if i == len(inner) - 1:
+                    raise
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            value = [value]  # a scalar where a sweep list is expected means a one-element sweep
+        coerced = [_coerce(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value)]
+        return coerced if origin is list else tuple(coerced)
+    if tp is bool:
+        check_value(isinstance(value, bool), key, value, "true or false")
+        return value
+    if tp is int:
+        check_value(isinstance(value, int) and not isinstance(value, bool), key, value, "an integer")
+        return value
+    if tp is float:
+        check_value(isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value),
+               key, value, "a finite number")
+        return float(value)
+    if tp is str:
+        check_value(isinstance(value, str), key, value, "a string")
+        return value
+    raise TypeError(f"unsupported annotation {tp!r} for {key}")
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config key '{prefix}' must be a mapping of keys to values, got {data!r}.")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise _unknown(f"{prefix}.{key}", fields)
+        f = fields[key]
+        dotted = f"{prefix}.{key}"
+        choices = getattr(f.metadata.get("check"), "choices", ())
+        if isinstance(value, bool) and ("on" if value else "off") in choices:
+            value = "on" if value else "off"
+        v = _coerce(dotted, value, hints[key])
+        if v is not None and "check" in f.metadata:
+            f.metadata["check"](dotted, v)
+        kwargs[key] = v
+    missing = [n for n, f in fields.items()
+               if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"config section '{prefix}' is missing required key(s): {', '.join(missing)}.")
+    return cls(**kwargs)
+
+
+def _build_videos(data: Any, base: Path) -> tuple[VideoSpec, ...]:
+    if not isinstance(data, list) or not data:
+        raise ConfigError(f"config key 'videos' has value {data!r}; allowed: a non-empty list of "
+                          "{path: ..., name: ..., prompt: ...} entries.")
+    videos = []
+    for i, item in enumerate(data):
+        if isinstance(item, str):
+            item = {"path": item}
+        v = _build(VideoSpec, item, f"videos[{i}]")
+        if any(ch in v.path for ch in "*?["):  # a folder of videos: one entry per match, named by its stem
+            if v.name:
+                raise ConfigError(f"config key 'videos[{i}]': a pattern ({v.path!r}) names many videos; drop 'name'.")
+            matches = glob_files(v.path, base)
+            if not matches:
+                raise ConfigError(f"config key 'videos[{i}].path': no file matches {v.path!r} (looked in {base} and "
+                                  f"{PROJECT_ROOT}).")
+            items = [dataclasses.replace(v, path=m) for m in matches]
+        else:
+            items = [v]
+        for v in items:
+            if v.name:
+                check_value(NAME_RE.match(v.name) is not None, f"videos[{i}].name", v.name,
+                       "letters (any script), digits, '_', '-', '.', starting with a letter or digit (it becomes a "
+                       "folder name)")
+            videos.append(dataclasses.replace(v, name=v.name or name_from_stem(Path(v.path).stem)))
+    names = [v.name for v in videos]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise ConfigError(f"config key 'videos' names {sorted(dup)} more than once (names come from the file stems "
+                          "where no 'name' is given); give each video a unique 'name'.")
+    return tuple(videos)
+
+
+def _build_trajectories(data: Any) -> tuple[TrajectorySpec, ...]:
+    if not isinstance(data, dict) or not data:
+        raise ConfigError(f"config key 'trajectories' has value {data!r}; allowed: a mapping of name → "
+                          "{file: PATH} | {theta: [...], phi: [...], r: [...]} | {preset: NAME, amount: X} | "
+                          "{poses: PATH.json}.")
+    out = []
+    for name, spec in data.items():
+        key = f"trajectories.{name}"
+        check_value(isinstance(name, str) and NAME_RE.match(name) is not None, "trajectories", name,
+               "trajectory names made of letters, digits, '_', '-', '.'")
+        if not isinstance(spec, dict):
+            raise ConfigError(f"config key '{key}' must be a mapping, got {spec!r}.")
+        t = _build(TrajectorySpec, {**spec, "name": name}, key)
+        forms = [t.file is not None, t.preset is not None, t.poses is not None,
+                 any(x is not None for x in (t.theta, t.phi, t.r))]
+        if sum(forms) != 1:
+            raise ConfigError(f"config key '{key}' must use exactly one of: 'file', inline 'theta'/'phi'/'r', "
+                              f"'preset' (+ 'amount'), 'poses'; got keys {sorted(spec)}.")
+        if t.kind == "keyframes":
+            for k in ("theta", "phi", "r"):
+                check_value(getattr(t, k) is not None and len(getattr(t, k)) >= 1, f"{key}.{k}", getattr(t, k),
+                       "a non-empty list of numbers (all of theta, phi and r are needed)")
+        if t.kind == "preset":
+            for part in t.preset.split("+"):
+                if part not in PRESETS:
+                    near = difflib.get_close_matches(part, PRESETS, n=1)
+                    hint = f" Did you mean '{near[0]}'?" if near else ""
+                    raise ConfigError(f"config key '{key}.preset' has unknown preset '{part}'.{hint} "
+                                      f"Allowed: {', '.join(PRESETS)}, combined with '+' (e.g. orbit_left+arc_up).")
+            amount = 20.0 if t.amount is None else t.amount
+            t = dataclasses.replace(t, amount=amount)
+        elif t.amount is not None:
+            raise ConfigError(f"config key '{key}.amount' only applies to presets; remove it or add 'preset'.")
+        out.append(t)
+    return tuple(out)
+
+
+def _set_dotted(data: dict, assignment: str) -> None:
+    if "=" not in assignment:
+        raise ConfigError(f"--set expects section.key=value, got {assignment!r}.")
+    path, raw = assignment.split("=", 1)
+    parts = path.strip().split(".")
+    if parts[0] not in TOP_KEYS:
+        raise _unknown(parts[0], TOP_KEYS)
+    value = _yaml(raw, f"--set {assignment!r}: the value") if raw.strip() else ""
+    node = data
+    for p in parts[:-1]:
+        if not isinstance(node.get(p), dict):
+            node[p] = {}
+        node = node[p]
+    node[parts[-1]] = value
+
+
+def load_config(path: str | Path = "config.yml", overrides: typing.Sequence[str] = ()) -> Config:
+    """Read, override, type-check and validate a config file; resolve relative paths. Raises ConfigError naming the
+    key. Missing input files are not errors here: they fail their own items (and preflight lists them up front)."""
+    path = Path(path)
+    if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else f"does not exist (looked in {path.absolute().parent})"
+        raise ConfigError(f"config file '{path}' {what}. `bash run_all.sh CONFIG` looks for CONFIG in the folder it "
+                          "is called from, then in the project folder; `python -m inverse_dvs.STAGE --config PATH` "
+                          "reads PATH from the current folder. The project's own configs: config.yml and "
+                          "configs/*.yml, e.g. `bash run_all.sh configs/tiny.yml`.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file '{path}' is not UTF-8 text; save it as UTF-8.") from None
+    data = _yaml(text, f"config file '{path}'") or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file '{path}' must be a mapping of sections, got {type(data).__name__}.")
+    for o in overrides:
+        _set_dotted(data, o)
+    for key in data:
+        if key not in TOP_KEYS:
+            raise _unknown(str(key), TOP_KEYS)
+    for key in ("videos", "trajectories"):
+        if key not in data:
+            raise ConfigError(f"config file '{path}' has no '{key}' section; see config.yml for an example.")
+    base = path.resolve().parent
+    method = data.get("method", "paper")
+    check_value(method in METHODS, "method", method, "one of " + ", ".join(repr(m) for m in METHODS))
+    sections, custom = {}, []
+    for name, cls in SECTIONS.items():
+        preset = METHOD_PRESETS[method].get(name, {})
+        given = data.get(name)
+        merged = {**preset, **given} if isinstance(given, dict) else (given if given is not None else dict(preset))
+        sections[name] = _build(cls, merged, name)
+        if preset and isinstance(given, dict):
+            pure = _build(cls, preset, name)
+            custom += [(f"{name}.{k}", getattr(sections[name], k)) for k in preset
+                       if k in given and getattr(sections[name], k) != getattr(pure, k)]
+    cfg = Config(videos=_build_videos(data["videos"], base), trajectories=_build_trajectories(data["trajectories"]),
+                 source=str(path), base_dir=str(base), method=method, custom=tuple(custom), **sections)
+    cfg = resolve_paths(cfg, base)
+    _cross_checks(cfg)
+    return cfg
+
+
+def _cross_checks(cfg: Config) -> None:
+    inf = cfg.inference
+    if cfg.inversion.refine_iterations and cfg.inversion.end == "terminal":
+        raise ConfigError(f"config key 'inversion.refine_iterations' is {cfg.inversion.refine_iterations}, but "
+                          "'inversion.end' is 'terminal': refinement needs the model at the lower timestep of each "
+                          "step; use inversion.end: t_start or refine_iterations: 0.")
+    for k in inf.k_order if inf.noise_init == "adaptive" else ():
+        for d in inf.adaptive_order:
+            if d is not None and d > k:
+                raise ConfigError(f"config key 'inference.adaptive_order' has value {d} larger than "
+                                  f"'inference.k_order' {k}; allowed: adaptive order δ <= k (paper: k=10, δ=3).")
+    for n in inf.steps:
+        for s in inf.strength:
+            if int(n * s) < 1:
+                raise ConfigError(f"config keys 'inference.steps' ({n}) and 'inference.strength' ({s}): "
+                                  f"⌊steps·strength⌋ = {int(n * s)} leaves no sampling step, so no t_start can be "
+                                  "reached; raise steps or strength (paper: 50 steps, strength 0.95).")
+    c = cfg.camera
+    wh, ww = cfg.warp_hw
+    if c.resize != "stretch" and abs(wh / ww - c.height / c.width) > 0.01:
+        raise ConfigError(f"config key 'camera.warp_size' {c.warp_size} has another aspect than camera.height × width "
+                          f"({c.height}×{c.width}); the render would be stretched to it. Set camera.resize: stretch "
+                          "(what the official code does) or a warp_size with the same aspect.")
+    r = cfg.run
+    if r.gpus is not None and (r.gpus == "all" or len(r.gpus) > 1) and re.fullmatch(r"cuda:\d+", r.device):
+        raise ConfigError(f"config key 'run.device' is {r.device!r} with run.gpus {r.gpus!r}: every process would "
+                          "compute on that one GPU. Set run.device: auto (each process takes its own GPU of run.gpus).")
+    if r.compile == "on" and cfg.model.offload == "sequential":
+        raise ConfigError("config keys 'run.compile' (on) and 'model.offload' (sequential) cannot be combined: "
+                          "sequential offload puts accelerate hooks on every layer inside the transformer blocks, and "
+                          "a block compiled as one graph cannot trace them. Set run.compile: auto (compiles when it "
+                          "can) or off, or use model.offload: model, which compiles.")
+    if cfg.depth.near >= cfg.depth.far:
+        raise ConfigError(f"config keys 'depth.near' ({cfg.depth.near}) and 'depth.far' ({cfg.depth.far}): "
+                          "near must be smaller than far.")
+
+
+def select(cfg: Config, only_video: str | None, only_trajectory: str | None) -> tuple[list[VideoSpec],
+                                                                                        list[TrajectorySpec]]:
+    """Filter videos/trajectories by the CLI's --only-* options (comma-separated names)."""
+
+    def pick(items, wanted, key):
+        if not wanted:
+            return list(items)
+        names = [w.strip() for w in wanted.split(",")]
+        known = [i.name for i in items]
+        for n in names:
+            if n not in known:
+                near = difflib.get_close_matches(n, known, n=1)
+                hint = f" Did you mean '{near[0]}'?" if near else ""
+                raise ConfigError(f"{key}: no {key.split('-')[-1]} named '{n}' in the config (have: "
+                                  f"{', '.join(known)}).{hint}")
+        return [i for i in items if i.name in names]
+
+    return pick(cfg.videos, only_video, "--only-video"), pick(cfg.trajectories, only_trajectory, "--only-trajectory")
+
+

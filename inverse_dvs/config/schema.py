@@ -1,0 +1,392 @@
+"""The config schema: one frozen dataclass per section, each field with its check and its README line.
+
+The dataclass defaults are the values of `method: paper` (the paper's text); `presets.METHOD_PRESETS` holds the
+official code's values where they differ. Every check names the key (dotted path), the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..infra.errors import ConfigError
+
+METHODS = ("paper", "reference")
+NAME_RE = re.compile(r"^[^\W_][\w.-]*$")  # letters (any script), digits, '_', '.', '-': it becomes a folder name
+MAX_SIDE = 4096  # camera.height/width: beyond any video model's size
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a 64-bit integer
+
+
+def check_value(cond: bool, key: str, value: Any, allowed: str) -> None:
+    if not cond:
+        raise ConfigError(f"config key '{key}' has value {value!r}; allowed: {allowed}.")
+
+
+def _choice(*options: str):
+    def check(key: str, v: Any) -> None:
+        check_value(v in options, key, v, "one of " + ", ".join(repr(o) for o in options))
+
+    check.choices = options  # YAML reads a bare off/on as false/true: _build maps them back where they are choices
+    return check
+
+
+def _positive(key: str, v: Any) -> None:
+    check_value(v > 0, key, v, "a number > 0")
+
+
+def _seed(key: str, v: Any) -> None:
+    check_value(0 <= v <= MAX_SEED, key, v, "an integer in [0, 2^63 − 1] (a 64-bit generator seed)")
+
+
+def _side(key: str, v: Any) -> None:
+    check_value(0 < v <= MAX_SIDE and v % 16 == 0, key, v, f"a positive multiple of 16 up to {MAX_SIDE}")
+
+
+def _non_negative(key: str, v: Any) -> None:
+    check_value(v >= 0, key, v, "a number >= 0")
+
+
+def _unit_interval(key: str, v: Any) -> None:
+    check_value(0.0 <= v <= 1.0, key, v, "a number in [0, 1]")
+
+
+def _strength(key: str, v: Any) -> None:
+    check_value(0.0 < v < 1.0, key, v, "a number in (0, 1); 1.0 would start from pure noise (zero terminal SNR)")
+
+
+def _each(check):
+    def run(key: str, values: list) -> None:
+        check_value(len(values) > 0, key, values, "a non-empty list")
+        for i, v in enumerate(values):
+            if v is not None:
+                check(f"{key}[{i}]", v)
+
+    return run
+
+
+def _opt(**kw) -> Any:
+    default = kw.pop("default")
+    if isinstance(default, list):
+        return field(default_factory=lambda d=default: list(d), metadata=kw)
+    return field(default=default, metadata=kw)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    work_dir: str = _opt(default="outputs", check=lambda k, v: check_value(
+        v.strip() != "", k, v, "a folder name or path; an empty value would write into the current folder"),
+        doc="root of all artifacts (relative to the current directory; `run_all.sh` runs from the project root)")
+    device: str = _opt(default="auto", check=lambda k, v: check_value(
+        re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", v) is not None, k, v, "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+        doc="`auto` (this process's GPU, else CPU), `cpu`, `cuda`, `cuda:N`")
+    dtype: str = _opt(default="bf16", check=_choice("bf16", "fp16", "fp32"),
+                      doc="model precision on GPU (CPU always computes in fp32)")
+    seed: int = _opt(default=42, check=_seed, doc="default seed (SLM draws, VAE posterior samples)")
+    gpus: list[int] | str | None = _opt(default=None, check=lambda k, v: check_value(
+        v == "all" or (isinstance(v, list) and v and all(i >= 0 for i in v)), k, v,
+        "null, 'all' or a non-empty list of GPU indices like [0, 1]"),
+        doc="null: one process on `device`; `[0, 1, …]` or `all`: one process per GPU via `accelerate launch` (then "
+            "`device` is `auto` or `cuda`: each process takes its own GPU)")
+    compile: str = _opt(default="auto", check=_choice("auto", "on", "off"),
+                        doc="torch.compile each CogVideoX transformer block once per process, warmed up for the batch "
+                            "sizes that run compiled (logged apart from item times). `auto`: on CUDA, except under "
+                            "`model.offload: sequential` or without Triton (warned); a compile that fails falls back "
+                            "to eager with one warning")
+    compile_backend: str = _opt(default="inductor", doc="torch.compile backend (`inductor`; `aot_eager` to debug)")
+
+
+@dataclass(frozen=True)
+class VideoSpec:
+    path: str
+    name: str = ""
+    prompt: str = ""
+    # resolved at load: prompts/{name}.txt in the config's folder or the project root, if one exists
+    prompt_file: str | None = None
+
+
+@dataclass(frozen=True)
+class TrajectorySpec:
+    """One camera path; exactly one of: `file`, inline `theta`/`phi`/`r`, `preset`, `poses`."""
+
+    name: str
+    file: str | None = None
+    theta: tuple[float, ...] | None = None
+    phi: tuple[float, ...] | None = None
+    r: tuple[float, ...] | None = None
+    preset: str | None = None
+    amount: float | None = None
+    poses: str | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.file is not None:
+            return "file"
+        if self.preset is not None:
+            return "preset"
+        if self.poses is not None:
+            return "poses"
+        return "keyframes"
+
+
+@dataclass(frozen=True)
+class DepthConfig:
+    backend: str = _opt(default="depth_anything", check=_choice("depth_anything", "npz", "ground_truth"),
+                        doc="`depth_anything` (transformers), `npz` (import precomputed depth/disparity), "
+                            "`ground_truth` (`{stem}_depth.npz` beside the video, e.g. the demo scene)")
+    model: str = _opt(default="depth-anything/Depth-Anything-V2-Large-hf",
+                      doc="Depth Anything V2 checkpoint: Small (Apache-2.0), Base and Large (CC-BY-NC-4.0: "
+                          "non-commercial)")
+    batch_size: int = _opt(default=8, check=_positive, doc="frames per depth-model call")
+    npz_path: str = _opt(default="{dir}/{stem}_depths.npz",
+                         doc="`npz`: file template with `{dir}`, `{stem}` of the video path and `{name}`")
+    npz_kind: str = _opt(default="disparity", check=_choice("disparity", "depth"),
+                         doc="`npz`: what the array holds (Video-Depth-Anything's `--save_npz`: disparity)")
+    npz_key: str = _opt(default="", doc="`npz`: array key; empty: `depth`, `depths` or `disparity`, or the only key")
+    mapping: str = _opt(default="percentile", check=_choice("percentile", "reference"),
+                        doc="disparity → depth: `percentile` (below, after stabilisation) or `reference` (official: "
+                            "min–max n over every frame of the disparity file, not only the selected ones, depth = "
+                            "10000/max(3900·n, 1e-5) in [1e-4, 1e4], no stabilisation)")
+    near: float = _opt(default=1.0, check=_positive,
+                       doc="`percentile`: disparity percentiles 2–98 map linearly to inverse depth [1/far, 1/near]")
+    far: float = _opt(default=20.0, check=_positive, doc="see `near`")
+    stabilize: bool = _opt(default=True, doc="`percentile`: robust per-frame scale/shift alignment to the previous "
+                                             "frame")
+    ema: float = _opt(default=0.0, check=lambda k, v: check_value(0.0 <= v < 1.0, k, v, "a number in [0, 1)"),
+                      doc="`percentile`: temporal smoothing of the stabilised disparity (0 = off)")
+    repair_invalid: bool = _opt(default=False, doc="replace NaN/inf (and depth ≤ 0) with the frame median, constant "
+                                                   "frames with the nearest valid one (warned), instead of failing")
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    num_frames: int = _opt(default=49, check=_positive, doc="frames per video (CogVideoX-5B-I2V: 49)")
+    height: int = _opt(default=480, check=_side, doc="model height (CogVideoX-5B-I2V only runs at 480×720)")
+    width: int = _opt(default=720, check=_side, doc="model width")
+    start: int = _opt(default=0, check=_non_negative, doc="first source frame")
+    stride: int = _opt(default=1, check=_positive, doc="take every stride-th frame")
+    pad_short: bool = _opt(default=False, doc="repeat the last frame of videos too short for num_frames (warned)")
+    resize: str = _opt(default="crop", check=_choice("crop", "pad", "stretch"),
+                       doc="`crop` (cover, centre crop), `pad` (fit, black borders) or `stretch` (each axis on its "
+                           "own, as the official code)")
+    warp_size: list[int] | None = _opt(default=None, check=lambda k, v: check_value(
+        len(v) == 2 and all(x >= 16 for x in v), k, v, "null or [height, width] with both >= 16, e.g. [576, 1024]"),
+        doc="[H, W] the source is decoded, given depth and warped at; render and visibility are resized to the model "
+            "size (null: the model size)")
+    mask_resize: str = _opt(default="area", check=_choice("area", "reference"),
+                            doc="visibility from the warp size to the model size: `area` (fractional pixel coverage, "
+                                "fp32) or `reference` (official: bf16 `F.interpolate(mode=\"area\")`, whole-pixel "
+                                "windows)")
+    render_resize: str = _opt(default="round", check=_choice("round", "reference"),
+                              doc="render from the warp size to the model size: `round` (colours rounded to 8 bits at "
+                                  "the warp size, then bilinear) or `reference` (official: float bilinear, then "
+                                  "truncated to 8 bits)")
+    r_spline: str = _opt(default="fraction", check=_choice("fraction", "distance"),
+                         doc="the smoothing spline through more than 3 r keyframes is fitted on r (`fraction` of the "
+                             "scene radius ρ) or on r·ρ (`distance`, official); the spline is not scale-invariant")
+    radius_scale: float = _opt(default=1.0, check=_positive,
+                               doc="scene radius = depth at the first frame's centre × this, capped at max_radius")
+    max_radius: float = _opt(default=5.0, check=_positive, doc="see `radius_scale`")
+    intrinsics: str = _opt(default="fov", check=_choice("fov", "focal", "reference"),
+                           doc="at the warp size: `fov` (`fov_deg`), `focal` (`focal` px) or `reference` (official: "
+                               "f = 500, c = (512, 288) at 1024×576, scaled per axis)")
+    fov_deg: float = _opt(default=60.0, check=lambda k, v: check_value(1.0 <= v <= 170.0, k, v, "degrees in [1, 170]"),
+                          doc="`fov`: horizontal field of view in degrees")
+    focal: float = _opt(default=500.0, check=_positive, doc="`focal`: focal length in pixels")
+    cx: float | None = _opt(default=None, doc="principal point x in pixels (null: the image centre)")
+    cy: float | None = _opt(default=None, doc="principal point y in pixels (null: the image centre)")
+
+
+@dataclass(frozen=True)
+class WarpConfig:
+    batch_size: int = _opt(default=1, check=_positive,
+                           doc="frames per warp call (1 is fastest on CPU; raise it on a GPU)")
+    max_footprint: int = _opt(default=4, check=lambda k, v: check_value(1 <= v <= 8, k, v, "an integer in [1, 8]"),
+                              doc="`zbuffer`: largest point footprint in px; larger magnifications are rasterised")
+    edge_tolerance: float = _opt(default=0.05, check=_positive,
+                                 doc="`zbuffer`: relative depth jump that separates two surfaces")
+    min_visible_warn: float = _opt(default=0.5, check=_unit_interval,
+                                   doc="warn about frames less visible than this (a frame with nothing visible is an "
+                                       "error)")
+    splat: str = _opt(default="zbuffer", check=_choice("zbuffer", "reference"),
+                      doc="`zbuffer` (see Warping) or `reference` (the official soft bilinear splat)")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    lora: str | None = _opt(default=None, doc="LoRA for invert and infer: a hub id or folder (needs `peft`)")
+    lora_weight_name: str | None = _opt(default=None, doc="the LoRA's file in that repository or folder")
+    lora_scale: float = _opt(default=1.0, doc="LoRA strength")
+    offload: str = _opt(default="none", check=_choice("none", "model", "sequential"),
+                        doc="`none`, `model` (CPU offload per component), `sequential` (least memory, slowest)")
+    vae_slicing: bool = _opt(default=True, doc="VAE memory option")
+    vae_tiling: str = _opt(default="auto", check=_choice("auto", "on", "off"),
+                           doc="tiled VAE encode/decode (different latents: records store the resolved value); "
+                               "`auto`: on for GPUs with less than 44 GiB in total and under `offload: sequential`, "
+                               "off on larger GPUs and the CPU")
+
+
+@dataclass(frozen=True)
+class CaptionConfig:
+    source: str = _opt(default="source", check=_choice("source", "render", "off"),
+                       doc="what a video without a prompt is captioned from: `source` (the clean video), `render` "
+                           "(each warped render, as the official code; its holes leak into the text) or `off` (run "
+                           "unconditioned)")
+    model: str = _opt(default="HuggingFaceTB/SmolVLM-Instruct",
+                      doc="vision-language model through transformers' AutoModelForImageTextToText (no remote code); "
+                          "default SmolVLM-Instruct, Apache-2.0, 2.2B parameters")
+    query: str = _opt(default="Please describe this video in detail.",
+                      doc="what the captioner is asked (the official code's query)")
+    num_frames: int = _opt(default=8, check=_positive, doc="frames sampled evenly from the 49 and shown as images")
+    max_new_tokens: int = _opt(default=160, check=_positive, doc="longest caption the captioner may write")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    clip_model: str = _opt(default="openai/clip-vit-large-patch14",
+                           doc="CLIP for CLIP-T/F/V (transformers CLIPModel); the paper's metric model")
+    lpips: bool = _opt(default=True, doc="LPIPS (AlexNet) through torchmetrics; needs torchvision and the AlexNet "
+                                         "weights from `python -m inverse_dvs.weights download`, else left empty")
+
+
+@dataclass(frozen=True)
+class InversionConfig:
+    model: str = _opt(default="THUDM/CogVideoX-5b-I2V", doc="the video model (hub id or folder), for invert and infer")
+    steps: int = _opt(default=30, check=_positive, doc="inversion steps")
+    end: str = _opt(default="t_start", check=_choice("t_start", "terminal"),
+                    doc="`t_start`: evenly spaced steps up to exactly t_start (positive SNR); `terminal`: the "
+                        "trailing grid up to 999 with DDIMInverseScheduler (official)")
+    prompt: str = _opt(default="video", check=_choice("video", "empty"),
+                       doc="`video`: the video's prompt; `empty`: \"\" (official)")
+    guidance_scale: float = _opt(default=1.0, check=_non_negative,
+                                 doc="CFG during inversion (1.0: none, half the transformer passes)")
+    refine_iterations: int = _opt(default=0, check=_non_negative,
+                                  doc="fixed-point refinement per step (0: plain DDIM inversion, as the paper); "
+                                      "`end: t_start` only")
+    posterior: str = _opt(default="mode", check=_choice("mode", "sample", "reference"),
+                          doc="VAE latents of the render: `mode` (deterministic), `sample` (x0, then the image "
+                              "latent, drawn from one generator seeded with the run seed) or `reference` (official: "
+                              "x0 the mode, the image latent a sample from a fresh generator seeded with the run "
+                              "seed, as diffusers' `prepare_latents`)")
+    save_trajectory: bool = _opt(default=False, doc="keep every intermediate latent in the inversion file")
+    preview: bool = _opt(default=False, doc="decode ε_inv to mp4")
+
+
+@dataclass(frozen=True)
+class SLMConfig:
+    enabled: bool = _opt(default=True, doc="Stochastic Latent Modulation on (paper §4.4)")
+    mode: str = _opt(default="paper", check=_choice("paper", "reference", "frame"),
+                     doc="`paper`: per-channel draws from visible background S = (1−M)·D, one draw for x0 and ε; "
+                         "`reference`: independent draws from any visible element (official); `frame`: whole "
+                         "C-vectors from the same latent frame")
+    mask_pooling: str = _opt(default="block", check=_choice("block", "reference"),
+                             doc="visibility → latent cells: `block` (each cell's own 8×8 block) or `reference` "
+                                 "(official overlapping bf16 pooling)")
+    occlusion_threshold: float = _opt(default=0.0, check=_unit_interval,
+                                      doc="a cell is occluded when its pooled visibility < 1 − this")
+    background_threshold: float = _opt(default=0.3, check=_unit_interval,
+                                       doc="`paper`/`frame`: background D = normalised disparity below this")
+    eps_rank: int = _opt(default=1, check=_non_negative,
+                         doc="`reference`: ε is filled on cells at or below the eps_rank-th smallest distinct pooled "
+                             "value (0-based; official: 1)")
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    steps: list[int] = _opt(default=[50], check=_each(_positive), doc="sampling steps (sweep list)")
+    strength: list[float] = _opt(default=[0.95], check=_each(_strength),
+                                 doc="fraction of the steps run, from t_start (sweep list)")
+    guidance_scale: list[float] = _opt(default=[6.0], check=_each(_non_negative),
+                                       doc="CFG scale on occluded cells (sweep list)")
+    preservation_scale: list[float | None] = _opt(default=[None], check=_each(_non_negative),
+                                                  doc="CFG scale on visible cells; null = guidance_scale (sweep list)")
+    k_order: list[float] = _opt(default=[10.0], check=_each(_positive),
+                                doc="K-RNR order k, `adaptive` only (sweep list)")
+    adaptive_order: list[float | None] = _opt(default=[3.0], check=_each(_positive),
+                                              doc="adaptive order δ ≤ k, null = plain ε⁽ᵏ⁾; `adaptive` only (sweep "
+                                                  "list)")
+    seeds: list[int] = _opt(default=[], check=lambda k, v: [_seed(f"{k}[{i}]", s) for i, s in enumerate(v)],
+                            doc="seeds (sweep list; empty: run.seed)")
+    adain: str = _opt(default="frame_channel", check=_choice("frame_channel", "global"),
+                      doc="AdaIN statistics per (latent frame, channel) or `global`")
+    noise_init: str = _opt(default="adaptive", check=_choice("adaptive", "reference"),
+                           doc="`adaptive`: SLM then AdaIN(ε⁽ᵏ⁾, ε⁽ᵟ⁾) (paper); `reference`: noise_rounds × "
+                               "{SLM; ε ← ε⁽²⁾} (official)")
+    noise_rounds: int = _opt(default=3, check=_positive, doc="`reference` noise initialisation rounds")
+    dynamic_cfg: str = _opt(default="off", check=_choice("off", "reference"),
+                            doc="`reference`: the official dynamic scale on occluded cells")
+    vae_latents: str = _opt(default="inversion", check=_choice("inversion", "resample"),
+                            doc="`inversion`: x0 and image condition from the inversion file; `resample`: re-encoded "
+                                "as VAE posterior samples with the run seed (official)")
+    cache: str = _opt(default="none", check=_choice("none", "first_block", "faster", "pab", "taylorseer"),
+                      doc="opt-in reuse of transformer activations across sampling steps (diffusers' cache hooks; "
+                          "never during inversion): faster but not exact, quality untested without real weights")
+    negative_prompt: str = _opt(default="", doc="negative prompt for CFG")
+    fps: float | None = _opt(default=None, check=_positive, doc="output frame rate (null: the source's)")
+
+
+@dataclass(frozen=True)
+class Config:
+    run: RunConfig
+    videos: tuple[VideoSpec, ...]
+    trajectories: tuple[TrajectorySpec, ...]
+    depth: DepthConfig
+    camera: CameraConfig
+    warp: WarpConfig
+    model: ModelConfig
+    caption: CaptionConfig
+    inversion: InversionConfig
+    slm: SLMConfig
+    inference: InferenceConfig
+    eval: EvalConfig
+    source: str = "config.yml"
+    base_dir: str = "."  # the config file's folder: relative paths are looked up there, then in PROJECT_ROOT
+    method: str = "paper"
+    # (dotted key, value) of every preset key whose configured value differs from the method's preset
+    custom: tuple[tuple[str, Any], ...] = ()
+
+    def video(self, name: str) -> VideoSpec:
+        return next(v for v in self.videos if v.name == name)
+
+    @property
+    def warp_hw(self) -> tuple[int, int]:
+        """Size the source is decoded, given depth and warped at."""
+        c = self.camera
+        return tuple(c.warp_size) if c.warp_size else (c.height, c.width)
+
+    @property
+    def work_dir(self) -> Path:
+        return Path(self.run.work_dir)
+
+
+SECTIONS: dict[str, type] = {
+    "run": RunConfig,
+    "depth": DepthConfig,
+    "camera": CameraConfig,
+    "warp": WarpConfig,
+    "model": ModelConfig,
+    "caption": CaptionConfig,
+    "inversion": InversionConfig,
+    "slm": SLMConfig,
+    "inference": InferenceConfig,
+    "eval": EvalConfig,
+}
+TOP_KEYS = ("method", "videos", "trajectories", *SECTIONS)
+
+
+
+def section_dict(obj: Any) -> dict:
+    """JSON-friendly dict of a config section (used in meta.json dependency records)."""
+    return json_ready(dataclasses.asdict(obj))
+
+
+def json_ready(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: json_ready(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [json_ready(v) for v in x]
+    return x
+
+
