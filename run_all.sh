@@ -59,9 +59,10 @@ export INVERSE_DVS_RUN_ID="${INVERSE_DVS_RUN_ID:-$(date +%s)-$$}"
 
 declare -a NAMES SECS
 worst=0
-# invert and infer run in one process (`inverse_dvs.chain`), sharing one loaded (and compiled) model
-STEPS=(depth warp caption "chain invert infer")
-[ $EVALUATE -eq 1 ] && STEPS+=(evaluate)
+# the steps after preflight, from the one stage list (inverse_dvs/stages.py): invert and infer run in one process
+# (`inverse_dvs.chain`), sharing one loaded (and compiled) model
+mapfile -t STEPS < <("$PY" -m inverse_dvs.stages $([ $EVALUATE -eq 1 ] && echo --evaluate))
+[ ${#STEPS[@]} -gt 0 ] || { echo "run_all.sh: could not read the stage list (python -m inverse_dvs.stages)" >&2; exit 1; }
 for step in "${STEPS[@]}"; do
   read -r -a cmd <<< "$step"
   start=$EPOCHREALTIME

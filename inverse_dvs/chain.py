@@ -9,18 +9,17 @@ inverse_dvs.invert` and `… infer` still run alone. The exit code is the worst 
 
 from __future__ import annotations
 
+import importlib
 import sys
 
-from . import infer, invert
 from .infra.cli import get_logger, run_stage
-
-STAGES = {"invert": invert, "infer": infer}
+from .stages import MODEL_STAGES
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     names = []
-    while argv and argv[0] in STAGES:
+    while argv and argv[0] in MODEL_STAGES:
         names.append(argv.pop(0))
     if not names:
         sys.stderr.write(__doc__)
@@ -33,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         model = lazy_pipeline(cfg, process_state(), get_logger())
         codes = []
         for name in names:
-            codes.append(STAGES[name]._body(cfg, args, model))
+            codes.append(importlib.import_module(f"{__package__}.{name}")._body(cfg, args, model))
             get_logger().info("%s: done (exit code %d)", name, codes[-1])
         return 1 if 1 in codes else max(codes)
 

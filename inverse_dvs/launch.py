@@ -13,8 +13,9 @@ import sys
 
 from .config import load_config
 from .infra.errors import EXIT_USER_ERROR, UserError
+from .stages import STAGES as _STAGES
 
-STAGES = ("preflight", "depth", "warp", "caption", "invert", "infer", "chain", "evaluate")
+STAGES = (*_STAGES, "chain")
 
 
 def gpu_ids(gpus) -> list[int]:

@@ -18,15 +18,14 @@ from .infra.artifacts import read_meta
 from .infra.errors import EXIT_USER_ERROR, UserError
 from .infra.layout import depth_dir, eval_dir, inversion_dir, result_dir
 from .infra.workqueue import covers, item_key
-
-ORDER = ("preflight", "depth", "warp", "caption", "invert", "infer", "evaluate")
+from .stages import STAGES
 
 
 def failures(summary: dict) -> list[tuple[str, str, str]]:
     """(stage, item, reason) for each failed item, keeping only the first stage where a (video, trajectory) pair —
     or a whole video or trajectory — failed, so a corrupt video is named once, not again by every later stage."""
     out, seen = [], []
-    for stage in ORDER:
+    for stage in STAGES:
         for it in (summary.get(stage) or {}).get("items", []):
             if it.get("status") != "failed":
                 continue
@@ -68,7 +67,7 @@ def compute_seconds(cfg) -> dict[tuple[str, str], float]:
 def item_counts(summary: dict, run_id: str) -> dict[tuple[str, str], dict[str, int]]:
     """How many items of each (stage, trajectory) this run did, skipped, found busy or failed."""
     counts: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for stage in ORDER:
+    for stage in STAGES:
         section = summary.get(stage) or {}
         if stage == "preflight" or not run_id or section.get("run_id") != run_id:
             continue
@@ -115,10 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     out.write("\ncompute seconds per stage and trajectory (as recorded when each item was computed, in this run or an "
               "earlier one), and this run's items\n")
     out.write(f"{'stage':<9} {'trajectory':<20} {'seconds':>8}  items\n")
-    for key in sorted(set(per) | set(counts), key=lambda k: (ORDER.index(k[0]), k[1])):
+    for key in sorted(set(per) | set(counts), key=lambda k: (STAGES.index(k[0]), k[1])):
         tally = ", ".join(f"{n} {status}" for status, n in sorted(counts.get(key, {}).items()))
         out.write(f"{key[0]:<9} {key[1]:<20} {per.get(key, 0.0):8.1f}  {tally or '-'}\n")
-    busy = [(s, it["item"]) for s in ORDER for it in (summary.get(s) or {}).get("items", [])
+    busy = [(s, it["item"]) for s in STAGES for it in (summary.get(s) or {}).get("items", [])
             if it.get("status") == "busy"]
     if busy:
         out.write(f"\n{len(busy)} item(s) in progress in another process, not done here (rerun when it finishes):\n")

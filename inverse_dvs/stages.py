@@ -1,0 +1,40 @@
+"""The stages, in run order: the one list that `launch`, `summary`, `chain` and run_all.sh read.
+
+`python -m inverse_dvs.stages [--evaluate]` prints run_all.sh's steps, one per line: each step is one process, and the
+model stages run together as `chain invert infer`, sharing one loaded (and compiled) CogVideoX.
+"""
+
+from __future__ import annotations
+
+import sys
+
+STAGES = ("preflight", "depth", "warp", "caption", "invert", "infer", "evaluate")
+MODEL_STAGES = ("invert", "infer")  # one process, one model (inverse_dvs.chain)
+OPTIONAL = ("evaluate",)  # run_all.sh --evaluate
+
+
+def steps(evaluate: bool = False) -> list[tuple[str, ...]]:
+    """run_all.sh's steps after preflight: one stage each, the model stages together."""
+    out: list[tuple[str, ...]] = []
+    for stage in STAGES[1:]:
+        if stage in OPTIONAL and not evaluate:
+            continue
+        if stage in MODEL_STAGES:
+            if stage == MODEL_STAGES[0]:
+                out.append(("chain", *MODEL_STAGES))
+            continue
+        out.append((stage,))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv not in ([], ["--evaluate"]):
+        sys.stderr.write("usage: python -m inverse_dvs.stages [--evaluate]   (prints run_all.sh's steps)\n")
+        return 2
+    sys.stdout.write("".join(" ".join(step) + "\n" for step in steps(bool(argv))))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
