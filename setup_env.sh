@@ -41,10 +41,10 @@ if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
 fi
 
 # LPIPS (evaluation) needs torchvision. With an NVIDIA GPU, install the CUDA release that matches the torch above
-# (inverse_dvs.evaluate.matching_torchvision); next to the CPU build of torch the registries' torchvision wheels are
-# CUDA builds that break the import, so CPU machines go without (the evaluation says so and leaves LPIPS empty).
+# (inverse_dvs.models.clip_scorer.matching_torchvision); next to the CPU build of torch the registries' torchvision
+# wheels are CUDA builds that break the import, so CPU machines go without (the evaluation says so, with the command).
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && ! "$VPY" -c "import torchvision" 2>/dev/null; then
-  "${PIP[@]}" install "$("$VPY" -c "import torch; from inverse_dvs.evaluate import matching_torchvision as m; print(m(torch.__version__))")"
+  "${PIP[@]}" install "$("$VPY" -c "import torch; from inverse_dvs.models.clip_scorer import matching_torchvision as m; print(m(torch.__version__))")"
 fi
 
 "$VPY" -m inverse_dvs.testing.tiny --out checkpoints

@@ -11,7 +11,6 @@ CogVideoX-5B) is cut at a sentence boundary. Invert and infer read the caption (
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from pathlib import Path
 
@@ -25,57 +24,10 @@ from .infra.layout import render_file
 from .infra.records import caption_depends, caption_folder, render_chain
 from .infra.video_io import FrameSelection, read_clip, read_frames
 from .infra.workqueue import StageRunner, process_state
-from .weights import needed_models, require, resolve_model
+from .models.captioner import captioner
+from .weights import needed_models, require
 
 STAGE = "caption"
-
-
-class Captioner:
-    """The vision-language model and the text encoder's tokenizer, loaded on first use, once per process."""
-
-    def __init__(self, cfg: Config, state):
-        self.cfg, self.state = cfg, state
-        self._model = self._processor = self._t5 = None
-        self.loads = 0
-
-    def _load(self) -> None:
-        import torch
-        from transformers import AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
-
-        from .infra.device import resolve_device, torch_dtype
-
-        self.device = resolve_device(self.cfg.run.device, self.state)
-        dtype = torch_dtype(self.cfg.run.dtype, self.device)
-        path = resolve_model(self.cfg.caption.model)
-        self._processor = AutoProcessor.from_pretrained(path)
-        self._model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype).to(self.device).eval()
-        video_model = Path(resolve_model(self.cfg.inversion.model))
-        self._t5 = AutoTokenizer.from_pretrained(video_model / "tokenizer")
-        config = json.loads((video_model / "transformer" / "config.json").read_text(encoding="utf-8"))
-        self.max_tokens = int(config.get("max_text_seq_length", 226))
-        self.loads += 1
-        self.torch = torch
-
-    def count_tokens(self, text: str) -> int:
-        """Tokens of `text` for the video model's text encoder (its end-of-sequence token included)."""
-        return len(self._t5(text, add_special_tokens=True).input_ids)
-
-    def caption(self, frames: np.ndarray) -> str:
-        """frames [K, H, W, 3] uint8 → the model's description (greedy decoding: deterministic)."""
-        from PIL import Image
-
-        if self._model is None:
-            self._load()
-        c = self.cfg.caption
-        messages = [{"role": "user", "content": [*({"type": "image"} for _ in frames),
-                                                 {"type": "text", "text": c.query}]}]
-        text = self._processor.apply_chat_template(messages, add_generation_prompt=True)
-        inputs = self._processor(text=text, images=[[Image.fromarray(f) for f in frames]], return_tensors="pt")
-        inputs = {k: v.to(self.device, self._model.dtype) if v.is_floating_point() else v.to(self.device)
-                  for k, v in inputs.items()}
-        with self.torch.inference_mode():
-            out = self._model.generate(**inputs, max_new_tokens=c.max_new_tokens, do_sample=False)
-        return self._processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)[0].strip()
 
 
 def contact_sheet(frames: np.ndarray, columns: int = 4) -> np.ndarray:
@@ -94,7 +46,7 @@ def _inputs(cfg: Config, video: VideoSpec, traj: TrajectorySpec | None) -> dict[
     return {"render": render_chain(cfg, video, traj)["render"]}
 
 
-def _caption_item(cfg: Config, captioner: Captioner, folder: Path, *, video: VideoSpec,
+def _caption_item(cfg: Config, model, folder: Path, *, video: VideoSpec,
                   traj: TrajectorySpec | None) -> tuple[list[str], dict]:
     """Caption one video (or one of its renders) and store the prompt, shortened to the text encoder's length."""
     import cv2
@@ -108,21 +60,22 @@ def _caption_item(cfg: Config, captioner: Captioner, folder: Path, *, video: Vid
     else:
         frames = read_frames(render_file(cfg.work_dir, traj.name, video.name))
     shown = frames[even_frames(len(frames), cfg.caption.num_frames)]
-    raw = captioner.caption(shown)
-    short = shorten_caption(raw, captioner.count_tokens, captioner.max_tokens)
+    vlm = model.get()
+    raw = vlm.caption(shown)
+    short = shorten_caption(raw, vlm.count_tokens, vlm.max_tokens)
     if not short.text:
         raise RuntimeError(f"the captioner returned no usable text for video '{video.name}' ({raw[:80]!r})")
     if short.truncated:
         log.info("caption of video '%s' is %d tokens; the text encoder reads %d, so it was cut at a sentence boundary "
-                 "(%d tokens kept).", video.name, captioner.count_tokens(" ".join(raw.split())),
-                 captioner.max_tokens, short.tokens)
+                 "(%d tokens kept).", video.name, vlm.count_tokens(" ".join(raw.split())), vlm.max_tokens,
+                 short.tokens)
     with atomic_path(folder / "prompt.txt") as tmp:
         tmp.write_text(short.text + "\n", encoding="utf-8")
     with atomic_path(folder / "frames.png") as tmp:
         cv2.imwrite(str(tmp), cv2.cvtColor(contact_sheet(shown), cv2.COLOR_RGB2BGR))
     return ["prompt.txt", "frames.png"], {"caption": short.text, "raw_caption": raw, "truncated": short.truncated,
                                           "tokens": short.tokens, "model": cfg.caption.model,
-                                          "process_model_loads": captioner.loads}
+                                          "process_model_loads": model.loads}
 
 
 def _body(cfg: Config, args) -> int:
@@ -140,12 +93,12 @@ def _body(cfg: Config, args) -> int:
         return 0
     require(needed_models(cfg, (STAGE,)))  # before any item: a missing model fails fast
     runner = StageRunner(STAGE, cfg.work_dir, args.force, log, state)
-    captioner = Captioner(cfg, state)
+    model = captioner(cfg, state)
     for v in todo:
         for traj in (trajectories if cfg.caption.source == "render" else [None]):
             label = f"video={v.name}" + (f" trajectory={traj.name}" if traj else "")
             runner.run(label, caption_folder(cfg, v, traj), caption_depends(cfg), partial(_inputs, cfg, v, traj),
-                       partial(_caption_item, cfg, captioner, video=v, traj=traj))
+                       partial(_caption_item, cfg, model, video=v, traj=traj))
     return runner.finish()
 
 

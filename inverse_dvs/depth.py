@@ -30,6 +30,7 @@ from .infra.video_io import (
     write_video,
 )
 from .infra.workqueue import StageRunner, process_state
+from .models.depth_anything import depth_model
 from .weights import needed_models, require
 
 STAGE = "depth"
@@ -130,58 +131,11 @@ def validate_disparity(disp: np.ndarray, where: str, repair: bool, log: logging.
     return disp
 
 
-class DepthAnything:
-    """Depth Anything V2 through transformers; loaded once per process, batched over frames."""
-
-    def __init__(self, model: str, device, dtype):
-        import torch
-        from transformers import AutoImageProcessor, AutoModelForDepthEstimation
-
-        from .weights import resolve_model
-
-        path = resolve_model(model)
-        self.torch = torch
-        self.processor = AutoImageProcessor.from_pretrained(path)
-        self.model = AutoModelForDepthEstimation.from_pretrained(path, dtype=dtype).to(device).eval()
-        self.device, self.dtype = device, dtype
-
-    def disparity(self, frames: np.ndarray, batch_size: int, progress: bool) -> np.ndarray:
-        """frames [T, H, W, 3] uint8 → relative disparity [T, H, W] float32 (larger = nearer)."""
-        from tqdm import tqdm
-
-        torch = self.torch
-        out = []
-        h, w = frames.shape[1:3]
-        with torch.inference_mode():
-            for i in tqdm(range(0, len(frames), batch_size), desc="depth", unit="batch", disable=not progress):
-                inputs = self.processor(images=list(frames[i:i + batch_size]), return_tensors="pt")
-                pred = self.model(pixel_values=inputs["pixel_values"].to(self.device, self.dtype)).predicted_depth
-                pred = torch.nn.functional.interpolate(pred[:, None].float(), size=(h, w), mode="bilinear",
-                                                       align_corners=False)[:, 0]
-                out.append(pred.cpu().numpy())
-        return np.concatenate(out).astype(np.float32)
-
-
-class Estimator:
-    """Depth Anything, loaded on first use only (an up-to-date run never loads it), once per process."""
-
-    def __init__(self, cfg: Config, state):
-        self.cfg, self.state, self._model = cfg, state, None
-
-    def get(self) -> DepthAnything:
-        if self._model is None:
-            from .infra.device import resolve_device, torch_dtype
-
-            device = resolve_device(self.cfg.run.device, self.state)
-            self._model = DepthAnything(self.cfg.depth.model, device, torch_dtype(self.cfg.run.dtype, device))
-        return self._model
-
-
 def _inputs(video: VideoSpec, aux: Path | None) -> dict[str, str]:
     return input_hashes({"video": video.path, **({"depth_source": aux} if aux and aux.is_file() else {})})
 
 
-def _depth_item(cfg: Config, estimator: Estimator, quiet: bool, folder: Path, *, video: VideoSpec,
+def _depth_item(cfg: Config, estimator, quiet: bool, folder: Path, *, video: VideoSpec,
                 aux: Path | None) -> tuple[list[str], dict]:
     """Depth of one video at the warp size: estimated or imported disparity mapped to depth, or imported depth."""
     log = get_logger()
@@ -213,7 +167,7 @@ def _body(cfg: Config, args) -> int:
     state = process_state()
     require(needed_models(cfg, (STAGE,)))  # before any item: a missing model fails fast
     runner = StageRunner(STAGE, cfg.work_dir, args.force, log, state)
-    estimator = Estimator(cfg, state)
+    estimator = depth_model(cfg, state)
     for v in videos:
         aux = depth_source(cfg, v.path)
         runner.run(f"video={v.name}", depth_dir(cfg.work_dir, v.name), depends, partial(_inputs, v, aux),

@@ -28,7 +28,8 @@ from .infra.layout import eval_dir, render_file, result_dir, run_dir
 from .infra.records import infer_depends, output_fps, render_chain, run_prefix, sweep, video_prompt
 from .infra.video_io import FrameSelection, read_clip, read_frames
 from .infra.workqueue import StageRunner, process_state
-from .weights import alexnet_weights, needed_models, require, resolve_model
+from .models.clip_scorer import clip_scorer, lpips_available
+from .weights import needed_models, require
 
 STAGE = "evaluate"
 COLUMNS = ("trajectory", "video", "run_tag", "method", "identity", "frames", "psnr_input", "ssim_input", "lpips_input",
@@ -38,91 +39,6 @@ COLUMNS = ("trajectory", "video", "run_tag", "method", "identity", "frames", "ps
 PAPER = {"reconstruction": {"psnr_input": 29.56, "ssim_input": 0.910, "lpips_input": 0.063},
          "benchmark": {"psnr_visible": 14.50, "ssim_visible": 0.531, "lpips_input": 0.487},
          "clip": {"clip_t": 35.37, "clip_f": 98.54, "clip_v": 92.04}}
-
-
-def matching_torchvision(torch_version: str) -> str:
-    """The pip requirement of the torchvision release built for a torch version (torch 2.x ↔ torchvision 0.(x+15))."""
-    major, minor = (int(x) for x in torch_version.split("+")[0].split(".")[:2])
-    return f"torchvision=={major - 2}.{minor + 15}.*" if major == 2 else "torchvision"
-
-
-def lpips_available(cfg: Config) -> str | None:
-    """None when LPIPS can run here, else why not (one line)."""
-    if not cfg.eval.lpips:
-        return "eval.lpips is off"
-    try:
-        import torchvision  # noqa: F401
-    except ImportError:
-        import torch
-
-        cpu = "+cpu" in torch.__version__ or not torch.cuda.is_available()
-        index = " --index-url https://download.pytorch.org/whl/cpu" if cpu else ""
-        return (f"torchvision is not installed (torchmetrics' LPIPS needs it). Install the release that matches torch "
-                f"{torch.__version__}: `.venv/bin/python -m pip install '{matching_torchvision(torch.__version__)}'"
-                f"{index}`" + (" (the CPU build: PyPI's wheels are CUDA builds, which break the CPU torch)" if cpu
-                               else " (bash setup_env.sh does this on machines with an NVIDIA GPU)"))
-    if not alexnet_weights().is_file():
-        return f"the AlexNet weights are not on disk ({alexnet_weights()}); `python -m inverse_dvs.weights download`"
-    return None
-
-
-class Scorer:
-    """CLIP (and LPIPS when available), loaded on first use, once per process."""
-
-    def __init__(self, cfg: Config, state):
-        self.cfg, self.state = cfg, state
-        self._clip = self._processor = self._lpips = None
-        self.loads = 0
-
-    def _load(self) -> None:
-        import torch
-        from transformers import AutoProcessor, CLIPModel
-
-        from .infra.device import resolve_device
-
-        self.torch = torch
-        self.device = resolve_device(self.cfg.run.device, self.state)
-        path = resolve_model(self.cfg.eval.clip_model)
-        self._processor = AutoProcessor.from_pretrained(path)
-        self._clip = CLIPModel.from_pretrained(path).to(self.device).eval()
-        self.loads += 1
-        if lpips_available(self.cfg) is None:
-            from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
-
-            self._lpips = LearnedPerceptualImagePatchSimilarity(net_type="alex", normalize=True).to(self.device)
-
-    def embed_frames(self, frames: np.ndarray):
-        """frames [T, H, W, 3] uint8 → CLIP image embeddings float32 [T, D] (on the CPU)."""
-        if self._clip is None:
-            self._load()
-        out = []
-        with self.torch.inference_mode():
-            for i in range(0, len(frames), 16):
-                x = self._processor(images=list(frames[i:i + 16]), return_tensors="pt").to(self.device)
-                out.append(self._clip.get_image_features(**x).pooler_output.float().cpu())
-        return self.torch.cat(out)
-
-    def embed_text(self, text: str):
-        if self._clip is None:
-            self._load()
-        with self.torch.inference_mode():
-            t = self._processor(text=[text], return_tensors="pt", padding=True, truncation=True).to(self.device)
-            return self._clip.get_text_features(**t).pooler_output.float().cpu()[0]
-
-    def lpips(self, a: np.ndarray, b: np.ndarray) -> float | None:
-        """Mean LPIPS (AlexNet) over frames of a, b uint8 [T, H, W, 3], or None where it cannot run."""
-        if self._clip is None:
-            self._load()
-        if self._lpips is None:
-            return None
-        vals = []
-        with self.torch.inference_mode():
-            for t in range(len(a)):
-                x = self.torch.from_numpy(a[t]).permute(2, 0, 1)[None].float().div(255).to(self.device)
-                y = self.torch.from_numpy(b[t]).permute(2, 0, 1)[None].float().div(255).to(self.device)
-                vals.append(float(self._lpips(x, y)))
-                self._lpips.reset()
-        return float(np.mean(vals))
 
 
 def _mean(x: np.ndarray) -> float | None:
@@ -157,7 +73,7 @@ def _inputs(cfg: Config, video: VideoSpec, traj: TrajectorySpec, tag: str, depen
     return {k: hashes[k] for k in ("output", "input", "render", "masks")}
 
 
-def _eval_item(cfg: Config, scorer: Scorer, folder: Path, *, video: VideoSpec, traj: TrajectorySpec, tag: str,
+def _eval_item(cfg: Config, model, folder: Path, *, video: VideoSpec, traj: TrajectorySpec, tag: str,
                prompt: str) -> tuple[list[str], dict]:
     c = cfg.camera
     rdir = result_dir(cfg.work_dir, traj.name, video.name)
@@ -169,6 +85,7 @@ def _eval_item(cfg: Config, scorer: Scorer, folder: Path, *, video: VideoSpec, t
         visible = z["visible"]
     psnr_in, psnr_vis = psnr_per_frame(out, inp), psnr_per_frame(out, ren, visible)
     ssim_in, ssim_vis = ssim_per_frame(out, inp), ssim_per_frame(out, ren, visible)
+    scorer = model.get()
     emb_out, emb_in = scorer.embed_frames(out), scorer.embed_frames(inp)
     row = {"trajectory": traj.name, "video": video.name, "run_tag": tag, "method": cfg.method,
            "identity": _is_identity(rdir), "frames": len(out),
@@ -180,7 +97,7 @@ def _eval_item(cfg: Config, scorer: Scorer, folder: Path, *, video: VideoSpec, t
                                          "per_frame": {"psnr_input": [round(float(x), 4) for x in psnr_in],
                                                        "psnr_visible": [None if math.isnan(x) else round(float(x), 4)
                                                                         for x in psnr_vis]}})
-    return ["metrics.json"], {"summary": row, "process_model_loads": scorer.loads}
+    return ["metrics.json"], {"summary": row, "process_model_loads": model.loads}
 
 
 def _fmt(v) -> str:
@@ -291,7 +208,7 @@ def _body(cfg: Config, args) -> int:
     if note:
         log.warning("evaluate: LPIPS is left empty: %s. Everything else is computed.", note)
     runner = StageRunner(STAGE, cfg.work_dir, args.force, log, state)
-    scorer = Scorer(cfg, state)
+    scorer = clip_scorer(cfg, state)
     prefix = run_prefix(cfg)
     depends = {"eval": section_dict(cfg.eval), "lpips": note is None, "camera": section_dict(cfg.camera)}
     points = sweep(cfg, log)

@@ -42,6 +42,7 @@ from .infra.records import (
 )
 from .infra.video_io import FrameSelection, read_clip, read_frames, titled_side_by_side, write_video
 from .infra.workqueue import StageRunner, process_state
+from .models.lazy import Lazy
 from .weights import needed_models, require
 
 STAGE = "infer"
@@ -79,25 +80,16 @@ def item_inputs(cfg: Config, visible: np.ndarray, depth: np.ndarray, input_frame
             "render": render_frames}
 
 
-class ItemData:
-    """`item_inputs` of one (trajectory, video), read from its warp and depth folders on first use only (an
-    up-to-date item costs no decoding)."""
-
-    def __init__(self, cfg: Config, rdir: Path, ddir: Path):
-        self.cfg, self.rdir, self.ddir = cfg, rdir, ddir
-        self._cache: dict[str, object] = {}
-
-    def get(self) -> dict[str, object]:
-        if not self._cache:
-            c = self.cfg.camera
-            with np.load(self.rdir / "masks.npz") as z:
-                visible = z["visibility"]  # float: fractional where the warp size differs from the model size
-            with np.load(self.ddir / "depth.npz") as z:
-                depth = z["depth"]
-            source = read_clip(self.rdir / "input.mp4", FrameSelection(c.num_frames), (c.height, c.width),
-                               c.resize).frames  # shown beside the output only
-            self._cache = item_inputs(self.cfg, visible, depth, source, read_frames(self.rdir / "render.npz"))
-        return self._cache
+def read_item_inputs(cfg: Config, rdir: Path, ddir: Path) -> dict[str, object]:
+    """`item_inputs` of one (trajectory, video), read from its warp and depth folders."""
+    c = cfg.camera
+    with np.load(rdir / "masks.npz") as z:
+        visible = z["visibility"]  # float: fractional where the warp size differs from the model size
+    with np.load(ddir / "depth.npz") as z:
+        depth = z["depth"]
+    source = read_clip(rdir / "input.mp4", FrameSelection(c.num_frames), (c.height, c.width),
+                       c.resize).frames  # shown beside the output only
+    return item_inputs(cfg, visible, depth, source, read_frames(rdir / "render.npz"))
 
 
 def sampling_batches(cfg: Config, points: list[SweepPoint]) -> tuple[int, ...]:
@@ -193,7 +185,7 @@ def _inputs(cfg: Config, video: VideoSpec, traj: TrajectorySpec, inv_path: Path,
     return {k: hashes[k] for k in ("inversion", "masks", "depth", "render", "input")}
 
 
-def _infer_point(ctx, data: ItemData, folder: Path, *, pt: SweepPoint, prefix: str, inv_path: Path, prompt: str,
+def _infer_point(ctx, data: Lazy, folder: Path, *, pt: SweepPoint, prefix: str, inv_path: Path, prompt: str,
                  fps: float, trajectory: str) -> tuple[list[str], dict]:
     """One sweep point of one (trajectory, video) (ctx: cogvideo.StageModel): `generate`, then the videos and the
     record."""
@@ -255,7 +247,8 @@ def _body(cfg: Config, args, model=None) -> int:
                     runner.fail(f"trajectory={traj.name} video={v.name} run={pt.run_tag(prefix, cfg.inference.cache)}",
                                 exc)
                 continue
-            data = ItemData(cfg, rdir, ddir)
+            # read on the first sweep point that runs: an up-to-date item costs no decoding
+            data = Lazy(partial(read_item_inputs, cfg, rdir, ddir), f"the inputs of {traj.name}/{v.name}")
             for pt in points:
                 t_start = sampling_schedule(pt.steps, pt.strength).t_start
                 inv_path = inversion_file(cfg.work_dir, traj.name, v.name, inversion_end(cfg.inversion.end, t_start))

@@ -38,7 +38,7 @@ def _real_architecture(out: Path, size: str) -> Path:
 
 
 def run(model_path: str, device: torch.device, dtype: torch.dtype, frames: np.ndarray, batch: int) -> str:
-    from inverse_dvs.depth import DepthAnything
+    from inverse_dvs.models.depth_anything import DepthAnything
 
     est = DepthAnything(model_path, device, dtype)
     est.disparity(frames[:batch], batch, progress=False)  # warm-up

@@ -95,15 +95,16 @@ def test_sampling_caches_are_on_only_while_sampling(tiny_model):
 
 def test_clip_scorer_loads_once_and_is_deterministic(tmp_path, tiny_checkpoints, demo_video):
     from inverse_dvs.config import load_config
-    from inverse_dvs.evaluate import Scorer
+    from inverse_dvs.models.clip_scorer import clip_scorer
 
     cfg = load_config(_config(tmp_path, tiny_checkpoints, demo_video,
                               f"eval: {{clip_model: {tiny_checkpoints / 'tiny-clip'}, lpips: false}}"))
-    scorer = Scorer(cfg, None)
+    model = clip_scorer(cfg, None)
+    assert not model.loaded  # nothing loads before the first use
     frames = np.random.default_rng(0).integers(0, 255, (5, 96, 144, 3), dtype=np.uint8)
-    a, b = scorer.embed_frames(frames), scorer.embed_frames(frames)
-    assert a.shape == (5, 16) and torch.equal(a, b) and scorer.embed_text("a dog").shape == (16,)
-    assert scorer.loads == 1 and scorer.lpips(frames, frames) is None  # lpips off: no column
+    a, b = model.get().embed_frames(frames), model.get().embed_frames(frames)
+    assert a.shape == (5, 16) and torch.equal(a, b) and model.get().embed_text("a dog").shape == (16,)
+    assert model.loads == 1 and model.get().lpips(frames, frames) is None  # lpips off: no column
 
 
 # ------------------------------------------------------------------------------------- GPU paths (checked on the CPU)

@@ -49,7 +49,7 @@ def test_lpips_without_torchvision_says_exactly_what_to_install(tmp_path, monkey
 
     import torch
 
-    from inverse_dvs.evaluate import lpips_available, matching_torchvision
+    from inverse_dvs.models.clip_scorer import lpips_available, matching_torchvision
 
     assert matching_torchvision("2.13.0+cpu") == "torchvision==0.28.*"
     assert matching_torchvision("2.11.0+cu130") == "torchvision==0.26.*"

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..infra.errors import UserError
+from .lazy import Lazy
 
 
 @dataclass
@@ -174,8 +175,7 @@ class LazyPipeline:
         self.compile, self._no_compile_reason = compile_choice(cfg.run.compile, cfg.model.offload, device,
                                                                cfg.run.compile_backend)
         self.embeddings: dict[str, torch.Tensor] = {}  # text → T5 embedding [1, L, D], for every stage
-        self._pipe = None
-        self._failure: tuple[bool, str] | None = None  # (a UserError?, message) of a failed load
+        self._pipe = Lazy(self._load, f"the video model {cfg.inversion.model}", _oom_advice)
         self._warm: set[int] = set()
 
     @property
@@ -186,27 +186,11 @@ class LazyPipeline:
     def get(self, batch_sizes: tuple[int, ...] = ()):
         """The loaded pipeline; with compile on, its blocks compiled and warmed up for `batch_sizes` (the batch sizes
         the caller runs compiled: none when a step cache runs them uncompiled)."""
-        if self._failure is not None:
-            user_error, message = self._failure
-            release_memory()
-            raise (UserError if user_error else RuntimeError)(
-                f"not run: loading the model failed for an earlier item of this process: {message}")
-        if self._pipe is None:
-            try:
-                self._pipe = self._load()
-            except torch.cuda.OutOfMemoryError as exc:
-                hint = oom_hint(exc)
-                self._failure = (True, str(hint))
-                raise hint from None
-            except Exception as exc:
-                # only the message is kept: the exception's frames would keep the half-loaded model alive
-                self._failure = ((True, str(exc)) if isinstance(exc, UserError)
-                                 else (False, f"{type(exc).__name__}: {exc}"))
-                raise
+        pipe = self._pipe.get()
         todo = sorted(set(batch_sizes) - self._warm)
         if self.compile and todo:
-            self._compile(todo)
-        return self._pipe
+            self._compile(pipe, todo)
+        return pipe
 
     def _load(self):
         import time
@@ -233,20 +217,20 @@ class LazyPipeline:
                              self._no_compile_reason)
         return pipe
 
-    def _compile(self, batch_sizes: list[int]) -> None:
+    def _compile(self, pipe, batch_sizes: list[int]) -> None:
         import time
 
         t0 = time.perf_counter()
         backend = self.cfg.run.compile_backend
         try:
-            n = len(self._pipe.transformer.transformer_blocks)
+            n = len(pipe.transformer.transformer_blocks)
             if not self._warm:
-                compile_blocks(self._pipe, backend)
-            warm_up(self._pipe, tuple(batch_sizes))
+                compile_blocks(pipe, backend)
+            warm_up(pipe, tuple(batch_sizes))
         except Exception as exc:  # any compiler failure (or OOM while compiling): same model, eager
             import torch._dynamo as dynamo
 
-            uncompile_blocks(self._pipe)
+            uncompile_blocks(pipe)
             self.compile = False
             self._warm.clear()
             dynamo.reset()
@@ -266,7 +250,7 @@ class LazyPipeline:
 
     def unload(self) -> None:
         """Drop the pipeline and give its memory back (a later `get` loads it again)."""
-        self._pipe = None
+        self._pipe.drop()
         self._warm.clear()
         self.embeddings.clear()
         release_memory()
@@ -278,6 +262,14 @@ class LazyPipeline:
         if new:
             self.embeddings.update(zip(new, encode_texts(self.get(), new, self.log), strict=True))
         return [self.embeddings[t] for t in texts]
+
+
+def _oom_advice(exc: Exception) -> Exception | None:
+    """An out-of-memory load becomes the offload advice (`oom_hint`), and what it held is given back."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        release_memory()
+        return oom_hint(exc)
+    return None
 
 
 def lazy_pipeline(cfg, state, log) -> LazyPipeline:
