@@ -9,40 +9,30 @@ once, and each render's inversion reused across combinations.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from .config import Config, TrajectorySpec, VideoSpec, select
-from .core.ddim import ddim_sample, inversion_end, sampling_schedule
-from .core.guidance import RegionGuidance, uses_cfg
-from .core.krnr import noise_init
-from .core.masks import background_mask, latent_masks
-from .core.slm import NothingVisible, stochastic_latent_modulation
 from .infra.artifacts import upstream
 from .infra.cli import get_logger, run_stage
 from .infra.errors import UserError
 from .infra.layout import depth_dir, inversion_file, result_dir, run_dir
 from .infra.records import (
-    SweepPoint,
     infer_depends,
-    inversion_batch,
     inversion_prompt,
     invert_depends,
     output_fps,
     render_chain,
-    run_prefix,
-    sweep,
     video_prompt,
 )
 from .infra.video_io import FrameSelection, read_clip, read_frames, titled_side_by_side, write_video
 from .infra.workqueue import StageRunner, process_state
 from .models.lazy import Lazy
+from .pipeline import InverseDVS, PointPlan, StageModel, item_inputs, plan_sweep
 from .weights import needed_models, require
 
 STAGE = "infer"
@@ -69,17 +59,6 @@ def load_inversion(path: Path, t_end: int) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def item_inputs(cfg: Config, visible: np.ndarray, depth: np.ndarray, input_frames: np.ndarray,
-                render_frames: np.ndarray) -> dict[str, object]:
-    """What every sweep point of one (trajectory, video) reads: latent masks (`masks.latent_masks` of the warp's
-    visibility [T, H, W] float in [0, 1]), the background mask (of depth [T, H, W]) and the input and render frames
-    [T, H, W, 3] uint8 at the model size."""
-    s = cfg.slm
-    return {"masks": latent_masks(visible, s.mask_pooling, s.occlusion_threshold, s.eps_rank),
-            "background": background_mask(depth, s.background_threshold), "input": input_frames,
-            "render": render_frames}
-
-
 def read_item_inputs(cfg: Config, rdir: Path, ddir: Path) -> dict[str, object]:
     """`item_inputs` of one (trajectory, video), read from its warp and depth folders."""
     c = cfg.camera
@@ -92,90 +71,6 @@ def read_item_inputs(cfg: Config, rdir: Path, ddir: Path) -> dict[str, object]:
     return item_inputs(cfg, visible, depth, source, read_frames(rdir / "render.npz"))
 
 
-def sampling_batches(cfg: Config, points: list[SweepPoint]) -> tuple[int, ...]:
-    """Latents per transformer pass the sampler runs compiled: 2 for points with CFG, 1 without; none while a step
-    cache is on (its hooks run the blocks uncompiled, `cogvideo.sampling_cache`)."""
-    if cfg.inference.cache != "none":
-        return ()
-    return tuple(sorted({2 if uses_cfg(pt.guidance_scale, pt.preservation_scale, cfg.inference.dynamic_cfg) else 1
-                         for pt in points}))
-
-
-class Output(NamedTuple):
-    frames: np.ndarray  # [T, H, W, 3] uint8
-    t_start: int
-    alpha_bar_t_start: float
-    sampling_steps: int
-    sampling_nfe: int
-    sampling_seconds: float
-    decode_seconds: float
-
-
-def generate(model, cfg: Config, pt: SweepPoint, prompt: str, inv: dict[str, torch.Tensor], item: dict[str, object],
-             progress=None) -> Output:
-    """One output of one sweep point: SLM + K-RNR noise initialisation from the inversion (`inv`: the tensors of its
-    file), region-aware guided DDIM from t_start (under `inference.cache`), decode. model: cogvideo.LazyPipeline;
-    item: `item_inputs`. The inference stage and the benchmarks run exactly this."""
-    from .models.cogvideo import (
-        StepClock,
-        alphas_cumprod,
-        decode,
-        make_v_fn,
-        sampling_cache,
-        sampling_latents,
-        synchronize,
-    )
-
-    # 1. schedule and the latents the sampler starts from
-    p = model.get(sampling_batches(cfg, [pt]))
-    sched = sampling_schedule(pt.steps, pt.strength)
-    alphas = alphas_cumprod(p)
-    a_bar = float(alphas[sched.t_start])
-    x0, img = sampling_latents(p, cfg.inference.vae_latents, inv, item["render"],
-                               torch.Generator("cpu").manual_seed(pt.seed))
-    dev = x0.device  # the transformer's (cogvideo.execution_device), where sampling runs
-    eps = inv["eps_inv"].to(dev)
-    masks = item["masks"]
-
-    def latent(mask: np.ndarray) -> torch.Tensor:  # bool [t, h, w] → [1, t, 1, h, w] on the model's device
-        return torch.from_numpy(mask).to(dev)[None, :, None]
-
-    occ = latent(masks.occluded)
-    if occ.shape[1] != x0.shape[1] or occ.shape[-2:] != x0.shape[-2:]:
-        raise UserError(f"masks {tuple(occ.shape)} do not match the latents {tuple(x0.shape)}; rerun warp and invert "
-                        "with the same camera settings (--force).")
-    # 2. noise initialisation: SLM fills the occluded cells, then K-RNR (paper §4.3-4.4)
-    fill = partial(stochastic_latent_modulation, occluded=occ, generator=torch.Generator("cpu").manual_seed(pt.seed),
-                   mode=cfg.slm.mode, background=latent(item["background"]),
-                   occluded_eps=latent(masks.occluded_eps)) if cfg.slm.enabled else None
-    try:
-        x_init = noise_init(cfg.inference.noise_init, x0, eps, a_bar, fill, k=pt.k_order,
-                            delta=pt.adaptive_order, stats=cfg.inference.adain, rounds=cfg.inference.noise_rounds)
-    except NothingVisible as exc:
-        raise UserError(str(exc)) from None
-    # 3. region-aware CFG: guidance on occluded cells, preservation on visible ones
-    guidance = RegionGuidance(pt.guidance_scale, pt.preservation_scale, cfg.inference.dynamic_cfg,
-                              len(sched.timesteps), occ)
-    cond, uncond = model.embed([prompt, cfg.inference.negative_prompt])
-    clock = StepClock()
-    v_fn = make_v_fn(p, img, cond, uncond if guidance.uses_cfg else None, guidance, model.stats, clock)
-    # 4. DDIM from t_start, then decode
-    nfe0 = model.stats.nfe
-    synchronize(dev)
-    t0 = time.perf_counter()
-    with sampling_cache(p, cfg.inference.cache, clock):  # sampling only: never during inversion
-        latents = ddim_sample(v_fn, x_init, sched.timesteps, sched.prev_timesteps, alphas, progress=progress)
-    synchronize(dev)
-    t1 = time.perf_counter()
-    if not bool(torch.isfinite(latents).all()):
-        raise UserError(f"sampling produced NaN or inf latents (steps {pt.steps}, strength {pt.strength}, guidance "
-                        f"{pt.guidance_scale}); nothing was written. With run.dtype: fp16 this is an overflow: use "
-                        "bf16 or fp32.")
-    frames = decode(p, latents)
-    return Output(frames, sched.t_start, a_bar, len(sched.timesteps), model.stats.nfe - nfe0, round(t1 - t0, 2),
-                  round(time.perf_counter() - t1, 2))
-
-
 def _inputs(cfg: Config, video: VideoSpec, traj: TrajectorySpec, inv_path: Path, vae_tiling: bool) -> dict[str, str]:
     """Hashes of everything this run reads, after checking each was made for the current config and files."""
     hashes = render_chain(cfg, video, traj)
@@ -185,21 +80,19 @@ def _inputs(cfg: Config, video: VideoSpec, traj: TrajectorySpec, inv_path: Path,
     return {k: hashes[k] for k in ("inversion", "masks", "depth", "render", "input")}
 
 
-def _infer_point(ctx, data: Lazy, folder: Path, *, pt: SweepPoint, prefix: str, inv_path: Path, prompt: str,
-                 fps: float, trajectory: str) -> tuple[list[str], dict]:
-    """One sweep point of one (trajectory, video) (ctx: cogvideo.StageModel): `generate`, then the videos and the
-    record."""
+def _infer_point(ctx, data: Lazy, folder: Path, *, plan: PointPlan, inv_path: Path, prompt: str, fps: float,
+                 trajectory: str) -> tuple[list[str], dict]:
+    """One sweep point of one (trajectory, video) (ctx: pipeline.StageModel): the method's `generate`, then the
+    videos and the record."""
     from tqdm import tqdm
 
     from .models.cogvideo import oom_hint
 
     cfg = ctx.cfg
-    sched = sampling_schedule(pt.steps, pt.strength)
-    inv = load_inversion(inv_path, inversion_end(cfg.inversion.end, sched.t_start))
-    tag = pt.run_tag(prefix, cfg.inference.cache)
-    bar = tqdm(total=len(sched.timesteps), desc=f"sample {tag}", disable=ctx.quiet)
+    inv = load_inversion(inv_path, plan.inversion_end)
+    bar = tqdm(total=len(plan.schedule.timesteps), desc=f"sample {plan.run_tag}", disable=ctx.quiet)
     try:
-        out = generate(ctx.model, cfg, pt, prompt, inv, data.get(), progress=lambda _i: bar.update())
+        out = ctx.method.generate(plan, prompt, inv, data.get(), progress=lambda _i: bar.update())
     except torch.cuda.OutOfMemoryError as exc:
         raise oom_hint(exc) from None
     finally:
@@ -208,11 +101,9 @@ def _infer_point(ctx, data: Lazy, folder: Path, *, pt: SweepPoint, prefix: str, 
     write_video(folder / "output.mp4", out.frames, fps)
     write_video(folder / "comparison.mp4", titled_side_by_side(
         [item["input"], item["render"], out.frames], ["input", f"render ({trajectory})", "output"]), fps)
-    # transformer passes that made the inversion: one per step, plus one per refinement iteration, doubled under
-    # inversion CFG
-    inv_nfe = len(inv["timesteps"]) * (1 + cfg.inversion.refine_iterations) * inversion_batch(cfg)
+    inv_nfe = ctx.method.inversion_nfe(len(inv["timesteps"]))  # the passes that made the inversion
     return ["output.mp4", "comparison.mp4"], {
-        "params": asdict(pt), "run_tag": tag, "method": cfg.method, "cache": cfg.inference.cache,
+        "params": asdict(plan.point), "run_tag": plan.run_tag, "method": cfg.method, "cache": cfg.inference.cache,
         "sampling_seconds": out.sampling_seconds, "decode_seconds": out.decode_seconds,
         "compiled": ctx.model.compiled and cfg.inference.cache == "none", **ctx.stats.extra,
         "vae_tiling": ctx.model.vae_tiling, "custom": [list(kv) for kv in cfg.custom], "t_start": out.t_start,
@@ -224,18 +115,17 @@ def _infer_point(ctx, data: Lazy, folder: Path, *, pt: SweepPoint, prefix: str, 
 def _body(cfg: Config, args, model=None) -> int:
     """The stage over this process's items; `model` is a cogvideo.LazyPipeline shared with the inversion stage when
     both run in one process (`python -m inverse_dvs.chain invert infer`), else one is made here."""
-    from .models.cogvideo import StageModel, lazy_pipeline
+    from .models.cogvideo import lazy_pipeline
 
     log = get_logger()
     videos, trajectories = select(cfg, args.only_video, args.only_trajectory)
     state = process_state()
     require(needed_models(cfg, (STAGE,)))  # before any item: a missing model fails fast
     runner = StageRunner(STAGE, cfg.work_dir, args.force, log, state)
-    points = sweep(cfg, log)
+    plans = plan_sweep(cfg, log)
     model = model or lazy_pipeline(cfg, state, log)
     stats = model.stats
-    ctx = StageModel(cfg, model, stats, args.quiet, args.force)
-    prefix = run_prefix(cfg)
+    ctx = StageModel(InverseDVS(model, cfg), args.quiet, args.force)
     for traj in trajectories:
         for v in videos:
             rdir, ddir = result_dir(cfg.work_dir, traj.name, v.name), depth_dir(cfg.work_dir, v.name)
@@ -243,23 +133,20 @@ def _body(cfg: Config, args, model=None) -> int:
             try:
                 prompt = video_prompt(cfg, v, traj)
             except UserError as exc:  # no usable caption yet: these items fail, the others go on
-                for pt in points:
-                    runner.fail(f"trajectory={traj.name} video={v.name} run={pt.run_tag(prefix, cfg.inference.cache)}",
-                                exc)
+                for plan in plans:
+                    runner.fail(f"trajectory={traj.name} video={v.name} run={plan.run_tag}", exc)
                 continue
             # read on the first sweep point that runs: an up-to-date item costs no decoding
             data = Lazy(partial(read_item_inputs, cfg, rdir, ddir), f"the inputs of {traj.name}/{v.name}")
-            for pt in points:
-                t_start = sampling_schedule(pt.steps, pt.strength).t_start
-                inv_path = inversion_file(cfg.work_dir, traj.name, v.name, inversion_end(cfg.inversion.end, t_start))
-                tag = pt.run_tag(prefix, cfg.inference.cache)
-                runner.run(f"trajectory={traj.name} video={v.name} run={tag}",
-                           run_dir(cfg.work_dir, traj.name, v.name, tag),
-                           infer_depends(cfg, pt, prompt, fps, model.vae_tiling),
+            for plan in plans:
+                inv_path = inversion_file(cfg.work_dir, traj.name, v.name, plan.inversion_end)
+                runner.run(f"trajectory={traj.name} video={v.name} run={plan.run_tag}",
+                           run_dir(cfg.work_dir, traj.name, v.name, plan.run_tag),
+                           infer_depends(cfg, plan.point, prompt, fps, model.vae_tiling),
                            partial(_inputs, cfg, v, traj, inv_path, model.vae_tiling),
-                           partial(_infer_point, ctx, data, pt=pt, prefix=prefix, inv_path=inv_path, prompt=prompt,
-                                   fps=fps, trajectory=traj.name))
-    log.info("infer: %s", json.dumps({"model_loads": stats.loads, "nfe": stats.nfe, "sweep_points": len(points)}))
+                           partial(_infer_point, ctx, data, plan=plan, inv_path=inv_path, prompt=prompt, fps=fps,
+                                   trajectory=traj.name))
+    log.info("infer: %s", json.dumps({"model_loads": stats.loads, "nfe": stats.nfe, "sweep_points": len(plans)}))
     return runner.finish()
 
 

@@ -13,16 +13,15 @@ import json
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .config import Config, TrajectorySpec, VideoSpec, select
-from .core.ddim import Inversion, ddim_invert, inversion_plan
+from .core.ddim import inversion_plan
 from .infra.artifacts import save_safetensors, sha256
 from .infra.cli import get_logger, run_stage
 from .infra.errors import UserError
 from .infra.layout import inversion_dir, inversion_file, render_file
-from .infra.records import inversion_batch, inversion_ends, inversion_prompt, invert_depends, output_fps, render_chain
+from .infra.records import inversion_ends, inversion_prompt, invert_depends, output_fps, render_chain
 from .infra.video_io import read_frames, write_video
 from .infra.workqueue import StageRunner, process_state
 from .weights import needed_models, require
@@ -46,43 +45,15 @@ def _inputs(cfg: Config, video: VideoSpec, traj: TrajectorySpec) -> dict[str, st
     return {"render": render_chain(cfg, video, traj)["render"]}
 
 
-def encode_render(p, frames: np.ndarray, posterior: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The render [T, H, W, 3] uint8 as VAE latents x0 and the I2V image condition of its first frame, both float
-    [1, t, C, h, w] (`inversion.posterior`): `mode` both deterministic; `sample` both posterior samples, x0 first,
-    from one generator seeded with `seed`; `reference` (official) x0 the mode and the image latent a sample from a
-    fresh generator seeded with `seed`, as diffusers' I2V `prepare_latents` draws it."""
-    from .models.cogvideo import encode_image_latents, encode_video
-
-    gen = torch.Generator("cpu").manual_seed(seed)
-    if posterior == "reference":
-        x0 = encode_video(p, frames, "mode")
-        return x0, encode_image_latents(p, frames[0], x0.shape[1], "sample", gen)
-    x0 = encode_video(p, frames, posterior, gen)
-    return x0, encode_image_latents(p, frames[0], x0.shape[1], posterior, gen)
-
-
-def invert_latents(p, inv_cfg, x0: torch.Tensor, img: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor | None,
-                   t_end: int, stats, progress=None) -> Inversion:
-    """DDIM-invert x0 (float [1, t, C, h, w]) up to t_end with the configured plan (inv_cfg: config.InversionConfig),
-    conditioned on the image latents and the prompt embeddings (uncond: only with inversion CFG); stats:
-    cogvideo.ModelStats counts the transformer passes."""
-    from .models.cogvideo import alphas_cumprod, make_v_fn
-
-    v_fn = make_v_fn(p, img, cond, uncond, inv_cfg.guidance_scale, stats)
-    plan = inversion_plan(inv_cfg.end, t_end, inv_cfg.steps)
-    return ddim_invert(v_fn, x0.to(img.device), plan, alphas_cumprod(p), inv_cfg.refine_iterations,
-                       inv_cfg.save_trajectory, progress)
-
-
 def _invert_item(ctx, folder: Path, *, render: Path, prompt: str, trajectory: str, video: str,
                  fps: float) -> tuple[list[str], dict]:
-    """Invert one render (ctx: cogvideo.StageModel) to every needed end; files made from the same render and
+    """Invert one render (ctx: pipeline.StageModel) to every needed end; files made from the same render and
     settings are reused."""
     from tqdm import tqdm
 
     from .models.cogvideo import alphas_cumprod, decode, oom_hint
 
-    cfg, log = ctx.cfg, get_logger()
+    cfg, log, method = ctx.cfg, get_logger(), ctx.method
     # A file made from the same render and settings is kept when only the set of ends changed (e.g. a strength was
     # added to the sweep): its header records this key.
     deps = {k: val for k, val in invert_depends(cfg, prompt, ctx.model.vae_tiling).items() if k != "ends"}
@@ -96,31 +67,25 @@ def _invert_item(ctx, folder: Path, *, render: Path, prompt: str, trajectory: st
                  video, t)
     nfe0 = ctx.stats.nfe
     if todo:  # the model is loaded and the render encoded only when something is left to invert
-        p = ctx.model.get((inversion_batch(cfg),))
-        frames = read_frames(render)
-        with_cfg = inversion_batch(cfg) == 2
-        cond, *rest = ctx.model.embed([prompt, ""] if with_cfg else [prompt])
-        uncond = rest[0] if with_cfg else None
-        alphas = alphas_cumprod(p)
         try:
-            x0, img = encode_render(p, frames, cfg.inversion.posterior, cfg.run.seed)
+            enc = method.encode(read_frames(render), cfg.run.seed)
+            alphas = alphas_cumprod(ctx.model.get())
             for t_end in todo:
                 bar = tqdm(total=len(inversion_plan(cfg.inversion.end, t_end, cfg.inversion.steps)),
                            desc=f"invert {trajectory}/{video} t≤{t_end}", disable=ctx.quiet)
                 try:
-                    inv = invert_latents(p, cfg.inversion, x0, img, cond, uncond, t_end, ctx.stats,
-                                         lambda _i, bar=bar: bar.update())
+                    inv = method.invert(enc, prompt, t_end, lambda _i, bar=bar: bar.update())
                 finally:
                     bar.close()
-                tensors = {"x0": x0, "eps_inv": inv.latent, "image_latents": img,
+                tensors = {"x0": enc.x0, "eps_inv": inv.latent, "image_latents": enc.image_latents,
                            "timesteps": torch.tensor(inv.timesteps, dtype=torch.int64)}
                 if inv.trajectory:
                     tensors["trajectory"] = torch.stack(inv.trajectory)
                 headers[t_end] = {"t_end": t_end, "end": cfg.inversion.end, "prompt": prompt, "key": key,
-                                 "alpha_bar_end": float(alphas[t_end])}
+                                  "alpha_bar_end": float(alphas[t_end])}
                 save_safetensors(files[t_end], tensors, headers[t_end])
                 if cfg.inversion.preview:
-                    write_video(folder / f"eps_inv_t{t_end:04d}.mp4", decode(p, inv.latent), fps)
+                    write_video(folder / f"eps_inv_t{t_end:04d}.mp4", decode(ctx.model.get(), inv.latent), fps)
         except torch.cuda.OutOfMemoryError as exc:
             raise oom_hint(exc) from None
     alpha_bar = {str(t): headers[t]["alpha_bar_end"] for t in files}
@@ -132,7 +97,8 @@ def _invert_item(ctx, folder: Path, *, render: Path, prompt: str, trajectory: st
 def _body(cfg: Config, args, model=None) -> int:
     """The stage over this process's items; `model` is a cogvideo.LazyPipeline shared with the inference stage when
     both run in one process (`python -m inverse_dvs.chain invert infer`), else one is made here."""
-    from .models.cogvideo import StageModel, lazy_pipeline
+    from .models.cogvideo import lazy_pipeline
+    from .pipeline import InverseDVS, StageModel
 
     log = get_logger()
     videos, trajectories = select(cfg, args.only_video, args.only_trajectory)
@@ -141,7 +107,7 @@ def _body(cfg: Config, args, model=None) -> int:
     runner = StageRunner(STAGE, cfg.work_dir, args.force, log, state)
     model = model or lazy_pipeline(cfg, state, log)
     stats = model.stats
-    ctx = StageModel(cfg, model, stats, args.quiet, args.force)
+    ctx = StageModel(InverseDVS(model, cfg), args.quiet, args.force)
     for traj in trajectories:
         for v in videos:
             render = render_file(cfg.work_dir, traj.name, v.name)

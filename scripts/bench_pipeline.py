@@ -6,8 +6,8 @@ prints each output's record, e.g. `python scripts/bench_pipeline.py --config con
 `--real-arch`: CogVideoX-5B-I2V's real architecture with random weights built directly on the device (speed does not
 depend on weight values; no download, no 20 GB file) in bf16 at 49×480×720, placed as the stages place it (T5 parked
 on the CPU, VAE tiling as `auto` resolves it). Each variant makes one output at the method's settings (paper: 30
-inversion steps to t_start, 47 CFG sampling steps) through the very functions the stages run — `invert.encode_render`,
-`invert.invert_latents`, `infer.generate` (SLM, K-RNR, region CFG, the step cache, decode) — and prints one JSON line:
+inversion steps to t_start, 47 CFG sampling steps) through the pipeline object the stages run — `InverseDVS.encode`,
+`.invert`, `.generate` (SLM, K-RNR, region CFG, the step cache, decode) — and prints one JSON line:
 encode, inversion, sampling and decode seconds, compile warm-up, peak GPU memory allocated and reserved, NFE.
 Variants: `eager`, `compiled`, `compiled+CACHE` (default: eager compiled compiled+faster), each with `--offload`
 (default: none). Models are rebuilt only when the offload setting changes, and freed (`gc` + `empty_cache`) before
@@ -115,9 +115,9 @@ def make_model(cfg, arch: Arch, device: torch.device, log: logging.Logger):
 
 
 def synthetic_item(cfg, arch: Arch, seed: int = 0) -> tuple[np.ndarray, dict]:
-    """Random frames and `infer.item_inputs` for them: a visibility with a hole band that grows across the video
+    """Random frames and `pipeline.item_inputs` for them: a visibility with a hole band that grows across the video
     (about 20 % occluded at the end, like an orbit) and a depth ramp."""
-    from inverse_dvs.infer import item_inputs
+    from inverse_dvs.pipeline import item_inputs
 
     rng = np.random.default_rng(seed)
     frames = rng.integers(0, 255, (arch.frames, arch.height, arch.width, 3), dtype=np.uint8)
@@ -142,37 +142,34 @@ def _reset_peaks(device: torch.device) -> None:
 
 
 def one_output(model, cfg, frames: np.ndarray, item: dict) -> dict:
-    """Everything one output costs, through the stages' own functions: encode (with the prompt embeddings),
-    inversion to the point's end, then `infer.generate` (noise initialisation, guided sampling under the config's
-    cache, decode). Peak memory is per phase: encode + inversion, then sampling + decode."""
-    from inverse_dvs.core.ddim import inversion_end, sampling_schedule
-    from inverse_dvs.infer import generate, sampling_batches
-    from inverse_dvs.infra.records import inversion_batch, sweep
-    from inverse_dvs.invert import encode_render, invert_latents
+    """Everything one output costs, through the pipeline object the stages run (`pipeline.InverseDVS`): encode (with
+    the prompt embeddings), inversion to the point's end, then `generate` (noise initialisation, guided sampling
+    under the config's cache, decode). Peak memory is per phase: encode + inversion, then sampling + decode."""
     from inverse_dvs.models.cogvideo import synchronize
+    from inverse_dvs.pipeline import InverseDVS, plan_sweep
 
-    pt = sweep(cfg)[0]
-    t_end = inversion_end(cfg.inversion.end, sampling_schedule(pt.steps, pt.strength).t_start)
+    method = InverseDVS(model, cfg)
+    plan = plan_sweep(cfg)[0]
     prompt = cfg.videos[0].prompt
-    p = model.get((inversion_batch(cfg), *sampling_batches(cfg, [pt])))  # any compiling happens before the clock
+    model.get((method.inversion_batch, *method.sampling_batches([plan])))  # any compiling happens before the clock
     dev = model.device
     _reset_peaks(dev)
     synchronize(dev)
     t0 = time.perf_counter()
-    x0, img = encode_render(p, frames, cfg.inversion.posterior, cfg.run.seed)
-    with_cfg = inversion_batch(cfg) == 2
-    cond, *rest = model.embed([prompt, ""] if with_cfg else [prompt])
+    enc = method.encode(frames, cfg.run.seed)
+    method.embeddings(prompt, "" if method.inversion_uses_cfg else None)
     synchronize(dev)
     t1 = time.perf_counter()
     nfe0 = model.stats.nfe
-    inv = invert_latents(p, cfg.inversion, x0, img, cond, rest[0] if with_cfg else None, t_end, model.stats)
+    inv = method.invert(enc, prompt, plan.inversion_end)
     synchronize(dev)
     t2 = time.perf_counter()
     inversion_nfe = model.stats.nfe - nfe0
     invert_peaks = _peaks(dev)
     _reset_peaks(dev)
-    tensors = {"x0": x0, "eps_inv": inv.latent, "image_latents": img, "timesteps": torch.tensor(inv.timesteps)}
-    out = generate(model, cfg, pt, prompt, tensors, item)
+    tensors = {"x0": enc.x0, "eps_inv": inv.latent, "image_latents": enc.image_latents,
+               "timesteps": torch.tensor(inv.timesteps)}
+    out = method.generate(plan, prompt, tensors, item)
     sample_peaks = _peaks(dev)
     peak = {k: None if invert_peaks[k] is None else max(invert_peaks[k], sample_peaks[k]) for k in invert_peaks}
     return {"encode_s": round(t1 - t0, 2), "inversion_s": round(t2 - t1, 2), "sampling_s": out.sampling_seconds,

@@ -81,8 +81,8 @@ def tiny_model(tiny_checkpoints) -> TinyModel:
         encode_prompt,
         encode_video,
         load_pipeline,
-        make_v_fn,
     )
+    from inverse_dvs.pipeline.denoise import guided_v
 
     stats = ModelStats()
     pipe = load_pipeline(str(tiny_checkpoints / "tiny-cogvideox-i2v"), ModelConfig(), torch.device("cpu"),
@@ -91,4 +91,4 @@ def tiny_model(tiny_checkpoints) -> TinyModel:
     x0 = encode_video(pipe, frames)
     img = encode_image_latents(pipe, frames[0], x0.shape[1])
     cond, uncond = encode_prompt(pipe, "a dog", "", True)
-    return TinyModel(pipe, x0, make_v_fn(pipe, img, cond, None, 1.0, stats), stats, img, cond, uncond)
+    return TinyModel(pipe, x0, guided_v(pipe, img, cond, None, 1.0, stats), stats, img, cond, uncond)

@@ -17,10 +17,10 @@ from inverse_dvs.models.cogvideo import (
     ModelStats,
     StepClock,
     alphas_cumprod,
-    make_v_fn,
     place_pipeline,
     sampling_cache,
 )
+from inverse_dvs.pipeline.denoise import guided_v
 from tests.conftest import with_sections
 
 
@@ -82,7 +82,7 @@ def test_sampling_caches_are_on_only_while_sampling(tiny_model):
     outs = {}
     for name in SAMPLING_CACHES:
         clock = StepClock()
-        v_fn = make_v_fn(pipe, img, cond, uncond, 6.0, stats, clock)
+        v_fn = guided_v(pipe, img, cond, uncond, 6.0, stats, clock)
         with sampling_cache(pipe, name, clock):
             assert pipe.transformer.is_cache_enabled == (name != "none")
             outs[name] = ddim_sample(v_fn, x, sched.timesteps, sched.prev_timesteps, alphas_cumprod(pipe))
@@ -268,7 +268,7 @@ def test_cache_hooks_leave_no_trace_on_compiled_blocks(tiny_model, monkeypatch):
     for name in SAMPLING_CACHES[1:]:
         clock = StepClock()
         with sampling_cache(pipe, name, clock):
-            ddim_sample(make_v_fn(pipe, img, cond, uncond, 6.0, stats, clock), x0, sched.timesteps,
+            ddim_sample(guided_v(pipe, img, cond, uncond, 6.0, stats, clock), x0, sched.timesteps,
                         sched.prev_timesteps, alphas_cumprod(pipe))
         warm_up(pipe, (1, 2))
         assert _graphs() == graphs, name  # the compiled blocks' guards still hold: no recompile
@@ -346,7 +346,7 @@ def test_lora_blocks_compile_and_match_eager(tiny_checkpoints):
     x0 = encode_video(pipe, frames)
     img = encode_image_latents(pipe, frames[0], x0.shape[1])
     cond, _ = encode_prompt(pipe, "a dog", "", False)
-    v_fn = make_v_fn(pipe, img, cond, None, 1.0, ModelStats())
+    v_fn = guided_v(pipe, img, cond, None, 1.0, ModelStats())
     eager = v_fn(x0, 500)
     pipe.set_adapters(["user"], [0.0])
     assert not torch.allclose(v_fn(x0, 500), eager)  # the LoRA is in the computation

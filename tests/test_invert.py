@@ -95,8 +95,8 @@ def test_reference_posterior_is_the_mode_and_a_fresh_generator_image_sample(tiny
     `prepare_latents` with a fresh generator seeded with the run seed."""
     import numpy as np
 
-    from inverse_dvs.invert import encode_render
     from inverse_dvs.models.cogvideo import _to_pixels, encode_video
+    from inverse_dvs.pipeline.method import encode_render
 
     pipe = tiny_model.pipe
     frames = np.random.default_rng(3).integers(0, 255, (49, 96, 144, 3), dtype=np.uint8)

@@ -97,11 +97,6 @@ def model_settings(cfg: Config, vae_tiling: bool) -> dict:
     return section_dict(cfg.model) | {"vae_tiling": "on" if vae_tiling else "off"}
 
 
-def inversion_batch(cfg: Config) -> int:
-    """Latents per transformer pass during inversion: 2 with inversion CFG, else 1."""
-    return 2 if cfg.inversion.guidance_scale != 1.0 else 1
-
-
 def invert_depends(cfg: Config, prompt: str, vae_tiling: bool) -> dict:
     inv = section_dict(cfg.inversion)
     inv.pop("preview", None)

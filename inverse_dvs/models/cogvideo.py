@@ -281,18 +281,6 @@ def lazy_pipeline(cfg, state, log) -> LazyPipeline:
     return LazyPipeline(cfg, device, torch_dtype(cfg.run.dtype, device), ModelStats(), log)
 
 
-@dataclass
-class StageModel:
-    """What every item of a model stage shares in one process: the config, the lazily loaded pipeline (with its
-    prompt-embedding cache) and its counters."""
-
-    cfg: object  # config.Config
-    model: LazyPipeline
-    stats: ModelStats
-    quiet: bool
-    force: bool = False  # --force: recompute everything, reuse nothing
-
-
 def check_size(pipe, num_frames: int, height: int, width: int) -> None:
     """UserError unless the loaded model runs at this size (`weights.size_problem`)."""
     from ..weights import size_problem
@@ -493,53 +481,6 @@ def sampling_cache(pipe, name: str, clock: StepClock):
                 delattr(m, key)
         for b, impl in zip(blocks, compiled, strict=True):
             b._compiled_call_impl = impl
-
-
-def make_v_fn(pipe, image_latents: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor | None,
-              guidance: float | torch.Tensor | Callable[[int], float | torch.Tensor],
-              stats: ModelStats, clock: StepClock | None = None) -> Callable[[torch.Tensor, int], torch.Tensor]:
-    """The v-prediction model v(x, t) with classifier-free guidance v_u + s·(v_c − v_u).
-
-    image_latents: float [1, t, C, h, w] (the I2V condition); cond/uncond: prompt embeddings [1, L, D] (uncond None:
-    no CFG). `guidance` is a float (one scale), a tensor broadcastable to the latents (e.g. one scale per cell), or a
-    callable t → float | tensor giving the scales of the step at timestep t (e.g. `guidance.RegionGuidance`). A
-    constant 1.0 needs no unconditional pass (half the transformer work). `clock` receives each call's timestep (for
-    cache hooks). Returns float32 predictions.
-    """
-    dev = execution_device(pipe)
-    dtype = pipe.transformer.dtype
-    latent_frames = image_latents.shape[1]
-    h, w = image_latents.shape[-2:]
-    rotary = None
-    if pipe.transformer.config.use_rotary_positional_embeddings:
-        rotary = pipe._prepare_rotary_positional_embeddings(h * pipe.vae_scale_factor_spatial,
-                                                            w * pipe.vae_scale_factor_spatial, latent_frames, dev)
-    use_cfg = uncond is not None and not (isinstance(guidance, float | int) and guidance == 1.0)
-    if use_cfg:
-        enc = torch.cat([uncond, cond]).to(dtype)
-        img = torch.cat([image_latents, image_latents]).to(dev, dtype)
-    else:
-        enc, img = cond.to(dtype), image_latents.to(dev, dtype)
-
-    def v_fn(x: torch.Tensor, t: int) -> torch.Tensor:
-        xin = torch.cat([x, x]) if use_cfg else x
-        hidden = torch.cat([xin.to(dev, dtype), img], dim=2)
-        ts = torch.full((hidden.shape[0],), int(t), device=dev, dtype=torch.long)
-        if clock is not None:
-            clock.t = int(t)
-        with torch.inference_mode(), pipe.transformer.cache_context("cond_uncond"):
-            out = pipe.transformer(hidden_states=hidden, encoder_hidden_states=enc, timestep=ts,
-                                   image_rotary_emb=rotary, return_dict=False)[0].float()
-        stats.nfe += hidden.shape[0]
-        if not use_cfg:
-            return out.clone()
-        v_u, v_c = out.chunk(2)
-        scale = guidance(t) if callable(guidance) else guidance
-        if isinstance(scale, torch.Tensor):
-            scale = scale.to(dev, torch.float32)
-        return (v_u + scale * (v_c - v_u)).clone()
-
-    return v_fn
 
 
 def decode(pipe, latents: torch.Tensor) -> np.ndarray:
