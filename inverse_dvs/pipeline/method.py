@@ -26,6 +26,7 @@ from ..core.guidance import RegionGuidance, uses_cfg
 from ..core.krnr import noise_init
 from ..core.masks import background_mask, latent_masks
 from ..core.slm import NothingVisible, stochastic_latent_modulation
+from ..core.streams import generator
 from ..infra.errors import UserError
 from ..models.cogvideo import (
     StepClock,
@@ -60,7 +61,7 @@ def encode_render(pipe, frames: np.ndarray, posterior: str, seed: int) -> Encode
     """The render [T, H, W, 3] uint8 as VAE latents: `mode` both deterministic; `sample` both posterior samples, x0
     first, from one generator seeded with `seed`; `reference` (official) x0 the mode and the image latent a sample
     from a fresh generator seeded with `seed`, as diffusers' I2V `prepare_latents` draws it."""
-    gen = torch.Generator("cpu").manual_seed(seed)
+    gen = generator(seed, "vae")
     if posterior == "reference":
         x0 = encode_video(pipe, frames, "mode")
         return Encoded(x0, encode_image_latents(pipe, frames[0], x0.shape[1], "sample", gen))
@@ -160,7 +161,7 @@ class InverseDVS:
         alphas = alphas_cumprod(p)
         a_bar = float(alphas[sched.t_start])
         x0, img = sampling_latents(p, cfg.inference.vae_latents, inversion, item["render"],
-                                   torch.Generator("cpu").manual_seed(pt.seed))
+                                   generator(pt.seed, "vae"))
         dev = x0.device  # the transformer's (models.cogvideo.execution_device), where sampling runs
         eps = inversion["eps_inv"].to(dev)
         masks = item["masks"]
@@ -174,7 +175,7 @@ class InverseDVS:
                             "invert with the same camera settings (--force).")
         # 4. noise initialisation: SLM fills the occluded cells, then K-RNR
         fill = partial(stochastic_latent_modulation, occluded=occ,
-                       generator=torch.Generator("cpu").manual_seed(pt.seed), mode=cfg.slm.mode,
+                       generator=generator(pt.seed, "slm"), mode=cfg.slm.mode,
                        background=latent(item["background"]), occluded_eps=latent(masks.occluded_eps)) \
             if cfg.slm.enabled else None
         try:
