@@ -21,12 +21,16 @@ from .infra.workqueue import covers, item_key
 from .stages import STAGES
 
 
-def failures(summary: dict) -> list[tuple[str, str, str]]:
-    """(stage, item, reason) for each failed item, keeping only the first stage where a (video, trajectory) pair —
-    or a whole video or trajectory — failed, so a corrupt video is named once, not again by every later stage."""
+def failures(summary: dict, run_id: str = "") -> list[tuple[str, str, str]]:
+    """(stage, item, reason) for each failed item (of run `run_id` when given: a stage that did not run this time
+    keeps its old section), keeping only the first stage where a (video, trajectory) pair — or a whole video or
+    trajectory — failed, so a corrupt video is named once, not again by every later stage."""
     out, seen = [], []
     for stage in STAGES:
-        for it in (summary.get(stage) or {}).get("items", []):
+        section = summary.get(stage) or {}
+        if run_id and section.get("run_id") != run_id:
+            continue
+        for it in section.get("items", []):
             if it.get("status") != "failed":
                 continue
             key = item_key(it["item"])
@@ -122,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     if busy:
         out.write(f"\n{len(busy)} item(s) in progress in another process, not done here (rerun when it finishes):\n")
         out.writelines(f"  {s:<9} {item}\n" for s, item in busy)
-    failed = failures(summary)
+    failed = failures(summary, os.environ.get("INVERSE_DVS_RUN_ID", ""))
     if failed:
         out.write(f"\nFAILED: {len(failed)} item(s); the other items went through every stage "
                   f"(details in {cfg.work_dir / 'run_summary.json'}):\n")

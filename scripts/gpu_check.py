@@ -3,13 +3,13 @@ session must measure, printed and written to `$OUT/gpu_check.md` (+ `gpu_check.j
 
 On CUDA, with CogVideoX-5B-I2V's real architecture and random weights built on the GPU (bench_pipeline's model):
 eager and compiled transformer passes at batch 1 and 2; the compile warm-up; one output at paper settings through
-the stages' own invert + infer functions (compiled, exact), then the same with a step cache; peak memory with
+the pipeline object the stages run (compiled, exact), then the same with a step cache; peak memory with
 `offload: none` and `offload: model`; and a pass of the tiny end-to-end run (`run_all.sh configs/tiny.yml` with
 `run.device: cuda`, compile on), which must finish without error. Steps that would overrun `--budget` are skipped
 and say so, so the whole call fits one device lease.
 
-`--cpu`: the same steps with the tiny checkpoint on the CPU (compile with aot_eager; no timing targets): a test of
-this script, not a measurement.
+`--cpu`: the same steps with the tiny checkpoint on the CPU (compile with aot_eager; the end-to-end run on one
+trajectory and one sweep point; no timing targets): a test of this script, not a measurement.
 """
 
 from __future__ import annotations
@@ -76,10 +76,13 @@ class Check:
         return self.results[name]
 
 
-def tiny_e2e(device: str, backend: str, work: Path, log_path: Path, timeout: float) -> dict:
-    """`bash run_all.sh configs/tiny.yml` on `device` with compile on, in a fresh work folder."""
+def tiny_e2e(device: str, backend: str, work: Path, log_path: Path, timeout: float, small: bool = False) -> dict:
+    """`bash run_all.sh configs/tiny.yml` on `device` with compile on, in a fresh work folder (`small`: one trajectory
+    and one sweep point)."""
     cmd = ["bash", str(ROOT / "run_all.sh"), "configs/tiny.yml", "--quiet", "--set", f"run.device={device}",
            "--set", "run.compile=on", "--set", f"run.compile_backend={backend}", "--set", f"run.work_dir={work}"]
+    if small:
+        cmd += ["--only-trajectory", "loop1", "--set", "inference.guidance_scale=[4.0]", "--set", "inference.seeds=[1]"]
     t0 = time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as log:
         try:
@@ -235,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     check = Check(None if a.cpu else (a.budget or 480.0))
     with tempfile.TemporaryDirectory() as tmp:
         check.step("e2e", tiny_e2e, "cpu" if a.cpu else "cuda", backend, Path(tmp) / "work", out / "tiny_e2e.log",
-                   600.0 if a.cpu else ESTIMATES["e2e"] + 90.0)
+                   600.0 if a.cpu else ESTIMATES["e2e"] + 90.0, a.cpu)
     measure_model(check, a, arch, device, backend, log)
     check.step("offload_model", measure_offload_model, a, arch, device, log)
     name = "CPU" if a.cpu else torch.cuda.get_device_name(device)

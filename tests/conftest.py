@@ -69,9 +69,10 @@ class TinyModel(NamedTuple):
     uncond: object  # embeddings of "", [1, L, D]
 
 
-@pytest.fixture
-def tiny_model(tiny_checkpoints) -> TinyModel:
-    """The tiny CogVideoX pipeline loaded through the real loader, random 49×96×144 frames encoded, and its v-model."""
+@pytest.fixture(scope="session")
+def _tiny_encoded(tiny_checkpoints) -> tuple:
+    """The tiny CogVideoX pipeline loaded through the real loader and random 49×96×144 frames encoded: loaded once
+    per session (tests that change the pipeline restore it, or load their own)."""
     import torch
 
     from inverse_dvs.config import ModelConfig
@@ -82,13 +83,22 @@ def tiny_model(tiny_checkpoints) -> TinyModel:
         encode_video,
         load_pipeline,
     )
-    from inverse_dvs.pipeline.denoise import guided_v
 
-    stats = ModelStats()
     pipe = load_pipeline(str(tiny_checkpoints / "tiny-cogvideox-i2v"), ModelConfig(), torch.device("cpu"),
-                         torch.float32, stats)
+                         torch.float32, ModelStats())
     frames = np.random.default_rng(0).integers(0, 255, (49, 96, 144, 3), dtype=np.uint8)
     x0 = encode_video(pipe, frames)
     img = encode_image_latents(pipe, frames[0], x0.shape[1])
     cond, uncond = encode_prompt(pipe, "a dog", "", True)
+    return pipe, x0, img, cond, uncond
+
+
+@pytest.fixture
+def tiny_model(_tiny_encoded) -> TinyModel:
+    """The session's tiny pipeline and encodings, with fresh counters and a v-model without CFG."""
+    from inverse_dvs.models.cogvideo import ModelStats
+    from inverse_dvs.pipeline.denoise import guided_v
+
+    pipe, x0, img, cond, uncond = _tiny_encoded
+    stats = ModelStats()
     return TinyModel(pipe, x0, guided_v(pipe, img, cond, None, 1.0, stats), stats, img, cond, uncond)

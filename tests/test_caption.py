@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from inverse_dvs import caption, depth, evaluate, infer, invert, preflight, warp
-from inverse_dvs.core.text import even_frames, shorten_caption
 from tests.conftest import with_sections
 
 
@@ -26,19 +27,7 @@ eval: {{clip_model: {ckpt / 'tiny-clip'}, lpips: false}}
     return str(cfg)
 
 
-def test_even_frames_and_sentence_boundary_shortening():
-    assert even_frames(49, 4) == [0, 16, 32, 48] and even_frames(3, 8) == [0, 1, 2] and even_frames(49, 1) == [0]
-    words = len  # a stand-in tokenizer: one token per character, so lengths are easy to read
-
-    text = "A dog runs. It jumps over a log! Then it sleeps in the sun."
-    assert shorten_caption(text, words, 100) == (text, False, len(text))
-    short = shorten_caption(text, words, 40)
-    assert short.text == "A dog runs. It jumps over a log!" and short.truncated and short.tokens <= 40
-    first = shorten_caption("A very long first sentence without an early end.", words, 20)
-    assert first.truncated and first.text == "A very long first" and first.tokens <= 20  # word boundary fallback
-    assert shorten_caption("  spaced\n  out  ", words, 100).text == "spaced out"
-
-
+@pytest.mark.slow
 def test_a_video_without_prompt_is_captioned_and_used(tmp_path, tiny_checkpoints, demo_video, capsys):
     cfg = _config(tmp_path, tiny_checkpoints, demo_video,
                   f"{{path: {demo_video}, name: auto}}, {{path: {demo_video}, name: given}}")

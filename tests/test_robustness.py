@@ -383,13 +383,13 @@ def test_an_interrupted_item_leaves_no_empty_folder(tmp_path):
 @pytest.mark.slow
 def test_run_all_names_the_stage_a_killed_worker_was_in(tmp_path, tiny_checkpoints, demo_video):
     """A worker killed during invert (the invert + infer process) is reported as killed in invert, with nothing to
-    fix; a rerun resumes."""
+    fix (resuming after a kill is the item records' job: test_a_damaged_artifact…, test_end_to_end)."""
     import signal
     import time
 
     cfg = _config(tmp_path, tiny_checkpoints, f"{{path: {demo_video}, name: demo, prompt: a}}",
-                  f"inversion: {{model: {tiny_checkpoints / 'tiny-cogvideox-i2v'}, steps: 30}}")  # long enough to be
-    # caught holding its lock
+                  f"inversion: {{model: {tiny_checkpoints / 'tiny-cogvideox-i2v'}, steps: 8}}")  # long enough (the load
+    # included) to be caught holding its lock
     proc = subprocess.Popen(["bash", str(ROOT / "run_all.sh"), cfg, "--quiet"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     lock = tmp_path / "out/inversions/left/demo/.lock"
@@ -407,5 +407,4 @@ def test_run_all_names_the_stage_a_killed_worker_was_in(tmp_path, tiny_checkpoin
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
     assert "stage 'invert' was killed (signal 9)" in err and "stage 'infer'" not in err
-    r = subprocess.run(["bash", str(ROOT / "run_all.sh"), cfg, "--quiet"], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert not (tmp_path / "out/inversions/left/demo/meta.json").exists()  # nothing half-made looks done

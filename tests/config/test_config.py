@@ -1,3 +1,5 @@
+"""Tests of config.config."""
+
 import dataclasses
 from pathlib import Path
 
@@ -35,7 +37,7 @@ def test_defaults_and_types(tmp_path):
 
 
 def test_shipped_configs_load():
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     for name in ("config.yml", "configs/tiny.yml", "configs/reference.yml"):
         cfg = load_config(root / name)
         assert cfg.trajectories
@@ -132,7 +134,7 @@ def test_readme_config_table_is_the_generated_one():
     """Every key the config accepts, with its default, is in the README (the table is generated from the code)."""
     from inverse_dvs.config import SECTIONS, config_reference
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     block = readme.split("<!-- config-reference:start -->\n", 1)[1].split("<!-- config-reference:end -->", 1)[0]
     assert block == config_reference()
     for section, cls in SECTIONS.items():

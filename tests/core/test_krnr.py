@@ -1,3 +1,5 @@
+"""Tests of core.krnr."""
+
 import math
 from functools import partial
 

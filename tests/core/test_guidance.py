@@ -1,3 +1,5 @@
+"""Tests of core.guidance."""
+
 import pytest
 import torch
 

@@ -1,4 +1,4 @@
-"""Model access: one load for invert + infer, regional compile, sampling caches, placement (tiny checkpoint, CPU)."""
+"""Tests of models.cogvideo."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ inference: {{steps: [4], strength: [0.75], guidance_scale: [5.0]}}
     return str(cfg)
 
 
+@pytest.mark.slow
 def test_invert_and_infer_share_one_load_and_compile_changes_nothing(tmp_path, tiny_checkpoints, demo_video,
                                                                       monkeypatch):
     from diffusers import CogVideoXImageToVideoPipeline
@@ -93,21 +94,6 @@ def test_sampling_caches_are_on_only_while_sampling(tiny_model):
         assert float((outs[name] - outs["none"]).abs().max()) < 0.1 * float(outs["none"].abs().max())
 
 
-def test_clip_scorer_loads_once_and_is_deterministic(tmp_path, tiny_checkpoints, demo_video):
-    from inverse_dvs.config import load_config
-    from inverse_dvs.models.clip_scorer import clip_scorer
-
-    cfg = load_config(_config(tmp_path, tiny_checkpoints, demo_video,
-                              f"eval: {{clip_model: {tiny_checkpoints / 'tiny-clip'}, lpips: false}}"))
-    model = clip_scorer(cfg, None)
-    assert not model.loaded  # nothing loads before the first use
-    frames = np.random.default_rng(0).integers(0, 255, (5, 96, 144, 3), dtype=np.uint8)
-    a, b = model.get().embed_frames(frames), model.get().embed_frames(frames)
-    assert a.shape == (5, 16) and torch.equal(a, b) and model.get().embed_text("a dog").shape == (16,)
-    assert model.loads == 1 and model.get().lpips(frames, frames) is None  # lpips off: no column
-
-
-# ------------------------------------------------------------------------------------- GPU paths (checked on the CPU)
 def _graphs() -> int:
     from torch._dynamo.utils import counters
 
@@ -155,6 +141,7 @@ def test_sequential_offload_cannot_be_compiled_so_auto_leaves_it_eager(tmp_path,
         load_config(cfg, ["run.compile=on"])
 
 
+@pytest.mark.slow
 def test_a_failed_compile_warns_once_and_the_stage_runs_eager_on_one_load(tmp_path, tiny_checkpoints, demo_video,
                                                                          monkeypatch, capsys):
     from diffusers import CogVideoXImageToVideoPipeline
@@ -256,11 +243,12 @@ def test_vae_tiling_resolves_from_total_memory_and_is_recorded_resolved(monkeypa
     assert infer_depends(cfg, pt, "a ball", 8.0, False)["model"]["vae_tiling"] == "off"
 
 
-def test_cache_hooks_leave_no_trace_on_compiled_blocks(tiny_model, monkeypatch):
-    from inverse_dvs.models.cogvideo import compile_blocks, warm_up
+def test_cache_hooks_leave_no_trace_on_compiled_blocks(tiny_model, monkeypatch, request):
+    from inverse_dvs.models.cogvideo import compile_blocks, uncompile_blocks, warm_up
 
     pipe, x0, _, stats, img, cond, uncond = tiny_model
     compile_blocks(pipe, "aot_eager")
+    request.addfinalizer(lambda: uncompile_blocks(pipe))  # the session's pipeline runs eager again afterwards
     warm_up(pipe, (1, 2))
     graphs = _graphs()
     attributes = {name: dict(vars(m)) for name, m in pipe.transformer.named_modules()}
@@ -298,6 +286,7 @@ def test_the_text_encoder_never_moves_to_the_gpu_at_placement(tiny_model, monkey
     assert not [m for m in moved if m[0] == "T5EncoderModel"]  # 8.9 GiB that would only go back to the CPU
 
 
+@pytest.mark.slow
 def test_stages_warm_up_only_what_runs_compiled_and_encode_each_text_once(tmp_path, tiny_checkpoints, demo_video,
                                                                           monkeypatch):
     from transformers import T5EncoderModel

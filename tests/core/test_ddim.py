@@ -1,3 +1,5 @@
+"""Tests of core.ddim."""
+
 import pytest
 import torch
 from diffusers import CogVideoXDDIMScheduler, DDIMInverseScheduler

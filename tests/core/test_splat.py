@@ -115,7 +115,6 @@ def test_demo_scene_holes_match_true_disocclusions():
     assert min(ious) >= 0.8, ious
 
 
-# ------------------------------------------------------------------ leaks, back faces and the reference soft splat
 def _loop1_frames(mode, frames=(8, 16, 24, 32, 40), H=480, W=720):
     """Warp the demo scene at H×W along loop1 (49 frames) and compare each frame with the ray-cast truth."""
     K = g.intrinsics(H, W, "fov", fov_deg=60.0)
@@ -255,54 +254,3 @@ def test_reference_splat_agrees_with_a_hand_worked_official_splat():
     M[0, 0, 3] = -0.5 + 4e-4 * 4 / f
     r = warp_frames(colors[:1], depth[:1], K, M[:1], mode="reference")
     assert float(r.image[0, 0, 0, 2]) != pytest.approx(float(expected[2]), rel=1e-5)
-
-
-def test_to_model_size_resizes_render_bilinear_and_visibility_by_area():
-    from inverse_dvs.infra.video_io import to_model_size
-
-    render = np.zeros((2, 8, 16, 3), np.uint8)
-    render[:, :, 8:] = 200
-    visible = np.ones((2, 8, 16), bool)
-    visible[:, :, :4] = False
-    out, vis = to_model_size(render, visible, (4, 6))
-    assert out.shape == (2, 4, 6, 3) and vis.shape == (2, 4, 6) and vis.dtype == np.float32
-    assert np.allclose(vis[0, 0], [0.0, 0.5, 1.0, 1.0, 1.0, 1.0])  # area: 8/3 source columns per output column
-    same, ones = to_model_size(render, visible, (8, 16))
-    assert same is render and np.array_equal(ones, visible.astype(np.float32))
-
-
-@pytest.mark.parametrize("splat", ["zbuffer", "reference"])
-def test_warp_video_frames_in_parallel_match_one_at_a_time(splat):
-    """On CPU warp_video runs batches on torch's threads (one intra-op thread each): same output as one thread,
-    and the thread setting is restored."""
-    from inverse_dvs.warp import warp_video
-
-    H, W, T = 48, 72, 5
-    K = g.intrinsics(H, W, "fov", fov_deg=60.0)
-    rgb, depth = demo_scene.render_video(np.eye(4), K, H, W, T)
-    s2t = g.orbit_source_to_target(np.linspace(0, 5, T), np.linspace(0, -15, T), np.zeros(T),
-                                   radius=float(depth[0, H // 2, W // 2]))
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = warp_video(rgb, depth, K, s2t, torch.device("cpu"), 2, 4, splat=splat)
-        torch.set_num_threads(3)
-        parallel = warp_video(rgb, depth, K, s2t, torch.device("cpu"), 2, 4, splat=splat)
-        assert torch.get_num_threads() == 3
-    finally:
-        torch.set_num_threads(threads)
-    assert one[0].shape == (T, H, W, 3) and one[1].shape == (T, H, W)
-    assert np.array_equal(one[0], parallel[0]) and np.array_equal(one[1], parallel[1])
-    assert 0.3 < one[1].mean() < 1.0  # the camera really moved
-
-
-def test_keep_freed_memory_settings_are_accepted_by_glibc():
-    """The warp stage's malloc settings (runtime.keep_freed_memory): glibc accepts every value (it refuses e.g. an
-    mmap threshold above 32 MiB); elsewhere nothing changes. Run in a child so this process keeps its allocator."""
-    import platform
-    import subprocess
-    import sys
-
-    code = "from inverse_dvs.infra.device import keep_freed_memory as k; print(k())"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-    assert out == ("True" if platform.libc_ver()[0] == "glibc" else "False")

@@ -1,3 +1,5 @@
+"""Tests of core.metrics."""
+
 import math
 
 import numpy as np
@@ -41,31 +43,3 @@ def test_clip_scores_from_embeddings():
     assert clip_frame(e) == pytest.approx(100 * (0 + 2**-0.5) / 2)
     assert clip_view(e, e) == pytest.approx(100.0)
     assert clip_view(e, -e) == pytest.approx(-100.0)
-
-
-def test_lpips_without_torchvision_says_exactly_what_to_install(tmp_path, monkeypatch):
-    import builtins
-    import re
-
-    import torch
-
-    from inverse_dvs.models.clip_scorer import lpips_available, matching_torchvision
-
-    assert matching_torchvision("2.13.0+cpu") == "torchvision==0.28.*"
-    assert matching_torchvision("2.11.0+cu130") == "torchvision==0.26.*"
-    real_import = builtins.__import__
-
-    def no_torchvision(name, *a, **k):
-        if name == "torchvision":
-            raise ImportError("no torchvision")
-        return real_import(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", no_torchvision)
-
-    class Cfg:
-        class eval:  # noqa: N801 - mimics the config section
-            lpips = True
-
-    note = lpips_available(Cfg)
-    expected = matching_torchvision(torch.__version__)
-    assert re.search(rf"pip install '{re.escape(expected)}'", note)

@@ -1,4 +1,4 @@
-"""Random streams: one per purpose, derived from the item seed (core.streams)."""
+"""Tests of core.streams."""
 
 import hashlib
 

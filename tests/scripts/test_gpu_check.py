@@ -1,4 +1,4 @@
-"""scripts/gpu_check.sh: the one-call GPU check, run in its `--cpu` mode (tiny model, no targets)."""
+"""Tests of scripts.gpu_check."""
 
 import os
 import subprocess
@@ -8,7 +8,7 @@ import pytest
 
 from inverse_dvs.core.ddim import sampling_schedule
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow

@@ -4,7 +4,6 @@ import csv
 import json
 import os
 import re
-import time
 
 import numpy as np
 import pytest
@@ -98,9 +97,7 @@ def test_all_stages_contract_resume_and_determinism(workdir, monkeypatch):
     assert (run / "output.mp4").read_bytes() == first
 
     # evaluation: one row per output, the report, the plots; a rerun computes nothing again
-    t0 = time.perf_counter()
     assert evaluate.main(["--config", cfg, "--quiet"]) == 0
-    assert time.perf_counter() - t0 < 60
     rows = list(csv.DictReader((out / "eval/metrics.csv").open()))
     assert len(rows) == 8 and {r["trajectory"] for r in rows} == {"loop", "orbit"}
     assert all(float(r["psnr_input"]) > 0 and float(r["clip_f"]) > 0 and r["lpips_input"] == "" for r in rows)

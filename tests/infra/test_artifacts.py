@@ -1,3 +1,5 @@
+"""Tests of infra.artifacts."""
+
 import json
 
 import numpy as np

@@ -1,0 +1,41 @@
+"""Tests of infra.workqueue."""
+
+import json
+
+
+def test_the_stage_end_waits_on_files_for_a_slow_process(tmp_path):
+    """Processes meet at the end of a stage through their result files, not an NCCL barrier (whose 10-minute default
+    timeout a process still loading, compiling or sampling would outlast); files of an earlier run do not count."""
+    import logging
+    import threading
+    import time
+
+    from inverse_dvs.infra.workqueue import Processes, StageRunner
+
+    log = logging.getLogger("inverse_dvs.test")
+    work = tmp_path / "w"
+    (work / "logs").mkdir(parents=True)
+    (work / "logs/infer.rank1.json").write_text(json.dumps({"token": "an earlier run", "items": []}))
+    runners = [StageRunner("infer", work, False, log, Processes(r, 2, "cpu", "this run"), poll_seconds=0.05)
+               for r in (0, 1)]
+    finished, codes = {}, {}
+
+    def process(rank: int, delay: float) -> None:
+        runner = runners[rank]
+        for name in ("a", "b", "c", "d"):  # every process walks all items and runs its own (i mod 2)
+            runner.run(f"video={name}", work / name, {}, dict, lambda folder: ([], {}))
+        time.sleep(delay)
+        codes[rank] = runner.finish()
+        finished[rank] = time.perf_counter()
+
+    threads = [threading.Thread(target=process, args=(0, 0.0)), threading.Thread(target=process, args=(1, 0.6))]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    assert threads[0].is_alive() and 0 not in finished  # done with its items, waiting for process 1
+    for t in threads:
+        t.join(timeout=30)
+    assert codes == {0: 0, 1: 0} and finished[0] >= finished[1] - 0.1
+    summary = json.loads((work / "run_summary.json").read_text())["infer"]
+    assert {(i["item"], i["process"]) for i in summary["items"]} == {("video=a", 0), ("video=b", 1), ("video=c", 0),
+                                                                   ("video=d", 1)}
