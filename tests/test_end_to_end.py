@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -198,3 +199,22 @@ inference: {{steps: [4], strength: [0.75], guidance_scale: [10], k_order: [5, 10
     assert warp_mask.shape == (49, 144, 256) and warp_mask.dtype == bool  # the splat's mask, before the resize
     assert ((vis > 0) & (vis < 1)).any()  # area-resized: fractional at hole borders
     assert np.array_equal(visible, vis >= 0.5)
+
+
+@pytest.mark.slow
+def test_reconstruction_config_writes_one_output_per_order(tmp_path):
+    """configs/tiny_reconstruction.yml (configs/reconstruction.yml on the tiny models): an identity camera, the
+    empty-prompt terminal inversion, plain K-RNR of order 0, 1 and 2, no CFG: three outputs, one pass per step."""
+    from inverse_dvs import caption
+
+    cfg = str(Path(__file__).resolve().parents[1] / "configs" / "tiny_reconstruction.yml")
+    args = ["--config", cfg, "--quiet", "--set", f"run.work_dir={tmp_path / 'out'}"]
+    for stage in (depth, warp, caption, invert, infer):
+        assert stage.main(args) == 0
+    metas = [json.loads(p.read_text()) for p in (tmp_path / "out/results/identity/demo").glob("*/meta.json")]
+    assert sorted(m["params"]["k_order"] for m in metas) == [0, 1, 2]
+    for m in metas:
+        assert m["params"]["adaptive_order"] is None and m["sampling_nfe"] == m["sampling_steps"] == 47  # no CFG
+        assert m["t_start"] == 939 and m["depends"]["inference"]["noise_init"] == "adaptive"
+    inv = json.loads((tmp_path / "out/inversions/identity/demo/meta.json").read_text())
+    assert inv["prompt"] == "" and inv["depends"]["inversion"]["end"] == "terminal"

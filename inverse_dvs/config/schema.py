@@ -302,8 +302,8 @@ class InferenceConfig:
                                        doc="CFG scale on occluded cells (sweep list)")
     preservation_scale: list[float | None] = _opt(default=[None], check=_each(_non_negative),
                                                   doc="CFG scale on visible cells; null = guidance_scale (sweep list)")
-    k_order: list[float] = _opt(default=[10.0], check=_each(_positive),
-                                doc="K-RNR order k, `adaptive` only (sweep list)")
+    k_order: list[float] = _opt(default=[10.0], check=_each(_non_negative),
+                                doc="K-RNR order k, `adaptive` only (sweep list; 0: the inverted latent itself)")
     adaptive_order: list[float | None] = _opt(default=[3.0], check=_each(_positive),
                                               doc="adaptive order δ ≤ k, null = plain ε⁽ᵏ⁾; `adaptive` only (sweep "
                                                   "list)")

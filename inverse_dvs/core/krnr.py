@@ -33,11 +33,14 @@ class KRNRCoefficients(NamedTuple):
 
 
 def krnr_coefficients(alpha_bar: float, k: float) -> KRNRCoefficients:
-    """Closed-form weights (a, b) of ε⁽ᵏ⁾ = a·x0 + b·ε_inv for ᾱ ∈ [0, 1] and real k > 0 (k = inf allowed)."""
+    """Closed-form weights (a, b) of ε⁽ᵏ⁾ = a·x0 + b·ε_inv for ᾱ ∈ [0, 1] and real k ≥ 0 (k = inf allowed; k = 0 is
+    ε_inv itself, the official reconstruction's order 0)."""
     if not 0.0 <= alpha_bar <= 1.0:
         raise ValueError(f"alpha_bar must be in [0, 1], got {alpha_bar}")
-    if not k > 0:
-        raise ValueError(f"k must be > 0, got {k}")
+    if not k >= 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    if k == 0:
+        return KRNRCoefficients(0.0, 1.0)
     s = math.sqrt(1.0 - alpha_bar)
     if s == 0.0:
         return KRNRCoefficients(1.0, 0.0)

@@ -48,9 +48,10 @@ def test_edge_cases():
     assert math.isclose(a_big, a_inf, rel_tol=1e-9)
     a_half, b_half = krnr_coefficients(0.2, 2.5)  # real k lies between its integer neighbours
     assert krnr_coefficients(0.2, 2)[0] < a_half < krnr_coefficients(0.2, 3)[0]
-    for bad in (0, -1):
+    for bad in (-0.5, -1):
         with pytest.raises(ValueError):
             krnr_coefficients(0.5, bad)
+    assert krnr_coefficients(0.5, 0) == (0.0, 1.0)
 
 
 @pytest.mark.parametrize("stats", ["frame_channel", "global"])
@@ -141,3 +142,11 @@ def test_adaptive_noise_init_fills_once_then_adain():
     assert torch.allclose(noise_init("adaptive", x0, eps, 0.1, None, k=4, delta=None), krnr(x0, eps, 0.1, 4))
     with pytest.raises(ValueError):
         noise_init("bogus", x0, eps, 0.1, None)
+
+
+def test_order_zero_is_the_inverted_latent_itself():
+    """The official reconstruction check sweeps k ∈ {0, 1, 2}; order 0 is ε_inv unchanged, at any noise level."""
+    x0, eps = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(0)).unbind(0)
+    for alpha_bar in (0.0, 0.3, 1.0):
+        assert torch.equal(krnr(x0, eps, alpha_bar, 0), eps)
+    assert torch.allclose(krnr(x0, eps, 0.3, 1), krnr_recursive(x0, eps, 0.3, 1))
