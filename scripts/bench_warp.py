@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from inverse_dvs.core import camera as geometry
+from inverse_dvs.core import camera
 from inverse_dvs.infra.device import keep_freed_memory
 from inverse_dvs.infra.trajectories import read_trajectory_file
 from inverse_dvs.testing import demo_scene
@@ -70,10 +70,10 @@ def main() -> int:
         print(json.dumps(one_pass(a.child, a.device, a.batch[0], a.splat[0], a.threads)))
         return 0
     H, W, T = a.height, a.width, a.frames
-    K = geometry.intrinsics(H, W, "fov", fov_deg=60.0)
+    K = camera.intrinsics(H, W, "fov", fov_deg=60.0)
     rgb, depth = demo_scene.render_video(np.eye(4), K, H, W, T)
     kf = read_trajectory_file(Path(__file__).resolve().parents[1] / "trajectories" / "loop1.txt")
-    s2t = geometry.orbit_source_to_target(*[geometry.interpolate_keyframes(v, T) for v in kf],
+    s2t = camera.orbit_source_to_target(*[camera.interpolate_keyframes(v, T) for v in kf],
                                           radius=float(depth[0, H // 2, W // 2]))
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"input: {T} frames {H}x{W}, loop1 trajectory; each pass in a fresh process")

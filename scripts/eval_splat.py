@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from inverse_dvs.core import camera as geometry
+from inverse_dvs.core import camera
 from inverse_dvs.core.splat import warp_frames
 from inverse_dvs.infra.trajectories import read_trajectory_file
 from inverse_dvs.testing import demo_scene
@@ -30,10 +30,10 @@ def main() -> int:
     a = p.parse_args()
     torch.set_grad_enabled(False)
     H, W = a.height, a.width
-    K = geometry.intrinsics(H, W, "fov", fov_deg=60.0)
-    radius = geometry.scene_radius(demo_scene.render(np.eye(4), K, H, W, 0.0).depth, 1.0, 5.0)
+    K = camera.intrinsics(H, W, "fov", fov_deg=60.0)
+    radius = camera.scene_radius(demo_scene.render(np.eye(4), K, H, W, 0.0).depth, 1.0, 5.0)
     kf = read_trajectory_file(Path(__file__).resolve().parents[1] / "trajectories" / "loop1.txt")
-    s2t = geometry.orbit_source_to_target(*[geometry.interpolate_keyframes(v, 49) for v in kf], radius=radius)
+    s2t = camera.orbit_source_to_target(*[camera.interpolate_keyframes(v, 49) for v in kf], radius=radius)
     print(f"demo scene {H}x{W}, loop1, frames {a.frames}")
     for mode in ("zbuffer", "reference"):
         checks = []

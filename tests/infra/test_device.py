@@ -10,7 +10,7 @@ from tests.conftest import with_sections
 
 
 def test_keep_freed_memory_settings_are_accepted_by_glibc():
-    """The warp stage's malloc settings (runtime.keep_freed_memory): glibc accepts every value (it refuses e.g. an
+    """The warp stage's malloc settings (infra.device.keep_freed_memory): glibc accepts every value (it refuses e.g. an
     mmap threshold above 32 MiB); elsewhere nothing changes. Run in a child so this process keeps its allocator."""
     import platform
 
