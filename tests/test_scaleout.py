@@ -56,15 +56,18 @@ def test_two_processes_split_items_and_match_single_process(tmp_path, tiny_check
     for s in (depth, warp, invert, infer):
         assert s.main(["--config", cfg, "--quiet"]) == 0
     out = tmp_path / "out"
-    for stage, pattern, n in (("invert", "inversions/*/*/*.safetensors", 2), ("infer", "results/*/*/*/output.mp4", 6)):
-        single = {p: p.read_bytes() for p in out.glob(pattern)}
-        assert len(single) == n
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-               "29533", "-m", f"inverse_dvs.{stage}", "--config", cfg, "--force", "--quiet"]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-        assert r.returncode == 0, r.stderr[-3000:]
-        summary = json.loads((out / "run_summary.json").read_text())[stage]
+    checks = (("invert", "inversions/*/*/*.safetensors", 2), ("infer", "results/*/*/*/output.mp4", 6))
+    single = {stage: {p: p.read_bytes() for p in out.glob(pattern)} for stage, pattern, _ in checks}
+    assert [len(single[stage]) for stage, _, _ in checks] == [n for _, _, n in checks]
+    # one launch runs both model stages, as run_all.sh does with run.gpus > 1
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+           "29533", "-m", "inverse_dvs.chain", "invert", "infer", "--config", cfg, "--force", "--quiet"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summaries = json.loads((out / "run_summary.json").read_text())
+    for stage, pattern, n in checks:
+        summary = summaries[stage]
         assert summary["processes"] == 2
         by_proc = {0: set(), 1: set()}
         for item in summary["items"]:
@@ -72,4 +75,4 @@ def test_two_processes_split_items_and_match_single_process(tmp_path, tiny_check
             by_proc[item["process"]].add(item["item"])
         assert by_proc[0] and by_proc[1] and not by_proc[0] & by_proc[1]
         assert len(by_proc[0] | by_proc[1]) == len(summary["items"]) == n
-        assert {p: p.read_bytes() for p in out.glob(pattern)} == single  # byte-identical to one process
+        assert {p: p.read_bytes() for p in out.glob(pattern)} == single[stage]  # byte-identical to one process
