@@ -54,6 +54,24 @@ def with_sections(base: str, extra: str) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
+def tiny_run_config(tmp_path: Path, ckpt: Path, videos: str, extra: str = "") -> str:
+    """The tests' small run on CPU: `videos` is the body of the YAML `videos:` list, one trajectory, ground-truth
+    depth, no captions, the tiny CogVideoX; each top-level section in `extra` replaces the one here. Written to
+    tmp_path/c.yml, with the work folder tmp_path/out; returns the config's path."""
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(with_sections(f"""
+run: {{work_dir: {tmp_path / 'out'}, device: cpu, dtype: fp32}}
+videos: [{videos}]
+trajectories: {{left: {{preset: orbit_left, amount: 5}}}}
+depth: {{backend: ground_truth}}
+camera: {{num_frames: 49, height: 96, width: 144}}
+caption: {{source: 'off'}}
+inversion: {{model: {ckpt / 'tiny-cogvideox-i2v'}, steps: 2}}
+inference: {{steps: [3], strength: [0.7], guidance_scale: [5.0]}}
+""", extra), encoding="utf-8")
+    return str(cfg)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

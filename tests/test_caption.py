@@ -8,23 +8,15 @@ from pathlib import Path
 import pytest
 
 from inverse_dvs import caption, depth, evaluate, infer, invert, preflight, warp
-from tests.conftest import with_sections
+from tests.conftest import tiny_run_config, with_sections
 
 
 def _config(tmp_path: Path, ckpt: Path, video: Path, videos: str | None = None, extra: str = "") -> str:
-    cfg = tmp_path / "c.yml"
-    cfg.write_text(with_sections(f"""
-run: {{work_dir: {tmp_path / 'out'}, device: cpu, dtype: fp32}}
-videos: [{videos or f'{{path: {video}, name: auto}}'}]
-trajectories: {{left: {{preset: orbit_left, amount: 5}}}}
-depth: {{backend: ground_truth}}
-camera: {{num_frames: 49, height: 96, width: 144}}
+    own = f"""
 caption: {{model: {ckpt / 'tiny-smolvlm'}, num_frames: 3, max_new_tokens: 12}}
-inversion: {{model: {ckpt / 'tiny-cogvideox-i2v'}, steps: 2}}
-inference: {{steps: [3], strength: [0.7], guidance_scale: [5.0]}}
 eval: {{clip_model: {ckpt / 'tiny-clip'}, lpips: false}}
-""", extra))
-    return str(cfg)
+"""
+    return tiny_run_config(tmp_path, ckpt, videos or f"{{path: {video}, name: auto}}", with_sections(own, extra))
 
 
 @pytest.mark.slow

@@ -16,24 +16,12 @@ import pytest
 
 from inverse_dvs import depth, infer, invert, warp
 from inverse_dvs.infra.artifacts import host_name
-from tests.conftest import with_sections
+from tests.conftest import tiny_run_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _config(tmp_path: Path, ckpt: Path, videos: str, extra: str = "") -> str:
-    cfg = tmp_path / "c.yml"
-    cfg.write_text(with_sections(f"""
-run: {{work_dir: {tmp_path / 'out'}, device: cpu, dtype: fp32}}
-videos: [{videos}]
-trajectories: {{left: {{preset: orbit_left, amount: 5}}}}
-depth: {{backend: ground_truth}}
-camera: {{num_frames: 49, height: 96, width: 144}}
-caption: {{source: 'off'}}
-inversion: {{model: {ckpt / 'tiny-cogvideox-i2v'}, steps: 2}}
-inference: {{steps: [3], strength: [0.7], guidance_scale: [5.0]}}
-""", extra))
-    return str(cfg)
+_config = tiny_run_config
 
 
 def _dead_pid() -> int:

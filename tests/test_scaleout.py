@@ -8,23 +8,16 @@ import sys
 import pytest
 
 from inverse_dvs import depth, infer, invert, warp
-from tests.conftest import with_sections
+from tests.conftest import tiny_run_config, with_sections
 
 
 def _config(tmp_path, videos, ckpt, extra=""):
     vids = ", ".join(f"{{path: {p}, name: {n}}}" for n, p in videos)
-    cfg = tmp_path / "c.yml"
-    cfg.write_text(with_sections(f"""
-run: {{work_dir: {tmp_path / 'out'}, device: cpu, dtype: fp32}}
-videos: [{vids}]
-trajectories: {{left: {{preset: orbit_left, amount: 5}}}}
+    own = f"""
 depth: {{backend: depth_anything, model: {ckpt / 'tiny-depth-anything'}}}
-camera: {{num_frames: 49, height: 96, width: 144}}
-caption: {{source: 'off'}}
-inversion: {{model: {ckpt / 'tiny-cogvideox-i2v'}, steps: 2}}
 inference: {{steps: [3], strength: [0.7], guidance_scale: [5.0], seeds: [1, 2, 3]}}
-""", extra))
-    return str(cfg)
+"""
+    return tiny_run_config(tmp_path, ckpt, vids, with_sections(own, extra))
 
 
 def test_one_corrupt_video_does_not_sink_the_run(tmp_path, tiny_checkpoints, demo_video, capsys):

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import with_sections
+from tests.conftest import tiny_run_config
 
 
 def test_keep_freed_memory_settings_are_accepted_by_glibc():
@@ -17,22 +17,6 @@ def test_keep_freed_memory_settings_are_accepted_by_glibc():
     code = "from inverse_dvs.infra.device import keep_freed_memory as k; print(k())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ("True" if platform.libc_ver()[0] == "glibc" else "False")
-
-
-def _config(tmp_path, videos, ckpt, extra=""):
-    vids = ", ".join(f"{{path: {p}, name: {n}}}" for n, p in videos)
-    cfg = tmp_path / "c.yml"
-    cfg.write_text(with_sections(f"""
-run: {{work_dir: {tmp_path / 'out'}, device: cpu, dtype: fp32}}
-videos: [{vids}]
-trajectories: {{left: {{preset: orbit_left, amount: 5}}}}
-depth: {{backend: depth_anything, model: {ckpt / 'tiny-depth-anything'}}}
-camera: {{num_frames: 49, height: 96, width: 144}}
-caption: {{source: 'off'}}
-inversion: {{model: {ckpt / 'tiny-cogvideox-i2v'}, steps: 2}}
-inference: {{steps: [3], strength: [0.7], guidance_scale: [5.0], seeds: [1, 2, 3]}}
-""", extra))
-    return str(cfg)
 
 
 def test_a_fixed_gpu_is_refused_when_each_process_needs_its_own(tmp_path, tiny_checkpoints):
@@ -47,7 +31,7 @@ def test_a_fixed_gpu_is_refused_when_each_process_needs_its_own(tmp_path, tiny_c
     with pytest.raises(ConfigError, match="run.device.*2 processes"):
         resolve_device("cuda:0", second)
     assert resolve_device("cpu", Processes(1, 2, "cpu", "token")) == torch.device("cpu")
-    cfg = _config(tmp_path, [("demo", tmp_path / "demo.mp4")], tiny_checkpoints)
+    cfg = tiny_run_config(tmp_path, tiny_checkpoints, f"{{path: {tmp_path / 'demo.mp4'}, name: demo}}")
     with pytest.raises(ConfigError, match="run.device.*run.gpus"):
         load_config(cfg, ["run.device=cuda:0", "run.gpus=[0, 1]"])
     assert load_config(cfg, ["run.device=auto", "run.gpus=[0, 1]"]).run.gpus == [0, 1]

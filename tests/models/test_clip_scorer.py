@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tests.conftest import with_sections
+from tests.conftest import tiny_run_config, with_sections
 
 
 def test_lpips_without_torchvision_says_exactly_what_to_install(tmp_path, monkeypatch):
@@ -37,17 +37,8 @@ def test_lpips_without_torchvision_says_exactly_what_to_install(tmp_path, monkey
 
 
 def _config(tmp_path, ckpt, video, extra=""):
-    cfg = tmp_path / "c.yml"
-    cfg.write_text(with_sections(f"""
-run: {{work_dir: {tmp_path / 'out'}, device: cpu, dtype: fp32}}
-videos: [{{path: {video}, name: demo, prompt: a ball}}]
-trajectories: {{left: {{preset: orbit_left, amount: 5}}}}
-depth: {{backend: ground_truth}}
-camera: {{num_frames: 49, height: 96, width: 144}}
-inversion: {{model: {ckpt / 'tiny-cogvideox-i2v'}, steps: 2}}
-inference: {{steps: [4], strength: [0.75], guidance_scale: [5.0]}}
-""", extra))
-    return str(cfg)
+    own = "inference: {steps: [4], strength: [0.75], guidance_scale: [5.0]}"
+    return tiny_run_config(tmp_path, ckpt, f"{{path: {video}, name: demo, prompt: a ball}}", with_sections(own, extra))
 
 
 def test_clip_scorer_loads_once_and_is_deterministic(tmp_path, tiny_checkpoints, demo_video):

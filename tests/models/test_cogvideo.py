@@ -21,21 +21,12 @@ from inverse_dvs.models.cogvideo import (
     sampling_cache,
 )
 from inverse_dvs.pipeline.denoise import guided_v
-from tests.conftest import with_sections
+from tests.conftest import tiny_run_config, with_sections
 
 
 def _config(tmp_path, ckpt, video, extra=""):
-    cfg = tmp_path / "c.yml"
-    cfg.write_text(with_sections(f"""
-run: {{work_dir: {tmp_path / 'out'}, device: cpu, dtype: fp32}}
-videos: [{{path: {video}, name: demo, prompt: a ball}}]
-trajectories: {{left: {{preset: orbit_left, amount: 5}}}}
-depth: {{backend: ground_truth}}
-camera: {{num_frames: 49, height: 96, width: 144}}
-inversion: {{model: {ckpt / 'tiny-cogvideox-i2v'}, steps: 2}}
-inference: {{steps: [4], strength: [0.75], guidance_scale: [5.0]}}
-""", extra))
-    return str(cfg)
+    own = "inference: {steps: [4], strength: [0.75], guidance_scale: [5.0]}"
+    return tiny_run_config(tmp_path, ckpt, f"{{path: {video}, name: demo, prompt: a ball}}", with_sections(own, extra))
 
 
 @pytest.mark.slow
