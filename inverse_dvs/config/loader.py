@@ -58,10 +58,14 @@ def _yaml(text: str, where: str) -> Any:
         raise ConfigError(f"{where} is not valid YAML: {exc}") from None
 
 
+def _did_you_mean(word: str, known: typing.Iterable[str]) -> str:
+    near = difflib.get_close_matches(word, list(known), n=1)
+    return f" Did you mean '{near[0]}'?" if near else ""
+
+
 def _unknown(key: str, allowed: typing.Iterable[str]) -> ConfigError:
     allowed = list(allowed)
-    near = difflib.get_close_matches(key.rsplit(".", 1)[-1], allowed, n=1)
-    hint = f" Did you mean '{near[0]}'?" if near else ""
+    hint = _did_you_mean(key.rsplit(".", 1)[-1], allowed)
     return ConfigError(f"unknown config key '{key}'.{hint} Allowed keys here: {', '.join(allowed)}.")
 
 
@@ -185,9 +189,8 @@ def _build_trajectories(data: Any) -> tuple[TrajectorySpec, ...]:
         if t.kind == "preset":
             for part in t.preset.split("+"):
                 if part not in PRESETS:
-                    near = difflib.get_close_matches(part, PRESETS, n=1)
-                    hint = f" Did you mean '{near[0]}'?" if near else ""
-                    raise ConfigError(f"config key '{key}.preset' has unknown preset '{part}'.{hint} "
+                    raise ConfigError(f"config key '{key}.preset' has unknown preset '{part}'."
+                                      f"{_did_you_mean(part, PRESETS)} "
                                       f"Allowed: {', '.join(PRESETS)}, combined with '+' (e.g. orbit_left+arc_up).")
             amount = 20.0 if t.amount is None else t.amount
             t = dataclasses.replace(t, amount=amount)
@@ -306,10 +309,8 @@ def select(cfg: Config, only_video: str | None, only_trajectory: str | None) -> 
         known = [i.name for i in items]
         for n in names:
             if n not in known:
-                near = difflib.get_close_matches(n, known, n=1)
-                hint = f" Did you mean '{near[0]}'?" if near else ""
                 raise ConfigError(f"{key}: no {key.split('-')[-1]} named '{n}' in the config (have: "
-                                  f"{', '.join(known)}).{hint}")
+                                  f"{', '.join(known)}).{_did_you_mean(n, known)}")
         return [i for i in items if i.name in names]
 
     return pick(cfg.videos, only_video, "--only-video"), pick(cfg.trajectories, only_trajectory, "--only-trajectory")
