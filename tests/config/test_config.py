@@ -112,10 +112,21 @@ def test_paths_resolve_from_the_config_folder_then_the_project_root(tmp_path):
     assert missing.videos[0].path == str(tmp_path / "nope.mp4")
 
 
-def test_unknown_preset_suggests(tmp_path):
+def test_unknown_names_suggest_the_nearest(tmp_path):
+    from inverse_dvs.config import select
+
     p = make(tmp_path, "")
-    with pytest.raises(ConfigError, match="orbit_left"):
+    with pytest.raises(ConfigError, match="unknown preset 'orbit_lft'. Did you mean 'orbit_left'"):
         load_config(p, ["trajectories.b.preset=orbit_lft"])
+    with pytest.raises(ConfigError, match="unknown config key 'inference.stength'. Did you mean 'strength'"):
+        load_config(p, ["inference.stength=[0.5]"])
+    cfg = load_config(p)
+    name = cfg.trajectories[0].name
+    with pytest.raises(ConfigError, match=f"no trajectory named '{name}x'.*Did you mean '{name}'"):
+        select(cfg, None, name + "x")
+    with pytest.raises(ConfigError, match="no video named 'zzzz'") as err:
+        select(cfg, "zzzz", None)
+    assert "Did you mean" not in str(err.value)
 
 
 def test_warp_size_aspect_needs_stretch(tmp_path):
