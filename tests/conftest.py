@@ -97,7 +97,7 @@ def _tiny_encoded(tiny_checkpoints) -> tuple:
     from inverse_dvs.models.cogvideo import (
         ModelStats,
         encode_image_latents,
-        encode_prompt,
+        encode_texts,
         encode_video,
         load_pipeline,
     )
@@ -107,7 +107,7 @@ def _tiny_encoded(tiny_checkpoints) -> tuple:
     frames = np.random.default_rng(0).integers(0, 255, (49, 96, 144, 3), dtype=np.uint8)
     x0 = encode_video(pipe, frames)
     img = encode_image_latents(pipe, frames[0], x0.shape[1])
-    cond, uncond = encode_prompt(pipe, "a dog", "", True)
+    cond, uncond = encode_texts(pipe, ["a dog", ""])
     return pipe, x0, img, cond, uncond
 
 

@@ -122,16 +122,22 @@ def uncompile_blocks(pipe) -> None:
         block._compiled_call_impl = None
 
 
+def rotary_embeddings(pipe, latent_frames: int, height: int, width: int, device: torch.device):
+    """The transformer's rotary position embeddings for latents of t × h × w, as the pipeline prepares them; None for
+    a transformer with learned positional embeddings (CogVideoX-5B-I2V)."""
+    if not pipe.transformer.config.use_rotary_positional_embeddings:
+        return None
+    s = pipe.vae_scale_factor_spatial
+    return pipe._prepare_rotary_positional_embeddings(height * s, width * s, latent_frames, device)
+
+
 def warm_up(pipe, batch_sizes: tuple[int, ...] = (1, 2)) -> None:
     """One transformer pass per batch size (1: inversion or sampling without CFG, 2: CFG sampling) on zeros of the
     model's own shapes, so compilation happens here and not inside the first item."""
     cfg = pipe.transformer.config
     dev, dtype = execution_device(pipe), pipe.transformer.dtype
     t = (cfg.sample_frames - 1) // pipe.vae_scale_factor_temporal + 1
-    rotary = None
-    if cfg.use_rotary_positional_embeddings:
-        rotary = pipe._prepare_rotary_positional_embeddings(cfg.sample_height * pipe.vae_scale_factor_spatial,
-                                                            cfg.sample_width * pipe.vae_scale_factor_spatial, t, dev)
+    rotary = rotary_embeddings(pipe, t, cfg.sample_height, cfg.sample_width, dev)
     for b in batch_sizes:
         hidden = torch.zeros(b, t, cfg.in_channels, cfg.sample_height, cfg.sample_width, device=dev, dtype=dtype)
         text = torch.zeros(b, cfg.max_text_seq_length, cfg.text_embed_dim, device=dev, dtype=dtype)
@@ -401,13 +407,6 @@ def encode_texts(pipe, texts: list[str], log: logging.Logger | None = None) -> l
                                        device=dev)[0].clone() for text in texts]
 
 
-def encode_prompt(pipe, prompt: str, negative_prompt: str, with_negative: bool,
-                  log: logging.Logger | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(prompt, negative prompt) embeddings [1, L, D] each; the negative one None unless `with_negative`."""
-    out = encode_texts(pipe, [prompt, negative_prompt] if with_negative else [prompt], log)
-    return out[0], (out[1] if with_negative else None)
-
-
 SAMPLING_CACHES = ("none", "first_block", "faster", "pab", "taylorseer")
 
 
@@ -469,8 +468,7 @@ def sampling_cache(pipe, name: str, clock: StepClock):
     compiled = [b._compiled_call_impl for b in blocks]
     attributes = {m: set(vars(m)) for m in pipe.transformer.modules()}
     try:
-        for b in blocks:
-            b._compiled_call_impl = None
+        uncompile_blocks(pipe)
         pipe.transformer.enable_cache(config)
         yield
     finally:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..models.cogvideo import ModelStats, StepClock, execution_device
+from ..models.cogvideo import ModelStats, StepClock, execution_device, rotary_embeddings
 
 VFn = Callable[[torch.Tensor, int], torch.Tensor]
 
@@ -21,11 +21,7 @@ def model_v(pipe, image_latents: torch.Tensor, embeddings: torch.Tensor, stats: 
     embedding per latent. `stats` counts the passes (NFE); `clock` receives each call's timestep (for cache hooks)."""
     dev, dtype = execution_device(pipe), pipe.transformer.dtype
     batch = embeddings.shape[0]
-    latent_frames, (h, w) = image_latents.shape[1], image_latents.shape[-2:]
-    rotary = None
-    if pipe.transformer.config.use_rotary_positional_embeddings:
-        rotary = pipe._prepare_rotary_positional_embeddings(h * pipe.vae_scale_factor_spatial,
-                                                            w * pipe.vae_scale_factor_spatial, latent_frames, dev)
+    rotary = rotary_embeddings(pipe, image_latents.shape[1], *image_latents.shape[-2:], dev)
     enc = embeddings.to(dtype)
     img = (torch.cat([image_latents] * batch) if batch > 1 else image_latents).to(dev, dtype)
 

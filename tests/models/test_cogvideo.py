@@ -313,7 +313,7 @@ def test_lora_blocks_compile_and_match_eager(tiny_checkpoints):
     from inverse_dvs.models.cogvideo import (
         compile_blocks,
         encode_image_latents,
-        encode_prompt,
+        encode_texts,
         encode_video,
         load_pipeline,
     )
@@ -325,7 +325,7 @@ def test_lora_blocks_compile_and_match_eager(tiny_checkpoints):
     frames = np.random.default_rng(0).integers(0, 255, (49, 96, 144, 3), dtype=np.uint8)
     x0 = encode_video(pipe, frames)
     img = encode_image_latents(pipe, frames[0], x0.shape[1])
-    cond, _ = encode_prompt(pipe, "a dog", "", False)
+    (cond,) = encode_texts(pipe, ["a dog"])
     v_fn = guided_v(pipe, img, cond, None, 1.0, ModelStats())
     eager = v_fn(x0, 500)
     pipe.set_adapters(["user"], [0.0])
