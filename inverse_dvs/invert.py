@@ -52,6 +52,7 @@ def _invert_item(ctx, folder: Path, *, render: Path, prompt: str, trajectory: st
     from tqdm import tqdm
 
     from .models.cogvideo import alphas_cumprod, decode, oom_hint
+    from .pipeline import inversion_tensors
 
     cfg, log, method = ctx.cfg, get_logger(), ctx.method
     # A file made from the same render and settings is kept when only the set of ends changed (e.g. a strength was
@@ -77,13 +78,9 @@ def _invert_item(ctx, folder: Path, *, render: Path, prompt: str, trajectory: st
                     inv = method.invert(enc, prompt, t_end, lambda _i, bar=bar: bar.update())
                 finally:
                     bar.close()
-                tensors = {"x0": enc.x0, "eps_inv": inv.latent, "image_latents": enc.image_latents,
-                           "timesteps": torch.tensor(inv.timesteps, dtype=torch.int64)}
-                if inv.trajectory:
-                    tensors["trajectory"] = torch.stack(inv.trajectory)
                 headers[t_end] = {"t_end": t_end, "end": cfg.inversion.end, "prompt": prompt, "key": key,
                                   "alpha_bar_end": float(alphas[t_end])}
-                save_safetensors(files[t_end], tensors, headers[t_end])
+                save_safetensors(files[t_end], inversion_tensors(enc, inv), headers[t_end])
                 if cfg.inversion.preview:
                     write_video(folder / f"eps_inv_t{t_end:04d}.mp4", decode(ctx.model.get(), inv.latent), fps)
         except torch.cuda.OutOfMemoryError as exc:

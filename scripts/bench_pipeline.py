@@ -146,7 +146,7 @@ def one_output(model, cfg, frames: np.ndarray, item: dict) -> dict:
     the prompt embeddings), inversion to the point's end, then `generate` (noise initialisation, guided sampling
     under the config's cache, decode). Peak memory is per phase: encode + inversion, then sampling + decode."""
     from inverse_dvs.models.cogvideo import synchronize
-    from inverse_dvs.pipeline import InverseDVS, plan_sweep
+    from inverse_dvs.pipeline import InverseDVS, inversion_tensors, plan_sweep
 
     method = InverseDVS(model, cfg)
     plan = plan_sweep(cfg)[0]
@@ -167,9 +167,7 @@ def one_output(model, cfg, frames: np.ndarray, item: dict) -> dict:
     inversion_nfe = model.stats.nfe - nfe0
     invert_peaks = _peaks(dev)
     _reset_peaks(dev)
-    tensors = {"x0": enc.x0, "eps_inv": inv.latent, "image_latents": enc.image_latents,
-               "timesteps": torch.tensor(inv.timesteps)}
-    out = method.generate(plan, prompt, tensors, item)
+    out = method.generate(plan, prompt, inversion_tensors(enc, inv), item)
     sample_peaks = _peaks(dev)
     peak = {k: None if invert_peaks[k] is None else max(invert_peaks[k], sample_peaks[k]) for k in invert_peaks}
     return {"encode_s": round(t1 - t0, 2), "inversion_s": round(t2 - t1, 2), "sampling_s": out.sampling_seconds,

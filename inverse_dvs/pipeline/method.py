@@ -69,6 +69,16 @@ def encode_render(pipe, frames: np.ndarray, posterior: str, seed: int) -> Encode
     return Encoded(x0, encode_image_latents(pipe, frames[0], x0.shape[1], posterior, gen))
 
 
+def inversion_tensors(enc: Encoded, inv: Inversion) -> dict[str, torch.Tensor]:
+    """What an inversion file holds and `InverseDVS.generate` reads: `x0`, `eps_inv`, `image_latents`, `timesteps`
+    (int64), and `trajectory` (the latent after each step) when the inversion kept it."""
+    tensors = {"x0": enc.x0, "eps_inv": inv.latent, "image_latents": enc.image_latents,
+               "timesteps": torch.tensor(inv.timesteps, dtype=torch.int64)}
+    if inv.trajectory:
+        tensors["trajectory"] = torch.stack(inv.trajectory)
+    return tensors
+
+
 def item_inputs(cfg, visible: np.ndarray, depth: np.ndarray, input_frames: np.ndarray,
                 render_frames: np.ndarray) -> dict[str, object]:
     """What every sweep point of one (trajectory, video) reads (cfg: config.Config): latent masks
