@@ -126,6 +126,47 @@ def download(needs: list[ModelNeed]) -> list[Path]:
     return out
 
 
+def size_problem(transformer, spatial: int, temporal: int, num_frames: int, height: int, width: int) -> str | None:
+    """Why the model cannot run camera.num_frames × height × width, or None. transformer: the transformer's config
+    (a dict or diffusers' FrozenDict); spatial, temporal: the VAE's compression factors. A transformer with learned
+    positional embeddings (CogVideoX-5B-I2V) runs only at its configured size; any CogVideoX needs 1 + temporal·n
+    frames and sides that are multiples of spatial × patch size."""
+    sf = transformer["sample_frames"]
+    sh, sw = transformer["sample_height"] * spatial, transformer["sample_width"] * spatial
+    if transformer.get("use_learned_positional_embeddings"):
+        if (height, width, num_frames) != (sh, sw, sf):
+            return (f"the model's transformer only runs at {sf} frames of {sh}×{sw} (learned positional embeddings; "
+                    f"the real CogVideoX-5B-I2V is 49×480×720), but camera.num_frames/height/width are "
+                    f"{num_frames}/{height}/{width}. Set camera.num_frames: {sf}, camera.height: {sh}, camera.width: "
+                    f"{sw} (the shared resize policy camera.resize crops or pads the video to it) and rerun from the "
+                    "depth stage.")
+        return None
+    side = spatial * transformer.get("patch_size", 2)
+    if (num_frames - 1) % temporal or height % side or width % side:
+        return (f"camera.num_frames/height/width are {num_frames}/{height}/{width}, but the model needs 1 + "
+                f"{temporal}·n frames and sides that are multiples of {side} (its default is {sf} frames of "
+                f"{sh}×{sw}).")
+    return None
+
+
+def component_config(model: str, component: str) -> dict:
+    """The config.json of one component (`transformer`, `vae`, …) of a diffusers model folder or cached hub id, read
+    without loading any weights."""
+    import json
+
+    return json.loads((Path(resolve_model(model)) / component / "config.json").read_text(encoding="utf-8"))
+
+
+def model_size_problem(model: str, num_frames: int, height: int, width: int) -> str | None:
+    """`size_problem` from the model's config files on disk (no weights loaded; None when they are not there)."""
+    try:
+        transformer, vae = component_config(model, "transformer"), component_config(model, "vae")
+    except (WeightsMissingError, OSError, ValueError):
+        return None  # missing weights are reported on their own; an unreadable config fails at load
+    spatial = 2 ** (len(vae.get("block_out_channels", [0, 0, 0, 0])) - 1)
+    return size_problem(transformer, spatial, vae.get("temporal_compression_ratio", 4), num_frames, height, width)
+
+
 def main(argv: list[str] | None = None) -> int:
     from .config import load_config
     from .infra.errors import EXIT_USER_ERROR, UserError
@@ -168,39 +209,3 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     raise SystemExit(main())
 
-
-def size_problem(transformer, spatial: int, temporal: int, num_frames: int, height: int, width: int) -> str | None:
-    """Why the model cannot run camera.num_frames × height × width, or None. transformer: the transformer's config
-    (a dict or diffusers' FrozenDict); spatial, temporal: the VAE's compression factors. A transformer with learned
-    positional embeddings (CogVideoX-5B-I2V) runs only at its configured size; any CogVideoX needs 1 + temporal·n
-    frames and sides that are multiples of spatial × patch size."""
-    sf = transformer["sample_frames"]
-    sh, sw = transformer["sample_height"] * spatial, transformer["sample_width"] * spatial
-    if transformer.get("use_learned_positional_embeddings"):
-        if (height, width, num_frames) != (sh, sw, sf):
-            return (f"the model's transformer only runs at {sf} frames of {sh}×{sw} (learned positional embeddings; "
-                    f"the real CogVideoX-5B-I2V is 49×480×720), but camera.num_frames/height/width are "
-                    f"{num_frames}/{height}/{width}. Set camera.num_frames: {sf}, camera.height: {sh}, camera.width: "
-                    f"{sw} (the shared resize policy camera.resize crops or pads the video to it) and rerun from the "
-                    "depth stage.")
-        return None
-    side = spatial * transformer.get("patch_size", 2)
-    if (num_frames - 1) % temporal or height % side or width % side:
-        return (f"camera.num_frames/height/width are {num_frames}/{height}/{width}, but the model needs 1 + "
-                f"{temporal}·n frames and sides that are multiples of {side} (its default is {sf} frames of "
-                f"{sh}×{sw}).")
-    return None
-
-
-def model_size_problem(model: str, num_frames: int, height: int, width: int) -> str | None:
-    """`size_problem` from the model's config files on disk (no weights loaded; None when they are not there)."""
-    import json
-
-    try:
-        folder = Path(resolve_model(model))
-        transformer = json.loads((folder / "transformer" / "config.json").read_text(encoding="utf-8"))
-        vae = json.loads((folder / "vae" / "config.json").read_text(encoding="utf-8"))
-    except (WeightsMissingError, OSError, ValueError):
-        return None  # missing weights are reported on their own; an unreadable config fails at load
-    spatial = 2 ** (len(vae.get("block_out_channels", [0, 0, 0, 0])) - 1)
-    return size_problem(transformer, spatial, vae.get("temporal_compression_ratio", 4), num_frames, height, width)

@@ -3,13 +3,12 @@ code; default SmolVLM-Instruct) describing a few frames of a video."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from ..infra.device import resolve_device, torch_dtype
-from ..weights import resolve_model
+from ..weights import component_config, resolve_model
 from .lazy import Lazy
 
 
@@ -27,10 +26,9 @@ class Captioner:
         path = resolve_model(cfg.caption.model)
         self._processor = AutoProcessor.from_pretrained(path)
         self._model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype).to(self.device).eval()
-        video_model = Path(resolve_model(cfg.inversion.model))
-        self._t5 = AutoTokenizer.from_pretrained(video_model / "tokenizer")
-        config = json.loads((video_model / "transformer" / "config.json").read_text(encoding="utf-8"))
-        self.max_tokens = int(config.get("max_text_seq_length", 226))
+        self._t5 = AutoTokenizer.from_pretrained(Path(resolve_model(cfg.inversion.model)) / "tokenizer")
+        transformer = component_config(cfg.inversion.model, "transformer")
+        self.max_tokens = int(transformer.get("max_text_seq_length", 226))
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` for the video model's text encoder (its end-of-sequence token included)."""
