@@ -15,20 +15,20 @@ REFERENCE_NEGATIVE_PROMPT = ("crowded scene, car in the road, bad anatomy, defor
 
 # The official code's values of every key where it and the paper text (arXiv 2506.08004) differ.
 REFERENCE: dict[str, dict[str, Any]] = {
-        "camera": {"warp_size": [576, 1024], "resize": "stretch", "intrinsics": "reference", "mask_resize": "reference",
-                   "render_resize": "reference", "r_spline": "distance"},
-        "depth": {"mapping": "reference"},
-        "warp": {"splat": "reference"},
-        "caption": {"source": "render"},
-        "inversion": {"end": "terminal", "prompt": "empty", "posterior": "reference"},
-        "slm": {"mode": "reference", "mask_pooling": "reference"},
-        "inference": {"steps": [30], "strength": [0.98], "guidance_scale": [10.0, 12.0], "preservation_scale": [1.0],
-                      "k_order": [10.0], "adaptive_order": [None], "noise_init": "reference",
-                      "dynamic_cfg": "reference", "vae_latents": "resample",
-                      "negative_prompt": REFERENCE_NEGATIVE_PROMPT, "fps": 30.0},
-        "model": {"lora": "Eyeline-Research/Go-with-the-Flow",
-                  "lora_weight_name": "I2V5B_final_i38800_nearest_lora_weights.safetensors"},
-    }
+    "camera": {"warp_size": [576, 1024], "resize": "stretch", "intrinsics": "reference", "mask_resize": "reference",
+               "render_resize": "reference", "r_spline": "distance"},
+    "depth": {"mapping": "reference"},
+    "warp": {"splat": "reference"},
+    "caption": {"source": "render"},
+    "inversion": {"end": "terminal", "prompt": "empty", "posterior": "reference"},
+    "slm": {"mode": "reference", "mask_pooling": "reference"},
+    "inference": {"steps": [30], "strength": [0.98], "guidance_scale": [10.0, 12.0], "preservation_scale": [1.0],
+                  "k_order": [10.0], "adaptive_order": [None], "noise_init": "reference",
+                  "dynamic_cfg": "reference", "vae_latents": "resample",
+                  "negative_prompt": REFERENCE_NEGATIVE_PROMPT, "fps": 30.0},
+    "model": {"lora": "Eyeline-Research/Go-with-the-Flow",
+              "lora_weight_name": "I2V5B_final_i38800_nearest_lora_weights.safetensors"},
+}
 
 
 def _defaults(section: str, keys) -> dict[str, Any]:
