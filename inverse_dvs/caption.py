@@ -55,7 +55,7 @@ def _caption_item(cfg: Config, model, folder: Path, *, video: VideoSpec,
     c = cfg.camera
     hw = (c.height, c.width)
     if traj is None:
-        frames = read_clip(video.path, FrameSelection(c.num_frames, c.start, c.stride, c.pad_short), hw,
+        frames = read_clip(video.path, FrameSelection.of(c), hw,
                            c.resize).frames
     else:
         frames = read_frames(render_file(cfg.work_dir, traj.name, video.name))

@@ -37,8 +37,7 @@ STAGE = "depth"
 
 
 def _selection(cfg: Config) -> FrameSelection:
-    c = cfg.camera
-    return FrameSelection(c.num_frames, c.start, c.stride, c.pad_short)
+    return FrameSelection.of(cfg.camera)
 
 
 def _load_array(path: Path, key: str, video_path: str, sel: FrameSelection, hw: tuple[int, int],
@@ -73,9 +72,9 @@ def _load_array(path: Path, key: str, video_path: str, sel: FrameSelection, hw: 
     n_video = probe_video(video_path).frames
     if arr.shape[0] == n_video:
         arr = arr[frame_indices(n_video, sel, video_path)]
-    elif arr.shape[0] != sel.num_frames:
+    elif arr.shape[0] != sel.count(n_video):
         raise UserError(f"depth file '{path}' has {arr.shape[0]} frames, but the video '{video_path}' has {n_video} "
-                        f"and camera.num_frames is {sel.num_frames}; it must have one of those counts.")
+                        f"and camera.num_frames selects {sel.count(n_video)}; it must have one of those counts.")
     if arr.shape[1:] != hw:
         arr = resize_frames(arr, hw, policy, cv2.INTER_NEAREST_EXACT)
     return np.ascontiguousarray(arr), value_range

@@ -6,7 +6,8 @@ render's visible pixels (how well what was seen is kept); LPIPS (AlexNet) of out
 its weights are available; CLIP-T, CLIP-F and CLIP-V with a CLIP model through transformers. Definitions:
 `inverse_dvs/metrics.py` and README → Evaluation. Each output's numbers are kept in
 `eval/runs/{trajectory}/{video}/{run_tag}/metrics.json` (resumable like every stage); the tables and plots are
-rebuilt from them on every run.
+rebuilt from them on every run. Outputs of long clips, made in windows, also get the seam figure
+(`core.windows.seam_figure`): the frame-to-frame change across each window boundary against the median inside.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 
 from .config import Config, TrajectorySpec, VideoSpec, section_dict, select
 from .core.metrics import clip_frame, clip_text, clip_view, psnr_per_frame, ssim_per_frame
+from .core.windows import Window, seam_figure
 from .infra.artifacts import atomic_path, read_meta, upstream, write_json
 from .infra.cli import get_logger, run_stage
 from .infra.errors import UserError
@@ -33,7 +35,7 @@ from .weights import needed_models, require
 
 STAGE = "evaluate"
 COLUMNS = ("trajectory", "video", "run_tag", "method", "identity", "frames", "psnr_input", "ssim_input", "lpips_input",
-           "psnr_visible", "ssim_visible", "clip_t", "clip_f", "clip_v")
+           "psnr_visible", "ssim_visible", "clip_t", "clip_f", "clip_v", "seam_ratio")
 # The paper's figures (arXiv 2506.08004): Fig. 10 reconstruction (a camera that does not move), Table 2 mean over 10
 # canonical trajectories, Table 1 on 1000 OpenVid clips.
 PAPER = {"reconstruction": {"psnr_input": 29.56, "ssim_input": 0.910, "lpips_input": 0.063},
@@ -77,12 +79,17 @@ def _eval_item(cfg: Config, model, folder: Path, *, video: VideoSpec, traj: Traj
                prompt: str) -> tuple[list[str], dict]:
     c = cfg.camera
     rdir = result_dir(cfg.work_dir, traj.name, video.name)
-    sel, hw = FrameSelection(c.num_frames), (c.height, c.width)
-    out = read_clip(run_dir(cfg.work_dir, traj.name, video.name, tag) / "output.mp4", sel, hw, c.resize).frames
-    inp = read_clip(rdir / "input.mp4", sel, hw, c.resize).frames
-    ren = read_frames(render_file(cfg.work_dir, traj.name, video.name))
+    sel, hw = FrameSelection(None), (c.height, c.width)
+    out_dir = run_dir(cfg.work_dir, traj.name, video.name, tag)
+    out = read_clip(out_dir / "output.mp4", sel, hw, c.resize).frames
+    n = len(out)  # the whole clip, or the part the windows cover (camera.last_window: drop)
+    inp = read_clip(rdir / "input.mp4", sel, hw, c.resize).frames[:n]
+    ren = read_frames(render_file(cfg.work_dir, traj.name, video.name))[:n]
     with np.load(rdir / "masks.npz") as z:
-        visible = z["visible"]
+        visible = z["visible"][:n]
+    windows = [Window(w["window"], w["frames"][0], w["frames"][1], w["overlap"])
+               for w in (read_meta(out_dir) or {}).get("windows", [])]
+    seams = seam_figure(out, windows) if len(windows) > 1 else None
     psnr_in, psnr_vis = psnr_per_frame(out, inp), psnr_per_frame(out, ren, visible)
     ssim_in, ssim_vis = ssim_per_frame(out, inp), ssim_per_frame(out, ren, visible)
     scorer = model.get()
@@ -92,8 +99,10 @@ def _eval_item(cfg: Config, model, folder: Path, *, video: VideoSpec, traj: Traj
            "psnr_input": _mean(psnr_in), "ssim_input": _mean(ssim_in), "lpips_input": scorer.lpips(out, inp),
            "psnr_visible": _mean(psnr_vis), "ssim_visible": _mean(ssim_vis),
            "clip_t": round(clip_text(emb_out, scorer.embed_text(prompt)), 3) if prompt else None,
-           "clip_f": round(clip_frame(emb_out), 3), "clip_v": round(clip_view(emb_out, emb_in), 3)}
-    write_json(folder / "metrics.json", {"summary": row, "prompt": prompt,
+           "clip_f": round(clip_frame(emb_out), 3), "clip_v": round(clip_view(emb_out, emb_in), 3),
+           "seam_ratio": max((b["ratio"] for b in seams["boundaries"] if b["ratio"] is not None), default=None)
+           if seams else None}
+    write_json(folder / "metrics.json", {"summary": row, "prompt": prompt, "seams": seams,
                                          "per_frame": {"psnr_input": [round(float(x), 4) for x in psnr_in],
                                                        "psnr_visible": [None if math.isnan(x) else round(float(x), 4)
                                                                         for x in psnr_vis]}})
@@ -116,7 +125,8 @@ def _means(rows: list[dict], key: str) -> dict[str, dict]:
     return out
 
 
-def write_report(cfg: Config, rows: list[dict], per_frame: dict[str, dict], lpips_note: str | None) -> list[Path]:
+def write_report(cfg: Config, rows: list[dict], per_frame: dict[str, dict], lpips_note: str | None,
+                 seams: dict[str, dict] | None = None) -> list[Path]:
     """metrics.csv, report.md and two plots in {work_dir}/eval/ from the per-output metrics."""
     import matplotlib
 
@@ -162,6 +172,16 @@ def write_report(cfg: Config, rows: list[dict], per_frame: dict[str, dict], lpip
               "(torch-fidelity or the StyleGAN-V FVD code with I3D weights, against a reference set), RotErr/TransErr "
               "(camera poses of the outputs from GLOMAP), Mat. Pix. (matches between views from GIM) and FVD-V need "
               "networks or weights this project does not ship; they are left out, not estimated."]
+    if seams:
+        lines += ["", "## Seams of long clips", "",
+                  "Per window boundary: the largest mean absolute frame-to-frame change (grey levels) over the "
+                  "hand-over, and its ratio to the median change inside the windows (`seam_ratio` above: the largest "
+                  "per output). Near 1: the hand-over changes the picture no more than the video does from frame to "
+                  "frame; well above 1: a visible seam.", "",
+                  "| output | window | frames | change | inside median | ratio |", "|---|---|---|---|---|---|"]
+        for label, s in seams.items():
+            lines += [f"| {label} | {b['window']} | {b['frames'][0]}–{b['frames'][1]} | {b['change']:.3f} | "
+                      f"{s['inside_median_change']:.3f} | {_fmt(b['ratio'])} |" for b in s["boundaries"]]
     with atomic_path(edir / "report.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -231,16 +251,18 @@ def _body(cfg: Config, args) -> int:
                            partial(_eval_item, cfg, scorer, video=v, traj=traj, tag=tag, prompt=prompt))
     rc = runner.finish()
     if runner.index == 0:
-        rows, per_frame = [], {}
+        rows, per_frame, seams = [], {}, {}
         for folder in items:
             meta = read_meta(folder)
             if meta and meta.get("stage") == STAGE and (folder / "metrics.json").is_file():
                 m = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
                 rows.append(m["summary"])
-                per_frame[f"{m['summary']['trajectory']}/{m['summary']['video']}/{m['summary']['run_tag']}"] = \
-                    m["per_frame"]
+                label = f"{m['summary']['trajectory']}/{m['summary']['video']}/{m['summary']['run_tag']}"
+                per_frame[label] = m["per_frame"]
+                if m.get("seams"):
+                    seams[label] = m["seams"]
         if rows:
-            paths = write_report(cfg, rows, per_frame, note)
+            paths = write_report(cfg, rows, per_frame, note, seams)
             log.info("evaluate: %d output(s) → %s", len(rows), ", ".join(str(p) for p in paths))
     return rc
 

@@ -4,10 +4,16 @@ Every combination of the list-valued `inference` keys (steps, strength, guidance
 adaptive_order, seeds) becomes `{work_dir}/results/{trajectory}/{video}/{run_tag}/` with output.mp4,
 comparison.mp4 (input | render | output) and meta.json. The model is loaded once per process, each prompt encoded
 once, and each render's inversion reused across combinations.
+
+A clip longer than `camera.window` runs in overlapping windows, in order, per sweep point (README → Long videos):
+window 0 from the shared inversion, each later one inverted here from its render with window w−1's output taking
+over its first `camera.overlap` frames. Each window has its folder `{run_tag}/windows/w{index:02d}/` (frames.npz, its
+output frames, and meta.json, its record), so a run stopped in window w resumes there.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict
 from functools import partial
@@ -17,7 +23,8 @@ import numpy as np
 import torch
 
 from .config import Config, TrajectorySpec, VideoSpec, select
-from .infra.artifacts import upstream
+from .core.windows import Window, clip_length, hand_over, plan_windows, stitch
+from .infra.artifacts import clean_partials, read_meta, run_item, save_npz, sha256, upstream
 from .infra.cli import get_logger, run_stage
 from .infra.errors import UserError
 from .infra.layout import depth_dir, inversion_file, result_dir, run_dir
@@ -59,16 +66,33 @@ def load_inversion(path: Path, t_end: int) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def read_item_inputs(cfg: Config, rdir: Path, ddir: Path) -> dict[str, object]:
-    """`item_inputs` of one (trajectory, video), read from its warp and depth folders."""
+def read_clip_inputs(cfg: Config, rdir: Path, ddir: Path) -> dict[str, np.ndarray]:
+    """The whole clip's arrays that `item_inputs` takes, read from its warp and depth folders: `visible` (the warp's
+    visibility [T, H, W] float, fractional where the warp size differs from the model size), `depth`, and the
+    `input_frames` (shown beside the output only) and `render_frames` [T, H, W, 3] uint8."""
     c = cfg.camera
     with np.load(rdir / "masks.npz") as z:
-        visible = z["visibility"]  # float: fractional where the warp size differs from the model size
+        visible = z["visibility"]
     with np.load(ddir / "depth.npz") as z:
         depth = z["depth"]
-    source = read_clip(rdir / "input.mp4", FrameSelection(c.num_frames), (c.height, c.width),
-                       c.resize).frames  # shown beside the output only
-    return item_inputs(cfg, visible, depth, source, read_frames(rdir / "render.npz"))
+    source = read_clip(rdir / "input.mp4", FrameSelection(None), (c.height, c.width), c.resize).frames
+    return {"visible": visible, "depth": depth, "input_frames": source,
+            "render_frames": read_frames(rdir / "render.npz")}
+
+
+def clip_windows(cfg: Config, num_frames: int, where: str, log) -> list[Window]:
+    """The windows of a clip of `num_frames` frames (`core.windows.plan_windows` with the camera settings); says where
+    a last window that did not fit went."""
+    c = cfg.camera
+    windows = plan_windows(num_frames, c.window, c.overlap, c.last_window)
+    if len(windows) > 1 and c.last_window == "end" and windows[-1].overlap != c.overlap:
+        log.info("%s: %d frames in %d windows of %d; the last window is aligned to the clip's end (camera.last_window: "
+                 "end), so it takes over %d frames instead of %d.", where, num_frames, len(windows), c.window,
+                 windows[-1].overlap, c.overlap)
+    elif clip_length(windows) < num_frames:
+        log.warning("%s: frames %d–%d are left out: they would need a window of their own past the clip's end "
+                    "(camera.last_window: drop; `end` keeps them).", where, clip_length(windows), num_frames - 1)
+    return windows
 
 
 def _inputs(cfg: Config, video: VideoSpec, traj: TrajectorySpec, inv_path: Path, vae_tiling: bool) -> dict[str, str]:
@@ -80,36 +104,123 @@ def _inputs(cfg: Config, video: VideoSpec, traj: TrajectorySpec, inv_path: Path,
     return {k: hashes[k] for k in ("inversion", "masks", "depth", "render", "input")}
 
 
-def _infer_point(ctx, data: Lazy, folder: Path, *, plan: PointPlan, inv_path: Path, prompt: str, fps: float,
-                 trajectory: str) -> tuple[list[str], dict]:
-    """One sweep point of one (trajectory, video) (ctx: pipeline.StageModel): the method's `generate`, then the
-    videos and the record."""
+def _sample(ctx, plan: PointPlan, prompt: str, inversion: dict[str, torch.Tensor], item: dict[str, object],
+            window: Window):
+    """The method's `generate` under a progress bar, with the OOM advice."""
     from tqdm import tqdm
 
     from .models.cogvideo import oom_hint
 
-    cfg = ctx.cfg
-    inv = load_inversion(inv_path, plan.inversion_end)
-    bar = tqdm(total=len(plan.schedule.timesteps), desc=f"sample {plan.run_tag}", disable=ctx.quiet)
+    label = plan.run_tag if window.index == 0 and window.overlap == 0 else f"{plan.run_tag} window {window.index}"
+    bar = tqdm(total=len(plan.schedule.timesteps), desc=f"sample {label}", disable=ctx.quiet)
     try:
-        out = ctx.method.generate(plan, prompt, inv, data.get(), progress=lambda _i: bar.update())
+        return ctx.method.generate(plan, prompt, inversion, item, progress=lambda _i: bar.update(),
+                                   window=window.index)
     except torch.cuda.OutOfMemoryError as exc:
         raise oom_hint(exc) from None
     finally:
         bar.close()
-    item = data.get()
-    write_video(folder / "output.mp4", out.frames, fps)
+
+
+def _digest(frames: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()
+
+
+def _window_item(ctx, wdir: Path, *, plan: PointPlan, prompt: str, clip: dict[str, np.ndarray], inv_path: Path,
+                 win: Window, prev: Window | None) -> tuple[list[str], dict]:
+    """One window of a long clip: window 0 samples from the shared inversion; window w > 0 takes its render over from
+    window w−1's output (`core.windows.hand_over`), inverts it and samples. Writes frames.npz (`frames` uint8)."""
+    from .pipeline import inversion_tensors
+
+    cfg, s, e = ctx.cfg, win.start, win.end
+    nfe0 = ctx.stats.nfe
+    extra = {"window": win.index, "frames": [s, e], "overlap": win.overlap}
+    if prev is None:
+        inversion = load_inversion(inv_path, plan.inversion_end)
+        item = item_inputs(cfg, clip["visible"][s:e], clip["depth"][s:e], clip["input_frames"][s:e],
+                           clip["render_frames"][s:e])
+    else:
+        previous = read_frames(wdir.parent / f"w{prev.index:02d}" / "frames.npz")
+        render, visible = hand_over(clip["render_frames"], clip["visible"], previous, win, prev)
+        # what the test and the user can check: the condition and the overlap are window w−1's output frames
+        extra |= {"condition_sha256": _digest(render[0]), "overlap_sha256": _digest(render[:win.overlap])}
+        item = item_inputs(cfg, visible, clip["depth"][s:e], clip["input_frames"][s:e], render)
+        enc = ctx.method.encode(render, cfg.run.seed)
+        inversion = inversion_tensors(enc, ctx.method.invert(enc, prompt, plan.inversion_end))
+    out = _sample(ctx, plan, prompt, inversion, item, win)
+    save_npz(wdir / "frames.npz", frames=out.frames)
+    nfe = ctx.stats.nfe - nfe0
+    return ["frames.npz"], extra | {"nfe": nfe, "inversion_nfe": nfe - out.sampling_nfe,
+                                    "sampling_nfe": out.sampling_nfe, "sampling_seconds": out.sampling_seconds,
+                                    "decode_seconds": out.decode_seconds, "alpha_bar_t_start": out.alpha_bar_t_start}
+
+
+def _run_windows(ctx, folder: Path, depends: dict, inputs: dict[str, str], windows: list[Window], **kw
+                 ) -> tuple[np.ndarray, list[dict]]:
+    """Every window of one sweep point, in order, each with its record (`artifacts.run_item`: an up-to-date window
+    is kept, so a stopped run resumes at its first unfinished window); returns the stitched clip and the windows'
+    records."""
+    log, records, outputs = get_logger(), [], []
+    window_depends = {k: v for k, v in depends.items() if k != "fps"}  # the frame rate only enters the mp4s
+    prev = None
+    for win in windows:
+        wdir = folder / "windows" / f"w{win.index:02d}"
+        clean_partials(wdir)  # half-written files of a window a killed run was computing
+        win_inputs = dict(inputs) | ({} if prev is None else
+                                     {"previous": sha256(folder / "windows" / f"w{prev.index:02d}" / "frames.npz")})
+        run_item(wdir, "infer-window", window_depends | {"window": win._asdict()}, win_inputs, ctx.force,
+                 f"{kw['plan'].run_tag} window {win.index} (frames {win.start}–{win.end - 1})",
+                 partial(_window_item, ctx, win=win, prev=prev, **kw), log)
+        meta = read_meta(wdir)
+        records.append({k: meta[k] for k in ("window", "frames", "overlap", "nfe", "inversion_nfe", "sampling_nfe",
+                                             "seconds", "sampling_seconds", "decode_seconds", "alpha_bar_t_start",
+                                             "condition_sha256", "overlap_sha256") if k in meta})
+        outputs.append(read_frames(wdir / "frames.npz"))
+        prev = win
+    return stitch(outputs, windows, ctx.cfg.camera.stitch), records
+
+
+def _remember(into: dict, inputs) -> dict[str, str]:
+    into.update(inputs())
+    return into
+
+
+def _infer_point(ctx, data: Lazy, folder: Path, *, plan: PointPlan, inv_path: Path, prompt: str, fps: float,
+                 trajectory: str, depends: dict, inputs: dict[str, str]) -> tuple[list[str], dict]:
+    """One sweep point of one (trajectory, video) (ctx: pipeline.StageModel): the method's `generate` (per window of a
+    long clip), then the videos and the record."""
+    cfg = ctx.cfg
+    clip = data.get()
+    num_frames = len(clip["render_frames"])
+    windows = clip_windows(cfg, num_frames, f"{trajectory} {plan.run_tag}", get_logger())
+    inv = load_inversion(inv_path, plan.inversion_end)
+    inv_nfe = ctx.method.inversion_nfe(len(inv["timesteps"]))  # the passes that made the shared inversion
+    if len(windows) == 1:
+        out = _sample(ctx, plan, prompt, inv, item_inputs(cfg, **clip), windows[0])
+        frames, extra = out.frames, {}
+        totals = {"sampling_seconds": out.sampling_seconds, "decode_seconds": out.decode_seconds,
+                  "alpha_bar_t_start": out.alpha_bar_t_start, "sampling_nfe": out.sampling_nfe,
+                  "inversion_nfe": inv_nfe}
+    else:
+        frames, records = _run_windows(ctx, folder, depends, inputs, windows, plan=plan, prompt=prompt, clip=clip,
+                                       inv_path=inv_path)
+        totals = {k: round(sum(r[k] for r in records), 2) for k in ("sampling_seconds", "decode_seconds")}
+        totals |= {k: sum(r[k] for r in records) for k in ("sampling_nfe", "inversion_nfe")}
+        totals["inversion_nfe"] += inv_nfe  # window 0's inversion is the shared one
+        totals["alpha_bar_t_start"] = records[0]["alpha_bar_t_start"]
+        extra = {"windows": records, "stitch": cfg.camera.stitch}
+    n = len(frames)
+    write_video(folder / "output.mp4", frames, fps)
     write_video(folder / "comparison.mp4", titled_side_by_side(
-        [item["input"], item["render"], out.frames], ["input", f"render ({trajectory})", "output"]), fps)
-    inv_nfe = ctx.method.inversion_nfe(len(inv["timesteps"]))  # the passes that made the inversion
+        [clip["input_frames"][:n], clip["render_frames"][:n], frames], ["input", f"render ({trajectory})", "output"]),
+        fps)
     return ["output.mp4", "comparison.mp4"], {
         "params": asdict(plan.point), "run_tag": plan.run_tag, "method": cfg.method, "cache": cfg.inference.cache,
-        "sampling_seconds": out.sampling_seconds, "decode_seconds": out.decode_seconds,
         "compiled": ctx.model.compiled and cfg.inference.cache == "none", **ctx.stats.extra,
-        "vae_tiling": ctx.model.vae_tiling, "custom": [list(kv) for kv in cfg.custom], "t_start": out.t_start,
-        "alpha_bar_t_start": out.alpha_bar_t_start, "sampling_steps": out.sampling_steps,
-        "sampling_nfe": out.sampling_nfe, "inversion_nfe": inv_nfe, "nfe_per_output": inv_nfe + out.sampling_nfe,
-        "process_model_loads": ctx.stats.loads, "prompt": prompt}
+        "vae_tiling": ctx.model.vae_tiling, "custom": [list(kv) for kv in cfg.custom], "t_start": plan.t_start,
+        "sampling_steps": len(plan.schedule.timesteps), **totals,
+        "nfe_per_output": totals["inversion_nfe"] + totals["sampling_nfe"], "frames": n,
+        "process_model_loads": ctx.stats.loads, "prompt": prompt, **extra}
 
 
 def _body(cfg: Config, args, model=None) -> int:
@@ -137,15 +248,16 @@ def _body(cfg: Config, args, model=None) -> int:
                     runner.fail(f"trajectory={traj.name} video={v.name} run={plan.run_tag}", exc)
                 continue
             # read on the first sweep point that runs: an up-to-date item costs no decoding
-            data = Lazy(partial(read_item_inputs, cfg, rdir, ddir), f"the inputs of {traj.name}/{v.name}")
+            data = Lazy(partial(read_clip_inputs, cfg, rdir, ddir), f"the inputs of {traj.name}/{v.name}")
             for plan in plans:
                 inv_path = inversion_file(cfg.work_dir, traj.name, v.name, plan.inversion_end)
+                depends = infer_depends(cfg, plan.point, prompt, fps, model.vae_tiling)
+                hashes: dict[str, str] = {}  # the point's input hashes, which the records of its windows repeat
                 runner.run(f"trajectory={traj.name} video={v.name} run={plan.run_tag}",
-                           run_dir(cfg.work_dir, traj.name, v.name, plan.run_tag),
-                           infer_depends(cfg, plan.point, prompt, fps, model.vae_tiling),
-                           partial(_inputs, cfg, v, traj, inv_path, model.vae_tiling),
+                           run_dir(cfg.work_dir, traj.name, v.name, plan.run_tag), depends,
+                           partial(_remember, hashes, partial(_inputs, cfg, v, traj, inv_path, model.vae_tiling)),
                            partial(_infer_point, ctx, data, plan=plan, inv_path=inv_path, prompt=prompt, fps=fps,
-                                   trajectory=traj.name))
+                                   trajectory=traj.name, depends=depends, inputs=hashes))
     log.info("infer: %s", json.dumps({"model_loads": stats.loads, "nfe": stats.nfe, "sweep_points": len(plans)}))
     return runner.finish()
 

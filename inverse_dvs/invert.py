@@ -69,7 +69,8 @@ def _invert_item(ctx, folder: Path, *, render: Path, prompt: str, trajectory: st
     nfe0 = ctx.stats.nfe
     if todo:  # the model is loaded and the render encoded only when something is left to invert
         try:
-            enc = method.encode(read_frames(render), cfg.run.seed)
+            # a clip longer than one window: window 0 (README → Long videos); later windows are inverted by infer
+            enc = method.encode(read_frames(render)[:cfg.model_frames], cfg.run.seed)
             alphas = alphas_cumprod(ctx.model.get())
             for t_end in todo:
                 bar = tqdm(total=len(inversion_plan(cfg.inversion.end, t_end, cfg.inversion.steps)),

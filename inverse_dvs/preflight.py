@@ -26,7 +26,7 @@ def check_video(cfg: Config, video) -> str:
     the user's prompt ("" when none is given)."""
     c = cfg.camera
     info = probe_video(video.path)
-    frame_indices(info.frames, FrameSelection(c.num_frames, c.start, c.stride, c.pad_short), video.path)
+    frame_indices(info.frames, FrameSelection.of(c), video.path)
     prompt = read_prompt(video)
     aux = depth_source(cfg, video.path)
     if aux is not None and not aux.is_file():
@@ -37,7 +37,8 @@ def check_video(cfg: Config, video) -> str:
 
 def check_trajectory(cfg: Config, traj) -> None:
     if traj.kind == "poses":
-        read_pose_json(traj.poses, cfg.camera.num_frames)
+        n = cfg.camera.num_frames
+        read_pose_json(traj.poses, None if n == "all" else n)  # with `all`, each video's count is checked at warp
     else:
         trajectory_keyframes(traj)
 
@@ -73,7 +74,7 @@ def _body(cfg: Config, args) -> int:
     items = [(t.name, v.name) for t in trajectories for v in videos]
     healthy = [(t, v) for t, v in items if f"video={v}" not in problems and f"trajectory={t}" not in problems]
     c = cfg.camera
-    size = model_size_problem(cfg.inversion.model, c.num_frames, c.height, c.width)
+    size = model_size_problem(cfg.inversion.model, cfg.model_frames, c.height, c.width)
     if size:  # decided by the config and the model's own config: nothing can run
         log.error("preflight: %s Nothing was run.", size)
         return EXIT_USER_ERROR

@@ -146,12 +146,12 @@ def _warp_item(cfg: Config, device, quiet: bool, folder: Path, *, video: VideoSp
     """Warp one video along one trajectory at the warp size; write the render, masks and cameras at the model size."""
     c = cfg.camera
     hw, model_hw = cfg.warp_hw, (c.height, c.width)
-    sel = FrameSelection(c.num_frames, c.start, c.stride, c.pad_short)
+    sel = FrameSelection.of(c)
     K = intrinsics(hw[0], hw[1], c.intrinsics, c.fov_deg, c.focal, c.cx, c.cy)
     clip = read_clip(video.path, sel, hw, c.resize)
     depth = load_depth(depth_dir(cfg.work_dir, video.name) / "depth.npz", clip.frames.shape[:3])
     radius = scene_radius(depth[0], c.radius_scale, c.max_radius)
-    s2t = trajectory_source_to_target(traj, c.num_frames, radius, c.r_spline)
+    s2t = trajectory_source_to_target(traj, len(clip.frames), radius, c.r_spline)  # spread over the whole clip
     # the official resize works on the float render (colours in [0, 1]) and truncates once at the model size
     colors = clip.frames.astype(np.float32) / 255.0 if c.render_resize == "reference" else clip.frames
     render, visible = warp_video(colors, depth, K, s2t, device, cfg.warp.batch_size, cfg.warp.max_footprint,

@@ -127,7 +127,8 @@ def download(needs: list[ModelNeed]) -> list[Path]:
 
 
 def size_problem(transformer, spatial: int, temporal: int, num_frames: int, height: int, width: int) -> str | None:
-    """Why the model cannot run camera.num_frames × height × width, or None. transformer: the transformer's config
+    """Why the model cannot run num_frames × height × width per call (config.Config.model_frames: the clip, or one
+    window of a longer one), or None. transformer: the transformer's config
     (a dict or diffusers' FrozenDict); spatial, temporal: the VAE's compression factors. A transformer with learned
     positional embeddings (CogVideoX-5B-I2V) runs only at its configured size; any CogVideoX needs 1 + temporal·n
     frames and sides that are multiples of spatial × patch size."""
@@ -136,14 +137,16 @@ def size_problem(transformer, spatial: int, temporal: int, num_frames: int, heig
     if transformer.get("use_learned_positional_embeddings"):
         if (height, width, num_frames) != (sh, sw, sf):
             return (f"the model's transformer only runs at {sf} frames of {sh}×{sw} (learned positional embeddings; "
-                    f"the real CogVideoX-5B-I2V is 49×480×720), but camera.num_frames/height/width are "
-                    f"{num_frames}/{height}/{width}. Set camera.num_frames: {sf}, camera.height: {sh}, camera.width: "
-                    f"{sw} (the shared resize policy camera.resize crops or pads the video to it) and rerun from the "
-                    "depth stage.")
+                    f"the real CogVideoX-5B-I2V is 49×480×720), but the config gives it {num_frames} frames "
+                    f"(camera.num_frames, or camera.window for a longer clip) of {height}×{width}. Set "
+                    f"camera.num_frames: {sf} (a longer clip or `all` runs in windows of camera.window: {sf}), "
+                    f"camera.height: {sh}, camera.width: {sw} (the shared resize policy camera.resize crops or pads "
+                    "the video to it) and rerun from the depth stage.")
         return None
     side = spatial * transformer.get("patch_size", 2)
     if (num_frames - 1) % temporal or height % side or width % side:
-        return (f"camera.num_frames/height/width are {num_frames}/{height}/{width}, but the model needs 1 + "
+        return (f"the config gives the model {num_frames} frames (camera.num_frames, or camera.window for a longer "
+                f"clip) of {height}×{width}, but it needs 1 + "
                 f"{temporal}·n frames and sides that are multiples of {side} (its default is {sf} frames of "
                 f"{sh}×{sw}).")
     return None

@@ -279,6 +279,9 @@ def _cross_checks(cfg: Config) -> None:
                                   f"⌊steps·strength⌋ = {int(n * s)} leaves no sampling step, so no t_start can be "
                                   "reached; raise steps or strength (paper: 50 steps, strength 0.95).")
     c = cfg.camera
+    if c.overlap >= c.window:
+        raise ConfigError(f"config key 'camera.overlap' is {c.overlap}, but camera.window is {c.window}: each window "
+                          "must add new frames. Use an overlap of 1 + 4m frames below the window, e.g. 9.")
     wh, ww = cfg.warp_hw
     if c.resize != "stretch" and abs(wh / ww - c.height / c.width) > 0.01:
         raise ConfigError(f"config key 'camera.warp_size' {c.warp_size} has another aspect than camera.height × width "

@@ -162,12 +162,29 @@ class DepthConfig:
 
 @dataclass(frozen=True)
 class CameraConfig:
-    num_frames: int = _opt(default=49, check=_positive, doc="frames per video (CogVideoX-5B-I2V: 49)")
+    num_frames: int | str = _opt(default=49, check=lambda k, v: check_value(
+        v == "all" or (isinstance(v, int) and v > 0), k, v, "a positive integer or 'all'"),
+        doc="frames of the clip (after `start`, `stride`), or `all`; a clip longer than `window` runs in overlapping "
+            "windows (README → Long videos)")
+    window: int = _opt(default=49, check=lambda k, v: check_value(v > 0 and (v - 1) % 4 == 0, k, v,
+                                                                 "1 + 4m frames (the VAE compresses time by 4)"),
+                       doc="frames per model call (CogVideoX-5B-I2V: 49)")
+    overlap: int = _opt(default=9, check=lambda k, v: check_value(v > 0 and (v - 1) % 4 == 0, k, v,
+                                                                  "1 + 4m frames (9, 13, 17, …) below camera.window, "
+                                                                  "so a hand-over ends on a latent-frame boundary"),
+                        doc="frames each window takes over from the one before (its output, marked visible)")
+    last_window: str = _opt(default="end", check=_choice("end", "drop"),
+                            doc="a last window that does not fit: `end` (aligned to the clip's end, its overlap "
+                                "grows; logged) or `drop` (the frames only it would cover are left out; warned)")
+    stitch: str = _opt(default="crossfade", check=_choice("crossfade", "previous"),
+                       doc="over each overlap, output.mp4 blends linearly from window w−1 to w (`crossfade`) or "
+                           "keeps window w−1's frames (`previous`)")
     height: int = _opt(default=480, check=_side, doc="model height (CogVideoX-5B-I2V only runs at 480×720)")
     width: int = _opt(default=720, check=_side, doc="model width")
     start: int = _opt(default=0, check=_non_negative, doc="first source frame")
     stride: int = _opt(default=1, check=_positive, doc="take every stride-th frame")
-    pad_short: bool = _opt(default=False, doc="repeat the last frame of videos too short for num_frames (warned)")
+    pad_short: bool = _opt(default=False, doc="repeat the last frame of videos too short for num_frames (with "
+                                              "`all`: for one window) (warned)")
     resize: str = _opt(default="crop", check=_choice("crop", "pad", "stretch"),
                        doc="`crop` (cover, centre crop), `pad` (fit, black borders) or `stretch` (each axis on its "
                            "own, as the official code)")
@@ -355,6 +372,12 @@ class Config:
         """Size the source is decoded, given depth and warped at."""
         c = self.camera
         return tuple(c.warp_size) if c.warp_size else (c.height, c.width)
+
+    @property
+    def model_frames(self) -> int:
+        """Frames per model call: the clip when it fits in one window, else `camera.window`."""
+        c = self.camera
+        return c.window if c.num_frames == "all" else min(c.num_frames, c.window)
 
     @property
     def work_dir(self) -> Path:

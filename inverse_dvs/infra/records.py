@@ -43,8 +43,19 @@ def depth_source(cfg: Config, video_path: str) -> Path | None:
     return None
 
 
+WINDOW_KEYS = ("window", "overlap", "last_window", "stitch")  # camera keys of long clips (README → Long videos)
+
+
+def window_settings(cfg: Config) -> dict:
+    """The camera's window keys where they can matter (a clip that may be longer than one window), else {}: records
+    of clips that fit one window stay as they were before long clips existed."""
+    c = cfg.camera
+    return {k: getattr(c, k) for k in WINDOW_KEYS} if c.num_frames == "all" or c.num_frames > c.window else {}
+
+
 def warp_depends(cfg: Config, traj: TrajectorySpec) -> dict:
-    return {"camera": section_dict(cfg.camera), "warp": section_dict(cfg.warp),
+    camera = {k: v for k, v in section_dict(cfg.camera).items() if k not in WINDOW_KEYS}  # depth and warp: per frame
+    return {"camera": camera, "warp": section_dict(cfg.warp),
             "trajectory": {k: v for k, v in dataclasses.asdict(traj).items() if v is not None}}
 
 
@@ -101,8 +112,8 @@ def invert_depends(cfg: Config, prompt: str, vae_tiling: bool) -> dict:
     inv = section_dict(cfg.inversion)
     inv.pop("preview", None)
     return {"inversion": inv, "model": model_settings(cfg, vae_tiling), "prompt": prompt, "ends": inversion_ends(cfg),
-            "camera": {k: getattr(cfg.camera, k) for k in ("num_frames", "height", "width", "resize")},
-            "dtype": cfg.run.dtype, "seed": cfg.run.seed}
+            "camera": {k: getattr(cfg.camera, k) for k in ("num_frames", "height", "width", "resize")}
+            | window_settings(cfg), "dtype": cfg.run.dtype, "seed": cfg.run.seed}
 
 
 def depth_chain(cfg: Config, video: VideoSpec, traj: TrajectorySpec) -> dict[str, str]:
@@ -191,4 +202,5 @@ def infer_depends(cfg: Config, pt: SweepPoint, prompt: str, fps: float, vae_tili
     """The inference stage's record for one sweep point."""
     inf = {k: v for k, v in section_dict(cfg.inference).items() if k not in SWEEP_KEYS}
     return {"point": asdict(pt), "inference": inf, "fps": fps, "prompt": prompt, "slm": section_dict(cfg.slm),
-            "model": model_settings(cfg, vae_tiling), "model_id": cfg.inversion.model, "dtype": cfg.run.dtype}
+            "model": model_settings(cfg, vae_tiling), "model_id": cfg.inversion.model, "dtype": cfg.run.dtype} | (
+        {"windows": w} if (w := window_settings(cfg)) else {})

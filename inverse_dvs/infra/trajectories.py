@@ -43,11 +43,12 @@ def read_trajectory_file(path: str | Path) -> Keyframes:
     return Keyframes(*rows)
 
 
-def read_pose_json(path: str | Path, num_frames: int) -> np.ndarray:
+def read_pose_json(path: str | Path, num_frames: int | None) -> np.ndarray:
     """A JSON list of T camera-to-world 4×4 matrices (OpenCV axes, world = any frame) → source_to_target [T,4,4].
 
     The first pose is taken as the source camera, so `source_to_target[i] = inv(c2w[i]) @ c2w[0]`. The JSON may be a
-    bare list or an object with key `camera_to_world`.
+    bare list or an object with key `camera_to_world`. `num_frames`: the clip's frame count the file must match (None:
+    not checked, e.g. `camera.num_frames: all` before the video is read).
     """
     path = Path(path)
     if not path.is_file():
@@ -68,9 +69,10 @@ def read_pose_json(path: str | Path, num_frames: int) -> np.ndarray:
     if c2w.ndim != 3 or c2w.shape[1:] != (4, 4):
         raise UserError(f"pose file '{path}': expected shape [T, 4, 4] camera-to-world matrices, got "
                         f"{tuple(c2w.shape)}.")
-    if c2w.shape[0] != num_frames:
-        raise UserError(f"pose file '{path}' has {c2w.shape[0]} poses but camera.num_frames is {num_frames}; "
-                        "give one camera-to-world matrix per frame.")
+    if num_frames is not None and c2w.shape[0] != num_frames:
+        raise UserError(f"pose file '{path}' has {c2w.shape[0]} poses but the clip has {num_frames} frames "
+                        "(camera.num_frames, or the video's frame count with `all`); give one camera-to-world matrix "
+                        "per frame.")
     problem = rigid_problem(c2w)
     if problem:
         raise UserError(f"pose file '{path}': {problem}.")

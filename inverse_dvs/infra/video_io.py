@@ -26,10 +26,29 @@ from .errors import UserError
 
 @dataclass(frozen=True)
 class FrameSelection:
-    num_frames: int
+    num_frames: int | None  # None: every frame from `start` on, at `stride`
     start: int = 0
     stride: int = 1
     pad_short: bool = False
+    min_frames: int = 1  # num_frames None: fewer frames are an error, or padded to this many (pad_short)
+
+    @classmethod
+    def of(cls, camera) -> FrameSelection:
+        """The frames `camera.num_frames/start/stride/pad_short` select (config.CameraConfig); `num_frames: all`
+        takes every frame, and at least one `camera.window`."""
+        n = None if camera.num_frames == "all" else camera.num_frames
+        return cls(n, camera.start, camera.stride, camera.pad_short, camera.window)
+
+    def available(self, n_available: int) -> int:
+        """Frames a video of `n_available` frames has from `start` on, at `stride`."""
+        return max(0, -(-(n_available - self.start) // self.stride))
+
+    def count(self, n_available: int) -> int:
+        """Frames selected from a video of `n_available` frames (before any error for a short video)."""
+        if self.num_frames is not None:
+            return self.num_frames
+        have = self.available(n_available)
+        return max(have, self.min_frames) if self.pad_short else have
 
 
 @dataclass(frozen=True)
@@ -122,7 +141,13 @@ def to_model_size(render: np.ndarray, visible: np.ndarray, hw: tuple[int, int], 
 
 
 def frame_indices(n_available: int, sel: FrameSelection, path: str | Path) -> list[int]:
-    idx = [sel.start + sel.stride * i for i in range(sel.num_frames)]
+    if sel.num_frames is None and sel.available(n_available) < sel.min_frames and not sel.pad_short:
+        raise UserError(
+            f"video '{path}' has {n_available} frames, which with camera.start={sel.start} and "
+            f"camera.stride={sel.stride} gives {sel.available(n_available)}, fewer than one window of "
+            f"camera.window={sel.min_frames} (camera.num_frames: all). Use a longer video, lower camera.stride/start, "
+            "or set camera.pad_short: true to repeat its last frame up to one window.")
+    idx = [sel.start + sel.stride * i for i in range(sel.count(n_available))]
     if idx[-1] >= n_available:
         if not sel.pad_short:
             raise UserError(
@@ -198,11 +223,11 @@ def _notes(path: Path, src_hw: tuple[int, int], dst_hw: tuple[int, int], policy:
     elif policy == "stretch" and reshaped:
         log.warning("video '%s' (%d×%d) is stretched to %d×%d: widths scale by %.2f relative to heights "
                     "(camera.resize: stretch).", path, w0, h0, w, h, (w / w0) / (h / h0))
-    needed = sel.start + sel.stride * (sel.num_frames - 1) + 1
-    if sel.pad_short and needed > n:
-        repeated = sum(1 for i in range(sel.num_frames) if sel.start + sel.stride * i >= n)
-        log.warning("video '%s' has %d frames: its last frame is repeated %d time(s) to reach camera.num_frames=%d "
-                    "(camera.pad_short).", path, n, repeated, sel.num_frames)
+    count = sel.count(n)
+    if sel.pad_short and sel.start + sel.stride * (count - 1) + 1 > n:
+        repeated = sum(1 for i in range(count) if sel.start + sel.stride * i >= n)
+        log.warning("video '%s' has %d frames: its last frame is repeated %d time(s) to reach %d frames "
+                    "(camera.pad_short).", path, n, repeated, count)
 
 
 @contextlib.contextmanager

@@ -213,7 +213,7 @@ class LazyPipeline:
         else:
             pipe = load_pipeline(self.cfg.inversion.model, self.cfg.model, self.device, self.dtype, self.stats,
                                  self.vae_tiling)
-        check_size(pipe, c.num_frames, c.height, c.width)
+        check_size(pipe, self.cfg.model_frames, c.height, c.width)
         self.stats.extra["load_seconds"] = round(time.perf_counter() - t0, 2)
         self.log.info("%s: model %s loaded in %.1f s (%d load(s) in this process; VAE tiling %s)", self.stage,
                       self.cfg.inversion.model, self.stats.extra["load_seconds"], self.stats.loads,

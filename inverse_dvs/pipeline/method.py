@@ -163,9 +163,10 @@ class InverseDVS:
 
     # 4–6. noise initialisation, guided DDIM, decode -------------------------------------------------------------
     def generate(self, plan: PointPlan, prompt: str, inversion: dict[str, torch.Tensor], item: dict[str, object],
-                 progress=None) -> Output:
+                 progress=None, window: int = 0) -> Output:
         """One output of one sweep point from its inversion (`inversion`: the tensors of its file) and the item's
-        inputs (`item`: infer.item_inputs — latent masks, background mask, render frames)."""
+        inputs (`item`: `item_inputs` — latent masks, background mask, render frames). `window`: the index of the
+        window of a long clip (README → Long videos); windows after the first draw SLM from their own streams."""
         cfg, pt, sched = self.cfg, plan.point, plan.schedule
         p = self.model.get(self.sampling_batches([plan]))
         alphas = alphas_cumprod(p)
@@ -185,7 +186,7 @@ class InverseDVS:
                             "invert with the same camera settings (--force).")
         # 4. noise initialisation: SLM fills the occluded cells, then K-RNR
         fill = partial(stochastic_latent_modulation, occluded=occ,
-                       generator=generator(pt.seed, "slm"), mode=cfg.slm.mode,
+                       generator=generator(pt.seed, "slm" if window == 0 else f"slm:window{window}"), mode=cfg.slm.mode,
                        background=latent(item["background"]), occluded_eps=latent(masks.occluded_eps)) \
             if cfg.slm.enabled else None
         try:
