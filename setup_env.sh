@@ -36,7 +36,7 @@ fi
 
 STAMP=.venv/.inverse_dvs_installed
 if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
-  "${PIP[@]}" install -q -e ".[dev]"
+  "${PIP[@]}" install -q -e ".[dev,studio]"
   touch "$STAMP"
 fi
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from .infra.errors import UserError
 from .infra.layout import depth_dir, result_dir
 from .infra.records import depth_chain, warp_depends
 from .infra.trajectories import trajectory_source_to_target
-from .infra.video_io import FrameSelection, read_clip, to_model_size, write_video
+from .infra.video_io import Clip, FrameSelection, read_clip, to_model_size, write_video
 from .infra.workqueue import StageRunner, process_state
 
 STAGE = "warp"
@@ -141,26 +142,51 @@ def plot_trajectory(path: Path, first_frame: np.ndarray, first_depth: np.ndarray
     plt.close(fig)
 
 
+class Scene(NamedTuple):
+    """What a video is warped from: its clip at the warp size, the depth stage's depth, K and the scene radius."""
+
+    clip: Clip
+    depth: np.ndarray  # [T, h, w] float32
+    K: np.ndarray  # [3, 3] at the warp size
+    radius: float
+
+
+def load_scene(cfg: Config, video: VideoSpec) -> Scene:
+    """The clip (`camera` selection at the warp size), its depth from the depth stage, intrinsics and scene radius."""
+    c = cfg.camera
+    hw = cfg.warp_hw
+    clip = read_clip(video.path, FrameSelection.of(c), hw, c.resize)
+    depth = load_depth(depth_dir(cfg.work_dir, video.name) / "depth.npz", clip.frames.shape[:3])
+    return Scene(clip, depth, intrinsics(hw[0], hw[1], c.intrinsics, c.fov_deg, c.focal, c.cx, c.cy),
+                 scene_radius(depth[0], c.radius_scale, c.max_radius))
+
+
+def render_path(cfg: Config, frames: np.ndarray, depth: np.ndarray, K: np.ndarray, source_to_target: np.ndarray,
+                device, model_hw: tuple[int, int], progress: bool = False
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Warp frames [T, h, w, 3] uint8 with their depth along the cameras, then resize to `model_hw` as the config says
+    → (render [T, H, W, 3] uint8, visibility [T, H, W] float32, the splat's visible [T, h, w] bool)."""
+    c, w = cfg.camera, cfg.warp
+    # the official resize works on the float render (colours in [0, 1]) and truncates once at the model size
+    colors = frames.astype(np.float32) / 255.0 if c.render_resize == "reference" else frames
+    render, visible = warp_video(colors, depth, K, source_to_target, device, w.batch_size, w.max_footprint,
+                                 w.edge_tolerance, progress=progress, splat=w.splat)
+    render, visibility = to_model_size(render, visible, model_hw, c.render_resize, c.mask_resize)
+    return render, visibility, visible
+
+
 def _warp_item(cfg: Config, device, quiet: bool, folder: Path, *, video: VideoSpec, traj: TrajectorySpec
                ) -> tuple[list[str], dict]:
     """Warp one video along one trajectory at the warp size; write the render, masks and cameras at the model size."""
     c = cfg.camera
     hw, model_hw = cfg.warp_hw, (c.height, c.width)
-    sel = FrameSelection.of(c)
-    K = intrinsics(hw[0], hw[1], c.intrinsics, c.fov_deg, c.focal, c.cx, c.cy)
-    clip = read_clip(video.path, sel, hw, c.resize)
-    depth = load_depth(depth_dir(cfg.work_dir, video.name) / "depth.npz", clip.frames.shape[:3])
-    radius = scene_radius(depth[0], c.radius_scale, c.max_radius)
+    clip, depth, K, radius = load_scene(cfg, video)
     s2t = trajectory_source_to_target(traj, len(clip.frames), radius, c.r_spline)  # spread over the whole clip
-    # the official resize works on the float render (colours in [0, 1]) and truncates once at the model size
-    colors = clip.frames.astype(np.float32) / 255.0 if c.render_resize == "reference" else clip.frames
-    render, visible = warp_video(colors, depth, K, s2t, device, cfg.warp.batch_size, cfg.warp.max_footprint,
-                                 cfg.warp.edge_tolerance, progress=not quiet, splat=cfg.warp.splat)
-    render, visibility = to_model_size(render, visible, model_hw, c.render_resize, c.mask_resize)
+    render, visibility, visible = render_path(cfg, clip.frames, depth, K, s2t, device, model_hw, progress=not quiet)
     frac = visibility.reshape(len(visibility), -1).mean(1)
     check_visible(frac, cfg.warp.min_visible_warn, f"trajectory '{traj.name}', video '{video.name}'", get_logger())
     # the input as the model sees it
-    source = clip.frames if hw == model_hw else read_clip(video.path, sel, model_hw, c.resize).frames
+    source = clip.frames if hw == model_hw else read_clip(video.path, FrameSelection.of(c), model_hw, c.resize).frames
     c2w = invert_rigid(s2t)
     # Written side by side: the encoders are ffmpeg processes and zlib releases the GIL, so the three videos, two
     # archives and the plot overlap instead of adding up.

@@ -1,0 +1,337 @@
+"""The studio's work, without any web framework: what the page calls, and what the tests call.
+
+A `Studio` holds one config. It opens a video (its depth through the depth stage itself, so a later `run_all.sh`
+finds it up to date), turns a path the user edits into cameras exactly as the warp stage does, draws them over the
+first frame's point cloud, previews the warp, saves the path as a trajectory file in the config, and starts
+`run_all.sh` for it. Every path the page names is checked against the folders the studio may read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import NamedTuple
+
+import numpy as np
+
+from ..config import Config, TrajectorySpec, VideoSpec, load_config
+from ..config.paths import PROJECT_ROOT, name_from_stem
+from ..config.schema import NAME_RE
+from ..core.camera import PRESETS, Keyframes, invert_rigid, keyframes_problem, preset_keyframes
+from ..infra.errors import UserError
+from ..infra.layout import depth_dir, result_dir
+from ..infra.trajectories import read_trajectory_file, trajectory_source_to_target
+
+PREVIEW_SCALES = {"full": 1.0, "half": 0.5, "quarter": 0.25}
+
+
+class Preview(NamedTuple):
+    render: np.ndarray  # [T, H, W, 3] uint8
+    visibility: np.ndarray  # [T, H, W] float32 in [0, 1]
+    fractions: np.ndarray  # [T] visible fraction per frame
+    warnings: list[str]  # what the warp stage would warn about (or the error it would stop with)
+    size: tuple[int, int]  # (H, W) of the preview
+    seconds: float
+
+
+class Saved(NamedTuple):
+    trajectory_file: Path
+    config_file: Path
+    command: str
+
+
+class _Collect:
+    """A logger stand-in that keeps the warp stage's warnings as text."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def warning(self, fmt: str, *args) -> None:
+        self.lines.append(fmt % args)
+
+
+def _keyframes(spec: TrajectorySpec) -> Keyframes:
+    return Keyframes(*(np.asarray(getattr(spec, k), dtype=np.float64) for k in ("theta", "phi", "r")))
+
+
+class Studio:
+    """One config's studio (`config`: its path; `overrides`: `--set` values)."""
+
+    def __init__(self, config: str | Path, overrides: tuple[str, ...] = (), device: str = "cpu"):
+        self.config_path = Path(config).resolve()
+        self.overrides = tuple(overrides)
+        self.cfg: Config = load_config(self.config_path, self.overrides)
+        self.device = device
+        self._scenes: dict[str, object] = {}
+        self._runs: dict[str, tuple[subprocess.Popen, Path, str, str]] = {}
+
+    # paths ------------------------------------------------------------------------------------------------------
+    @property
+    def allowed_roots(self) -> list[Path]:
+        """Folders the page may read below: the project and the work folder."""
+        return [PROJECT_ROOT.resolve(), self.cfg.work_dir.resolve()]
+
+    def named_files(self) -> set[Path]:
+        """Files the config names: the config, its videos, trajectory and pose files."""
+        files = {self.config_path, *(Path(v.path).resolve() for v in self.cfg.videos)}
+        files |= {Path(p).resolve() for t in self.cfg.trajectories for p in (t.file, t.poses) if p}
+        return files
+
+    def check_path(self, path: str | Path) -> Path:
+        """The resolved path when the page may read it, else a UserError naming it and the allowed folders."""
+        p = Path(path).expanduser()
+        p = (p if p.is_absolute() else PROJECT_ROOT / p).resolve()
+        if p in self.named_files() or any(p.is_relative_to(root) for root in self.allowed_roots):
+            return p
+        roots = ", ".join(str(r) for r in self.allowed_roots)
+        raise UserError(f"'{path}' is outside the folders the studio may read ({roots}) and is not a file the config "
+                        f"names; copy it into the project or its work folder, or name it in {self.config_path.name}.")
+
+    # videos -----------------------------------------------------------------------------------------------------
+    def video_names(self) -> list[str]:
+        return [v.name for v in self.cfg.videos]
+
+    def video(self, name_or_path: str) -> VideoSpec:
+        """A video of the config by name, or any readable path (added to this studio's config, and to the saved
+        config when a trajectory is saved for it)."""
+        if name_or_path in self.video_names():
+            return self.cfg.video(name_or_path)
+        path = self.check_path(name_or_path)
+        if not path.is_file():
+            raise UserError(f"video '{name_or_path}' is not a file; pick a video of the config or give a path to one.")
+        for v in self.cfg.videos:
+            if Path(v.path).resolve() == path:
+                return v
+        taken = set(self.video_names())
+        name, i = name_from_stem(path.stem), 2
+        while name in taken:
+            name, i = f"{name_from_stem(path.stem)}-{i}", i + 1
+        spec = VideoSpec(path=str(path), name=name)
+        self.cfg = dataclasses.replace(self.cfg, videos=(*self.cfg.videos, spec))
+        return spec
+
+    def open_video(self, name_or_path: str):
+        """The video's scene (`warp.Scene`): its depth is made (or found up to date) by the depth stage's own code in
+        `{work_dir}/depths/{name}/`, as `run_all.sh` would."""
+        from .. import depth as depth_stage
+        from ..warp import load_scene
+
+        video = self.video(name_or_path)
+        if video.name not in self._scenes:
+            args = SimpleNamespace(only_video=video.name, only_trajectory=None, force=False, quiet=True)
+            if depth_stage._body(self.cfg, args) != 0:
+                raise UserError(self._failure("depth", video.name) or f"the depth of video '{video.name}' failed.")
+            self._scenes[video.name] = load_scene(self.cfg, video)
+        return self._scenes[video.name]
+
+    def _failure(self, stage: str, video: str) -> str | None:
+        import json
+
+        try:
+            summary = json.loads((self.cfg.work_dir / "run_summary.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        for item in summary.get(stage, {}).get("items", []):
+            if f"video={video}" in item["item"] and item["status"] == "failed":
+                return item["reason"]
+        return None
+
+    # paths of the camera ----------------------------------------------------------------------------------------
+    @staticmethod
+    def preset(name: str, amount: float) -> TrajectorySpec:
+        return TrajectorySpec(name="studio", preset=name, amount=float(amount))
+
+    @staticmethod
+    def keyframes(theta, phi, r) -> TrajectorySpec:
+        return TrajectorySpec(name="studio", theta=tuple(map(float, theta)), phi=tuple(map(float, phi)),
+                              r=tuple(map(float, r)))
+
+    def from_file(self, path: str) -> TrajectorySpec:
+        """A 3-line trajectory file or a JSON pose file (by its suffix) the page may read."""
+        p = self.check_path(path)
+        return TrajectorySpec(name="studio", **({"poses": str(p)} if p.suffix == ".json" else {"file": str(p)}))
+
+    def problem(self, spec: TrajectorySpec) -> str | None:
+        """What preflight would say about the path (`preflight.check_trajectory`), or None when it is usable."""
+        from ..preflight import check_trajectory
+
+        if spec.kind == "preset":
+            unknown = [p for p in spec.preset.split("+") if p not in PRESETS]
+            if unknown:
+                return f"unknown preset '{unknown[0]}'; one of {', '.join(PRESETS)}"
+        try:
+            check_trajectory(self.cfg, spec)
+        except UserError as exc:
+            return str(exc)
+        return None
+
+    def cameras(self, video: str, spec: TrajectorySpec) -> np.ndarray:
+        """source_to_target [T, 4, 4] of the path, as the warp stage computes it for this video."""
+        scene = self.open_video(video)
+        problem = self.problem(spec)
+        if problem:
+            raise UserError(problem)
+        return trajectory_source_to_target(spec, len(scene.clip.frames), scene.radius, self.cfg.camera.r_spline)
+
+    def figure(self, video: str, spec: TrajectorySpec, points: int = 6000, every: int = 4):
+        """A plotly figure: the first frame's coloured point cloud, the source camera, the pivot and the path's
+        camera frustums (every `every`-th frame, and the last), in the source camera's frame (OpenCV axes)."""
+        from .figure import scene_figure
+
+        scene = self.open_video(video)
+        s2t = self.cameras(video, spec)
+        return scene_figure(scene.clip.frames[0], scene.depth[0], scene.K, invert_rigid(s2t), scene.radius, points,
+                            every)
+
+    def preview(self, video: str, spec: TrajectorySpec, size: str = "full") -> Preview:
+        """The warp stage's render and visibility along the path; `size` `full` (the model size, as the warp stage)
+        or `half` / `quarter` (warped from the clip and depth at that fraction of the warp size, faster)."""
+        import cv2
+
+        from ..warp import check_visible, render_path
+
+        scene = self.open_video(video)
+        s2t = self.cameras(video, spec)
+        c = self.cfg.camera
+        s = PREVIEW_SCALES[size]
+        frames, depth, K, model_hw = scene.clip.frames, scene.depth, scene.K, (c.height, c.width)
+        if s != 1.0:
+            h, w = (max(16, round(x * s)) for x in frames.shape[1:3])
+            frames = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames])
+            depth = np.stack([cv2.resize(d, (w, h), interpolation=cv2.INTER_NEAREST) for d in depth])
+            K = K.copy()
+            K[0] *= w / scene.clip.frames.shape[2]
+            K[1] *= h / scene.clip.frames.shape[1]
+            model_hw = (max(16, round(c.height * s)), max(16, round(c.width * s)))
+        t0 = time.perf_counter()
+        render, visibility, _ = render_path(self.cfg, frames, depth, K, s2t, self.device, model_hw)
+        seconds = time.perf_counter() - t0
+        frac = visibility.reshape(len(visibility), -1).mean(1)
+        log = _Collect()
+        try:
+            check_visible(frac, self.cfg.warp.min_visible_warn, f"video '{video}'", log)
+        except UserError as exc:
+            log.lines.append(str(exc))
+        return Preview(render, visibility, frac, log.lines, model_hw, round(seconds, 3))
+
+    # saving and running -----------------------------------------------------------------------------------------
+    def save(self, name: str, video: str, spec: TrajectorySpec, new_config: bool = False) -> Saved:
+        """Write the path as a 3-line trajectory file (`trajectories/{name}.txt` beside the config; a pose file path is
+        kept as it is) and add it to the config, keeping the rest of the YAML and its comments (`new_config`: write
+        `{stem}.studio.yml` beside it instead). Returns the files and the `run_all.sh` command that runs it."""
+        from ruamel.yaml import YAML
+        from ruamel.yaml.comments import CommentedMap
+
+        from ..infra.artifacts import atomic_path
+
+        if not NAME_RE.match(name or ""):
+            raise UserError(f"trajectory name {name!r} is not usable: letters, digits, '_', '-', '.', starting with a "
+                            "letter or digit (it becomes a folder name).")
+        problem = self.problem(spec)
+        if problem:
+            raise UserError(problem)
+        v = self.video(video)
+        base = self.config_path.parent
+        target = base / f"{self.config_path.stem}.studio.yml" if new_config else self.config_path
+        yaml = YAML()  # round-trip: comments, order and flow style stay
+        yaml.preserve_quotes = True
+        source = target if target.is_file() else self.config_path
+        data = yaml.load(source.read_text(encoding="utf-8"))
+        trajectories = data.setdefault("trajectories", CommentedMap())
+        if name in trajectories:
+            raise UserError(f"trajectory '{name}' is already in {source.name}; choose another name.")
+        if spec.kind == "poses":
+            entry, traj_file = {"poses": spec.poses}, Path(spec.poses)
+        else:
+            kf = self._file_keyframes(spec)
+            traj_file = base / "trajectories" / f"{name}.txt"
+            if traj_file.exists():
+                raise UserError(f"'{traj_file}' exists already; choose another trajectory name.")
+            traj_file.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(traj_file) as tmp:
+                tmp.write_text("\n".join(" ".join(f"{x:g}" for x in row) for row in kf) + "\n", encoding="utf-8")
+            entry = {"file": str(traj_file.relative_to(base))}
+        flow = CommentedMap(entry)
+        flow.fa.set_flow_style()
+        trajectories[name] = flow
+        if all(Path(x["path"]).expanduser() != Path(v.path) and x.get("name") != v.name
+               for x in data.get("videos") or [] if isinstance(x, dict)):
+            added = CommentedMap({"path": v.path, "name": v.name})
+            added.fa.set_flow_style()
+            data.setdefault("videos", []).append(added)
+        with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+            yaml.dump(data, fh)
+        load_config(target, self.overrides)  # what run_all.sh would read: a ConfigError here is a bug of ours
+        try:
+            config_arg = target.relative_to(PROJECT_ROOT)
+        except ValueError:
+            config_arg = target
+        return Saved(traj_file, target, f"bash run_all.sh {config_arg} --only-video {v.name} --only-trajectory {name}")
+
+    def _file_keyframes(self, spec: TrajectorySpec) -> Keyframes:
+        if spec.kind == "file":
+            return read_trajectory_file(spec.file)
+        if spec.kind == "preset":
+            return preset_keyframes(spec.preset, spec.amount)
+        kf = _keyframes(spec)
+        problem = keyframes_problem(kf)
+        if problem:
+            raise UserError(problem)
+        return kf
+
+    def start_run(self, config: Path, video: str, trajectory: str) -> str:
+        """Start `run_all.sh` for one video and trajectory of a saved config, after preflight; returns the run's key,
+        or raises UserError with preflight's own message (no weights, no GPU, bad input), starting nothing."""
+        import os
+
+        key = f"{video}/{trajectory}"
+        if key in self._runs and self._runs[key][0].poll() is None:
+            raise UserError(f"a run of {key} started here is still going.")
+        select = ["--only-video", video, "--only-trajectory", trajectory]
+        check = subprocess.run([sys.executable, "-m", "inverse_dvs.preflight", "--config", str(config), *select,
+                                *self._set_args()], cwd=PROJECT_ROOT, capture_output=True, text=True)
+        if check.returncode != 0:
+            raise UserError(_strip_log(check.stderr) or f"preflight failed (exit code {check.returncode}).")
+        logs = self.cfg.work_dir / "studio"
+        logs.mkdir(parents=True, exist_ok=True)
+        log_path = logs / f"run-{video}-{trajectory}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+        with open(log_path, "w", encoding="utf-8") as fh:
+            proc = subprocess.Popen(["bash", str(PROJECT_ROOT / "run_all.sh"), str(config), *select,
+                                     *self._set_args()], cwd=PROJECT_ROOT, stdout=fh, stderr=subprocess.STDOUT,
+                                    env=os.environ | {"PYTHONUNBUFFERED": "1"})
+        self._runs[key] = (proc, log_path, video, trajectory)
+        return key
+
+    def _set_args(self) -> list[str]:
+        return [a for o in self.overrides for a in ("--set", o)]
+
+    def run_status(self, key: str) -> dict:
+        """A run started here: `stages` finished so far, the log's tail, whether it is `done`, its exit code and the
+        comparison.mp4 it made (None until it has)."""
+        from ..stages import STAGES
+
+        proc, log_path, video, trajectory = self._runs[key]
+        text = log_path.read_text(encoding="utf-8", errors="replace")
+        finished = set(re.findall(r"INFO (\S+): finished in", text))
+        done_stages = [s for s in STAGES if any(s in f.split("+") for f in finished)]
+        rc = proc.poll()
+        comparison = None
+        if rc is not None:
+            found = sorted(result_dir(self.cfg.work_dir, trajectory, video).glob("*/comparison.mp4"),
+                           key=lambda p: p.stat().st_mtime)
+            comparison = found[-1] if found else None
+        return {"stages": done_stages, "all_stages": list(STAGES), "log": _strip_log(text)[-3000:],
+                "done": rc is not None, "returncode": rc, "comparison": comparison}
+
+    def depth_file(self, video: str) -> Path:
+        return depth_dir(self.cfg.work_dir, self.video(video).name) / "depth.npz"
+
+
+def _strip_log(text: str) -> str:
+    """Log text without progress-bar redraws."""
+    return "\n".join(line.rsplit("\r", 1)[-1] for line in text.splitlines() if line.strip()).strip()
