@@ -51,8 +51,9 @@ def build(studio: Studio):
     import gradio as gr
 
     cfg = studio.cfg
-    big = cfg.camera.height * cfg.camera.width > 200_000
-    default_size = "half" if big else "full"
+    # full: the warp stage's own render (1.5 s for 49 frames at 480×720 on 2 CPU cores, scripts/bench_studio.py);
+    # half or quarter for a large camera.warp_size
+    default_size = "full" if cfg.warp_hw[0] * cfg.warp_hw[1] <= 480 * 720 else "half"
 
     def spec_of(mode, presets, amount, table, file_path):
         if mode == "preset":
@@ -100,7 +101,8 @@ def build(studio: Studio):
                 f"{p.seconds:.2f} s. Lowest visible fraction {p.fractions.min():.0%} at frame "
                 f"{int(p.fractions.argmin())}.")
         note += "".join(f"\n\n⚠ {w}" for w in p.warnings)
-        return (_frame_image(p.render, p.visibility, 0), gr.update(maximum=len(p.render) - 1, value=0),
+        last = len(p.render) - 1  # shown first: where the camera has moved furthest (frame 0 is the source view)
+        return (_frame_image(p.render, p.visibility, last), gr.update(maximum=last, value=last),
                 _fraction_figure(p.fractions, cfg.warp.min_visible_warn), note, (p.render, p.visibility))
 
     def scrubbed(state, i):
@@ -156,7 +158,7 @@ def build(studio: Studio):
                 amount = gr.Slider(0, 90, value=20, step=1, label="amount (degrees; % of the scene radius for dolly)",
                                    elem_id="amount")
                 table = gr.Dataframe(DEFAULT_KEYFRAMES, headers=["θ (°, up)", "φ (°, right)", "r (× radius)"],
-                                     datatype=["number"] * 3, type="array", column_count=3, column_limits=(3, 3),
+                                     datatype=["number"] * 3, type="array", column_count=3,
                                      label="keyframes (rows; add or delete rows in the table)", elem_id="table")
                 with gr.Row():
                     key_index = gr.Slider(0, 1, value=1, step=1, label="keyframe", elem_id="key_index")

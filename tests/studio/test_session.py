@@ -144,3 +144,14 @@ def test_a_run_started_here_is_run_all_and_ends_with_its_comparison(setup):
     assert status["stages"] == ["preflight", "depth", "warp", "caption", "invert", "infer"]
     assert status["comparison"] is not None and status["comparison"].is_file()
     assert status["comparison"].is_relative_to(out / "results/mine/demo")
+
+
+def test_without_the_extra_the_package_imports_and_the_studio_says_how_to_get_it():
+    import subprocess
+    import sys
+
+    hide = "import sys, runpy; sys.modules['gradio'] = None; import inverse_dvs, inverse_dvs.studio; "
+    done = subprocess.run([sys.executable, "-c", hide + "runpy.run_module('inverse_dvs.studio', run_name='__main__')"],
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 2
+    assert "gradio not installed" in done.stderr and "pip install -e '.[studio]'" in done.stderr
