@@ -126,17 +126,17 @@ def _digest(frames: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()
 
 
-def _window_item(ctx, wdir: Path, *, plan: PointPlan, prompt: str, clip: dict[str, np.ndarray], inv_path: Path,
-                 win: Window, prev: Window | None) -> tuple[list[str], dict]:
-    """One window of a long clip: window 0 samples from the shared inversion; window w > 0 takes its render over from
-    window w−1's output (`core.windows.hand_over`), inverts it and samples. Writes frames.npz (`frames` uint8)."""
+def _window_item(ctx, wdir: Path, *, plan: PointPlan, prompt: str, clip: dict[str, np.ndarray],
+                 shared: dict[str, torch.Tensor], win: Window, prev: Window | None) -> tuple[list[str], dict]:
+    """One window of a long clip: window 0 samples from the shared inversion (`shared`); window w > 0 takes its render
+    over from window w−1's output (`core.windows.hand_over`), inverts it and samples. Writes frames.npz (uint8)."""
     from .pipeline import inversion_tensors
 
     cfg, s, e = ctx.cfg, win.start, win.end
     nfe0 = ctx.stats.nfe
     extra = {"window": win.index, "frames": [s, e], "overlap": win.overlap}
     if prev is None:
-        inversion = load_inversion(inv_path, plan.inversion_end)
+        inversion = shared
         item = item_inputs(cfg, clip["visible"][s:e], clip["depth"][s:e], clip["input_frames"][s:e],
                            clip["render_frames"][s:e])
     else:
@@ -203,7 +203,7 @@ def _infer_point(ctx, data: Lazy, folder: Path, *, plan: PointPlan, inv_path: Pa
                   "inversion_nfe": inv_nfe}
     else:
         frames, records = _run_windows(ctx, folder, depends, inputs, windows, plan=plan, prompt=prompt, clip=clip,
-                                       inv_path=inv_path)
+                                       shared=inv)
         totals = {k: round(sum(r[k] for r in records), 2) for k in ("sampling_seconds", "decode_seconds")}
         totals |= {k: sum(r[k] for r in records) for k in ("sampling_nfe", "inversion_nfe")}
         totals["inversion_nfe"] += inv_nfe  # window 0's inversion is the shared one
