@@ -374,10 +374,15 @@ class Config:
         return tuple(c.warp_size) if c.warp_size else (c.height, c.width)
 
     @property
+    def may_window(self) -> bool:
+        """Whether a clip can be longer than one window (`camera.num_frames` all, or above `camera.window`)."""
+        c = self.camera
+        return c.num_frames == "all" or c.num_frames > c.window
+
+    @property
     def model_frames(self) -> int:
         """Frames per model call: the clip when it fits in one window, else `camera.window`."""
-        c = self.camera
-        return c.window if c.num_frames == "all" else min(c.num_frames, c.window)
+        return self.camera.window if self.may_window else self.camera.num_frames
 
     @property
     def work_dir(self) -> Path:

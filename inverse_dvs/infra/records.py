@@ -49,8 +49,7 @@ WINDOW_KEYS = ("window", "overlap", "last_window", "stitch")  # camera keys of l
 def window_settings(cfg: Config) -> dict:
     """The camera's window keys where they can matter (a clip that may be longer than one window), else {}: records
     of clips that fit one window stay as they were before long clips existed."""
-    c = cfg.camera
-    return {k: getattr(c, k) for k in WINDOW_KEYS} if c.num_frames == "all" or c.num_frames > c.window else {}
+    return {k: getattr(cfg.camera, k) for k in WINDOW_KEYS} if cfg.may_window else {}
 
 
 def warp_depends(cfg: Config, traj: TrajectorySpec) -> dict:

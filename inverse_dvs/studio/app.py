@@ -70,13 +70,9 @@ def build(studio: Studio):
         return studio.from_file(file_path.strip())
 
     def edited(video, mode, presets, amount, table, file_path):
-        """Any edit: the new cameras drawn over the point cloud, or the preflight message."""
+        """Any edit: the new cameras drawn over the point cloud, or the preflight message (`Studio.cameras`)."""
         try:
-            spec = spec_of(mode, presets, amount, table, file_path)
-            problem = studio.problem(spec)
-            if problem:
-                return gr.update(), f"⚠ {problem}"
-            return studio.figure(video, spec), ""
+            return studio.figure(video, spec_of(mode, presets, amount, table, file_path)), ""
         except UserError as exc:
             return gr.update(), f"⚠ {exc}"
 

@@ -22,10 +22,10 @@ import numpy as np
 from ..config import Config, TrajectorySpec, VideoSpec, load_config
 from ..config.paths import PROJECT_ROOT, name_from_stem
 from ..config.schema import NAME_RE
-from ..core.camera import PRESETS, Keyframes, invert_rigid, keyframes_problem, preset_keyframes
+from ..core.camera import PRESETS, invert_rigid
 from ..infra.errors import UserError
 from ..infra.layout import depth_dir, result_dir
-from ..infra.trajectories import read_trajectory_file, trajectory_source_to_target
+from ..infra.trajectories import trajectory_keyframes, trajectory_source_to_target
 
 PREVIEW_SCALES = {"full": 1.0, "half": 0.5, "quarter": 0.25}
 
@@ -53,10 +53,6 @@ class _Collect:
 
     def warning(self, fmt: str, *args) -> None:
         self.lines.append(fmt % args)
-
-
-def _keyframes(spec: TrajectorySpec) -> Keyframes:
-    return Keyframes(*(np.asarray(getattr(spec, k), dtype=np.float64) for k in ("theta", "phi", "r")))
 
 
 class Studio:
@@ -248,7 +244,7 @@ class Studio:
         if spec.kind == "poses":
             entry, traj_file = {"poses": spec.poses}, Path(spec.poses)
         else:
-            kf = self._file_keyframes(spec)
+            kf = trajectory_keyframes(spec)  # file, preset or inline keyframes, checked
             traj_file = base / "trajectories" / f"{name}.txt"
             if traj_file.exists():
                 raise UserError(f"'{traj_file}' exists already; choose another trajectory name.")
@@ -272,17 +268,6 @@ class Studio:
         except ValueError:
             config_arg = target
         return Saved(traj_file, target, f"bash run_all.sh {config_arg} --only-video {v.name} --only-trajectory {name}")
-
-    def _file_keyframes(self, spec: TrajectorySpec) -> Keyframes:
-        if spec.kind == "file":
-            return read_trajectory_file(spec.file)
-        if spec.kind == "preset":
-            return preset_keyframes(spec.preset, spec.amount)
-        kf = _keyframes(spec)
-        problem = keyframes_problem(kf)
-        if problem:
-            raise UserError(problem)
-        return kf
 
     def start_run(self, config: Path, video: str, trajectory: str) -> str:
         """Start `run_all.sh` for one video and trajectory of a saved config, after preflight; returns the run's key,
