@@ -49,6 +49,8 @@ fi
 
 "$VPY" -m inverse_dvs.testing.tiny --out checkpoints
 "$VPY" scripts/make_demo_scene.py --out data
+# a portrait clip for the CogVideoX1.5 demo (configs/tiny15.yml: any aspect, no crop)
+"$VPY" scripts/make_demo_scene.py --out data --name demo_portrait --frames 33 --height 448 --width 256 --fps 16
 
 if [ "$WEIGHTS" = 1 ]; then
   "$VPY" -m inverse_dvs.weights download --config "$CONFIG"

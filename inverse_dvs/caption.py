@@ -53,10 +53,8 @@ def _caption_item(cfg: Config, model, folder: Path, *, video: VideoSpec,
 
     log = get_logger()
     c = cfg.camera
-    hw = (c.height, c.width)
     if traj is None:
-        frames = read_clip(video.path, FrameSelection.of(c), hw,
-                           c.resize).frames
+        frames = read_clip(video.path, FrameSelection.of(cfg), cfg.model_hw(video), c.resize).frames
     else:
         frames = read_frames(render_file(cfg.work_dir, traj.name, video.name))
     shown = frames[even_frames(len(frames), cfg.caption.num_frames)]

@@ -37,7 +37,7 @@ STAGE = "depth"
 
 
 def _selection(cfg: Config) -> FrameSelection:
-    return FrameSelection.of(cfg.camera)
+    return FrameSelection.of(cfg)
 
 
 def _load_array(path: Path, key: str, video_path: str, sel: FrameSelection, hw: tuple[int, int],
@@ -139,13 +139,14 @@ def _depth_item(cfg: Config, estimator, quiet: bool, folder: Path, *, video: Vid
     """Depth of one video at the warp size: estimated or imported disparity mapped to depth, or imported depth."""
     log = get_logger()
     d = cfg.depth
-    clip = read_clip(video.path, _selection(cfg), cfg.warp_hw, cfg.camera.resize, log)
+    clip = read_clip(video.path, _selection(cfg), cfg.warp_hw(video), cfg.camera.resize, log)
     where = f"depth of video '{video.name}' ({aux or d.model})"
     value_range = None  # estimated disparity: its own frames are the whole "file"
     if d.backend == "depth_anything":
         disp, kind = estimator.get().disparity(clip.frames, d.batch_size, progress=not quiet), "disparity"
     else:
-        disp, value_range = _load_array(aux, d.npz_key, video.path, _selection(cfg), cfg.warp_hw, cfg.camera.resize)
+        disp, value_range = _load_array(aux, d.npz_key, video.path, _selection(cfg), cfg.warp_hw(video),
+                                            cfg.camera.resize)
         kind = "depth" if d.backend == "ground_truth" else d.npz_kind
     if kind == "disparity":
         disp = validate_disparity(disp, where, d.repair_invalid, log)
@@ -162,13 +163,17 @@ def _depth_item(cfg: Config, estimator, quiet: bool, folder: Path, *, video: Vid
 def _body(cfg: Config, args) -> int:
     log = get_logger()
     videos, _ = select(cfg, args.only_video, None)
-    depends = depth_depends(cfg)
     state = process_state()
     require(needed_models(cfg, (STAGE,)))  # before any item: a missing model fails fast
     runner = StageRunner(STAGE, cfg.work_dir, args.force, log, state)
     estimator = depth_model(cfg, state)
     for v in videos:
         aux = depth_source(cfg, v.path)
+        try:
+            depends = depth_depends(cfg, v)  # its size: the video's own with `camera.height: auto`
+        except UserError as exc:  # unreadable video, or an `auto` the model's configs must decide
+            runner.fail(f"video={v.name}", exc)
+            continue
         runner.run(f"video={v.name}", depth_dir(cfg.work_dir, v.name), depends, partial(_inputs, v, aux),
                    partial(_depth_item, cfg, estimator, args.quiet, video=v, aux=aux))
     return runner.finish()

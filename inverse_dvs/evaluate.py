@@ -79,12 +79,13 @@ def _eval_item(cfg: Config, model, folder: Path, *, video: VideoSpec, traj: Traj
                prompt: str) -> tuple[list[str], dict]:
     c = cfg.camera
     rdir = result_dir(cfg.work_dir, traj.name, video.name)
-    sel, hw = FrameSelection(None), (c.height, c.width)
     out_dir = run_dir(cfg.work_dir, traj.name, video.name, tag)
+    ren = read_frames(render_file(cfg.work_dir, traj.name, video.name))
+    sel, hw = FrameSelection(None), ren.shape[1:3]  # the model size (the video's own with `camera.height: auto`)
     out = read_clip(out_dir / "output.mp4", sel, hw, c.resize).frames
     n = len(out)  # the whole clip, or the part the windows cover (camera.last_window: drop)
     inp = read_clip(rdir / "input.mp4", sel, hw, c.resize).frames[:n]
-    ren = read_frames(render_file(cfg.work_dir, traj.name, video.name))[:n]
+    ren = ren[:n]
     with np.load(rdir / "masks.npz") as z:
         visible = z["visible"][:n]
     windows = [Window(w["window"], w["frames"][0], w["frames"][1], w["overlap"])

@@ -75,9 +75,9 @@ def read_clip_inputs(cfg: Config, rdir: Path, ddir: Path) -> dict[str, np.ndarra
         visible = z["visibility"]
     with np.load(ddir / "depth.npz") as z:
         depth = z["depth"]
-    source = read_clip(rdir / "input.mp4", FrameSelection(None), (c.height, c.width), c.resize).frames
-    return {"visible": visible, "depth": depth, "input_frames": source,
-            "render_frames": read_frames(rdir / "render.npz")}
+    render = read_frames(rdir / "render.npz")  # at the model size (the video's own with `camera.height: auto`)
+    source = read_clip(rdir / "input.mp4", FrameSelection(None), render.shape[1:3], c.resize).frames
+    return {"visible": visible, "depth": depth, "input_frames": source, "render_frames": render}
 
 
 def clip_windows(cfg: Config, num_frames: int, where: str, log) -> list[Window]:

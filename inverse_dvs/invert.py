@@ -83,7 +83,8 @@ def _invert_item(ctx, folder: Path, *, render: Path, prompt: str, trajectory: st
                                   "alpha_bar_end": float(alphas[t_end])}
                 save_safetensors(files[t_end], inversion_tensors(enc, inv), headers[t_end])
                 if cfg.inversion.preview:
-                    write_video(folder / f"eps_inv_t{t_end:04d}.mp4", decode(ctx.model.get(), inv.latent), fps)
+                    write_video(folder / f"eps_inv_t{t_end:04d}.mp4", decode(ctx.model.get(), inv.latent, enc.padding),
+                                fps)
         except torch.cuda.OutOfMemoryError as exc:
             raise oom_hint(exc) from None
     alpha_bar = {str(t): headers[t]["alpha_bar_end"] for t in files}

@@ -16,7 +16,7 @@ from .infra.errors import EXIT_USER_ERROR, UserError
 from .infra.records import depth_source
 from .infra.trajectories import read_pose_json, trajectory_keyframes
 from .infra.video_io import FrameSelection, frame_indices, probe_video
-from .weights import missing_models, model_size_problem, needed_models
+from .weights import missing_models, needed_models
 
 STAGE = "preflight"
 
@@ -24,9 +24,8 @@ STAGE = "preflight"
 def check_video(cfg: Config, video) -> str:
     """UserError when the video cannot feed the depth stage (or its prompt file / depth file is unusable); returns
     the user's prompt ("" when none is given)."""
-    c = cfg.camera
     info = probe_video(video.path)
-    frame_indices(info.frames, FrameSelection.of(c), video.path)
+    frame_indices(info.frames, FrameSelection.of(cfg), video.path)
     prompt = read_prompt(video)
     aux = depth_source(cfg, video.path)
     if aux is not None and not aux.is_file():
@@ -38,7 +37,7 @@ def check_video(cfg: Config, video) -> str:
 def check_trajectory(cfg: Config, traj) -> None:
     if traj.kind == "poses":
         n = cfg.camera.num_frames
-        read_pose_json(traj.poses, None if n == "all" else n)  # with `all`, each video's count is checked at warp
+        read_pose_json(traj.poses, None if n in ("all", "auto") else n)  # else each video's count is checked at warp
     else:
         trajectory_keyframes(traj)
 
@@ -73,11 +72,6 @@ def _body(cfg: Config, args) -> int:
         log.error("preflight %s: %s", label, reason)
     items = [(t.name, v.name) for t in trajectories for v in videos]
     healthy = [(t, v) for t, v in items if f"video={v}" not in problems and f"trajectory={t}" not in problems]
-    c = cfg.camera
-    size = model_size_problem(cfg.inversion.model, cfg.model_frames, c.height, c.width)
-    if size:  # decided by the config and the model's own config: nothing can run
-        log.error("preflight: %s Nothing was run.", size)
-        return EXIT_USER_ERROR
     missing = missing_models(needed_models(cfg))
     if missing:
         log.error("preflight: the weights of %s are not on this machine, and stages never download on their own. Fetch "

@@ -154,8 +154,8 @@ class Scene(NamedTuple):
 def load_scene(cfg: Config, video: VideoSpec) -> Scene:
     """The clip (`camera` selection at the warp size), its depth from the depth stage, intrinsics and scene radius."""
     c = cfg.camera
-    hw = cfg.warp_hw
-    clip = read_clip(video.path, FrameSelection.of(c), hw, c.resize)
+    hw = cfg.warp_hw(video)
+    clip = read_clip(video.path, FrameSelection.of(cfg), hw, c.resize)
     depth = load_depth(depth_dir(cfg.work_dir, video.name) / "depth.npz", clip.frames.shape[:3])
     return Scene(clip, depth, intrinsics(hw[0], hw[1], c.intrinsics, c.fov_deg, c.focal, c.cx, c.cy),
                  scene_radius(depth[0], c.radius_scale, c.max_radius))
@@ -179,14 +179,14 @@ def _warp_item(cfg: Config, device, quiet: bool, folder: Path, *, video: VideoSp
                ) -> tuple[list[str], dict]:
     """Warp one video along one trajectory at the warp size; write the render, masks and cameras at the model size."""
     c = cfg.camera
-    hw, model_hw = cfg.warp_hw, (c.height, c.width)
+    hw, model_hw = cfg.warp_hw(video), cfg.model_hw(video)
     clip, depth, K, radius = load_scene(cfg, video)
     s2t = trajectory_source_to_target(traj, len(clip.frames), radius, c.r_spline)  # spread over the whole clip
     render, visibility, visible = render_path(cfg, clip.frames, depth, K, s2t, device, model_hw, progress=not quiet)
     frac = visibility.reshape(len(visibility), -1).mean(1)
     check_visible(frac, cfg.warp.min_visible_warn, f"trajectory '{traj.name}', video '{video.name}'", get_logger())
     # the input as the model sees it
-    source = clip.frames if hw == model_hw else read_clip(video.path, FrameSelection.of(c), model_hw, c.resize).frames
+    source = clip.frames if hw == model_hw else read_clip(video.path, FrameSelection.of(cfg), model_hw, c.resize).frames
     c2w = invert_rigid(s2t)
     # Written side by side: the encoders are ffmpeg processes and zlib releases the GIL, so the three videos, two
     # archives and the plot overlap instead of adding up.
@@ -201,7 +201,7 @@ def _warp_item(cfg: Config, device, quiet: bool, folder: Path, *, video: VideoSp
         for job in jobs:
             job.result()
     write_json(folder / "cameras.json", {
-        "K": K.tolist(), "width": hw[1], "height": hw[0], "model_width": c.width, "model_height": c.height,
+        "K": K.tolist(), "width": hw[1], "height": hw[0], "model_width": model_hw[1], "model_height": model_hw[0],
         "scene_radius": radius,
         "convention": "OpenCV axes (x right, y down, z forward); source_to_target maps points in the source camera "
                       "frame to the target camera frame; camera_to_world is its inverse with the world = the "

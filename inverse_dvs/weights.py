@@ -126,48 +126,28 @@ def download(needs: list[ModelNeed]) -> list[Path]:
     return out
 
 
-def size_problem(transformer, spatial: int, temporal: int, num_frames: int, height: int, width: int) -> str | None:
-    """Why the model cannot run num_frames × height × width per call (config.Config.model_frames: the clip, or one
-    window of a longer one), or None. transformer: the transformer's config
-    (a dict or diffusers' FrozenDict); spatial, temporal: the VAE's compression factors. A transformer with learned
-    positional embeddings (CogVideoX-5B-I2V) runs only at its configured size; any CogVideoX needs 1 + temporal·n
-    frames and sides that are multiples of spatial × patch size."""
-    sf = transformer["sample_frames"]
-    sh, sw = transformer["sample_height"] * spatial, transformer["sample_width"] * spatial
-    if transformer.get("use_learned_positional_embeddings"):
-        if (height, width, num_frames) != (sh, sw, sf):
-            return (f"the model's transformer only runs at {sf} frames of {sh}×{sw} (learned positional embeddings; "
-                    f"the real CogVideoX-5B-I2V is 49×480×720), but the config gives it {num_frames} frames "
-                    f"(camera.num_frames, or camera.window for a longer clip) of {height}×{width}. Set "
-                    f"camera.num_frames: {sf} (a longer clip or `all` runs in windows of camera.window: {sf}), "
-                    f"camera.height: {sh}, camera.width: {sw} (the shared resize policy camera.resize crops or pads "
-                    "the video to it) and rerun from the depth stage.")
-        return None
-    side = spatial * transformer.get("patch_size", 2)
-    if (num_frames - 1) % temporal or height % side or width % side:
-        return (f"the config gives the model {num_frames} frames (camera.num_frames, or camera.window for a longer "
-                f"clip) of {height}×{width}, but it needs 1 + "
-                f"{temporal}·n frames and sides that are multiples of {side} (its default is {sf} frames of "
-                f"{sh}×{sw}).")
-    return None
-
-
 def component_config(model: str, component: str) -> dict:
     """The config.json of one component (`transformer`, `vae`, …) of a diffusers model folder or cached hub id, read
-    without loading any weights."""
+    without loading any weights (`scheduler`: its scheduler_config.json)."""
     import json
 
-    return json.loads((Path(resolve_model(model)) / component / "config.json").read_text(encoding="utf-8"))
+    name = "scheduler_config.json" if component == "scheduler" else "config.json"
+    return json.loads((Path(resolve_model(model)) / component / name).read_text(encoding="utf-8"))
 
 
-def model_size_problem(model: str, num_frames: int, height: int, width: int) -> str | None:
-    """`size_problem` from the model's config files on disk (no weights loaded; None when they are not there)."""
+def read_backbone(model: str):
+    """The core.backbone.Backbone of a video model from its config files on disk (no weights loaded); None when
+    they are not on this machine. Raises core.backbone.UnknownBackbone when they describe no known family, or
+    cannot be read."""
+    from .core.backbone import UnknownBackbone, detect
+
     try:
-        transformer, vae = component_config(model, "transformer"), component_config(model, "vae")
-    except (WeightsMissingError, OSError, ValueError):
-        return None  # missing weights are reported on their own; an unreadable config fails at load
-    spatial = 2 ** (len(vae.get("block_out_channels", [0, 0, 0, 0])) - 1)
-    return size_problem(transformer, spatial, vae.get("temporal_compression_ratio", 4), num_frames, height, width)
+        configs = [component_config(model, c) for c in ("transformer", "vae", "scheduler")]
+    except (WeightsMissingError, FileNotFoundError):
+        return None
+    except (OSError, ValueError) as exc:
+        raise UnknownBackbone(f"its config files cannot be read ({type(exc).__name__}: {exc})") from None
+    return detect(*configs)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,10 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--width", type=int, default=720)
     p.add_argument("--fov", type=float, default=60.0, help="horizontal field of view in degrees")
     p.add_argument("--fps", type=float, default=8.0)
+    p.add_argument("--name", default="demo", help="file stem: NAME.mp4, NAME_depth.npz, NAME_camera.json")
     p.add_argument("--force", action="store_true")
     a = p.parse_args(argv)
     out = Path(a.out)
-    video, depth_path, cam_path = out / "demo.mp4", out / "demo_depth.npz", out / "demo_camera.json"
+    video, depth_path, cam_path = out / f"{a.name}.mp4", out / f"{a.name}_depth.npz", out / f"{a.name}_camera.json"
     params = {"frames": a.frames, "height": a.height, "width": a.width, "fov_deg": a.fov, "fps": a.fps}
     if not a.force and video.exists() and depth_path.exists() and cam_path.exists():
         if json.loads(cam_path.read_text()).get("params") == params:

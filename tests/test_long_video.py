@@ -124,16 +124,18 @@ def test_a_97_frame_clip_runs_in_three_windows_resumes_after_a_kill_and_repeats_
 
 
 def test_a_clip_shorter_than_one_window_is_refused_unless_padded(tmp_path, tiny_checkpoints, demo_video, capsys):
-    """num_frames: all on a 49-frame video with a window of 53 frames: exit 2 naming the video and its frame count."""
+    """num_frames: all on a 49-frame video with a window of 65 frames (the tiny CogVideoX1.5, which takes 1 + 16k):
+    exit 2 naming the video and its frame count."""
     cfg = tiny_run_config(tmp_path, tiny_checkpoints, f"{{path: {demo_video}, name: demo, prompt: a}}",
-                          "camera: {num_frames: all, height: 96, width: 144, window: 53}")
+                          "camera: {num_frames: all, height: auto, width: auto, window: 65}\n"
+                          f"inversion: {{model: {tiny_checkpoints / 'tiny-cogvideox15-i2v'}}}")
     assert preflight.main(["--config", cfg]) == 2
     err = capsys.readouterr().err
     assert str(demo_video) in err and "has 49 frames" in err and "camera.pad_short" in err
     assert depth.main(["--config", cfg, "--quiet"]) == 2
     assert depth.main(["--config", cfg, "--quiet", "--set", "camera.pad_short=true"]) == 0
     with np.load(tmp_path / "out/depths/demo/depth.npz") as z:
-        assert z["depth"].shape[0] == 53
+        assert z["depth"].shape == (65, 128, 192)  # 96×144 (aspect 1.5) at the tiny 1.5's auto size
 
 
 @pytest.mark.parametrize(("setting", "words"), [

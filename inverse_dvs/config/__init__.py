@@ -26,6 +26,7 @@ from .schema import (
     RunConfig,
     SLMConfig,
     TrajectorySpec,
+    UnresolvedAuto,
     VideoSpec,
     WarpConfig,
     json_ready,
@@ -34,5 +35,5 @@ from .schema import (
 
 __all__ = ["METHOD_PRESETS", "PROJECT_ROOT", "REFERENCE_NEGATIVE_PROMPT", "SECTIONS", "CameraConfig", "CaptionConfig",
            "Config", "DepthConfig", "EvalConfig", "InferenceConfig", "InversionConfig", "ModelConfig", "RunConfig",
-           "SLMConfig", "TrajectorySpec", "VideoSpec", "WarpConfig", "config_reference", "json_ready", "load_config",
-           "read_prompt", "resolve_path", "section_dict", "select"]
+           "SLMConfig", "TrajectorySpec", "UnresolvedAuto", "VideoSpec", "WarpConfig", "config_reference", "json_ready",
+           "load_config", "read_prompt", "resolve_path", "section_dict", "select"]

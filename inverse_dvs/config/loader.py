@@ -257,7 +257,56 @@ def load_config(path: str | Path = "config.yml", overrides: typing.Sequence[str]
     cfg = Config(videos=_build_videos(data["videos"], base), trajectories=_build_trajectories(data["trajectories"]),
                  source=str(path), base_dir=str(base), method=method, custom=tuple(custom), **sections)
     cfg = resolve_paths(cfg, base)
+    cfg = _resolve_backbone(cfg)
     _cross_checks(cfg)
+    return cfg
+
+
+def _resolve_backbone(cfg: Config) -> Config:
+    """Read the video model's family from its config files (`weights.read_backbone`) when they are on this machine:
+    resolve the camera's `auto` keys that do not depend on the video, check explicit sizes and frame counts against
+    the family, and turn the official LoRA off for a family it was not trained for. Without the files, `auto` keys
+    stay `auto` (stages that need them say so; `weights download` still works)."""
+    import logging
+
+    from ..core.backbone import UnknownBackbone
+    from ..weights import read_backbone
+
+    c = cfg.camera
+    if (c.height == "auto") != (c.width == "auto"):
+        raise ConfigError(f"config keys 'camera.height' ({c.height}) and 'camera.width' ({c.width}): set both to "
+                          "`auto` (the model's size for each video's aspect) or both to numbers.")
+    try:
+        bb = read_backbone(cfg.inversion.model)
+    except UnknownBackbone as exc:
+        raise ConfigError(f"config key 'inversion.model' is '{cfg.inversion.model}', but {exc} Point it at a "
+                          "CogVideoX-5B-I2V or CogVideoX1.5-5B-I2V checkpoint (README → Backbones).") from None
+    if bb is None:
+        return cfg
+    auto = {k: bb.default_frames for k in ("num_frames", "window") if getattr(c, k) == "auto"}
+    if c.height == "auto" and bb.fixed:
+        auto["height"], auto["width"] = bb.table_hw
+    cfg = dataclasses.replace(cfg, camera=dataclasses.replace(c, **auto), backbone=bb)
+    c = cfg.camera
+    if c.height != "auto" and (problem := bb.size_problem(c.height, c.width)):
+        raise ConfigError(problem)
+    if c.window != "auto" and c.num_frames != "auto":
+        key = "camera.window" if cfg.may_window else "camera.num_frames"
+        if problem := bb.frames_problem(cfg.model_frames, key):
+            raise ConfigError(problem)
+    if c.warp_size and c.height == "auto" and "camera.warp_size" not in dict(cfg.custom):
+        logging.getLogger("inverse_dvs").info(
+            "method: reference warps at camera.warp_size %s, the official code's decode size for CogVideoX-5B-I2V's "
+            "480×720; with %s and `auto` sizes each video is warped at its own model size instead.", c.warp_size,
+            bb.name)
+        cfg = dataclasses.replace(cfg, camera=dataclasses.replace(c, warp_size=None))
+    if cfg.model.lora and cfg.method == "reference" and not bb.family.reference_lora \
+            and "model.lora" not in dict(cfg.custom):
+        logging.getLogger("inverse_dvs").warning(
+            "method: reference loads the official code's LoRA (%s), which was trained for CogVideoX-5B-I2V only; "
+            "inversion.model is %s, so the LoRA is off. Set model.lora to a LoRA made for it to use one.",
+            cfg.model.lora, bb.name)
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, lora=None, lora_weight_name=None))
     return cfg
 
 
@@ -279,11 +328,14 @@ def _cross_checks(cfg: Config) -> None:
                                   f"⌊steps·strength⌋ = {int(n * s)} leaves no sampling step, so no t_start can be "
                                   "reached; raise steps or strength (paper: 50 steps, strength 0.95).")
     c = cfg.camera
-    if c.overlap >= c.window:
+    if c.window != "auto" and c.overlap >= c.window:
         raise ConfigError(f"config key 'camera.overlap' is {c.overlap}, but camera.window is {c.window}: each window "
                           "must add new frames. Use an overlap of 1 + 4m frames below the window, e.g. 9.")
-    wh, ww = cfg.warp_hw
-    if c.resize != "stretch" and abs(wh / ww - c.height / c.width) > 0.01:
+    if c.warp_size and c.height == "auto" and cfg.backbone is not None:  # (without it, `auto` fails where used)
+        raise ConfigError(f"config key 'camera.warp_size' {c.warp_size} needs explicit camera.height and camera.width: "
+                          "with `auto` each video gets the model size of its own aspect. Set both, or warp_size: null.")
+    if c.warp_size and c.height != "auto" and c.resize != "stretch" \
+            and abs(c.warp_size[0] / c.warp_size[1] - c.height / c.width) > 0.01:
         raise ConfigError(f"config key 'camera.warp_size' {c.warp_size} has another aspect than camera.height × width "
                           f"({c.height}×{c.width}); the render would be stretched to it. Set camera.resize: stretch "
                           "(what the official code does) or a warp_size with the same aspect.")

@@ -12,12 +12,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..infra.errors import ConfigError
+from ..infra.errors import ConfigError, UserError
 
 METHODS = ("paper", "reference")
 NAME_RE = re.compile(r"^[^\W_][\w.-]*$")  # letters (any script), digits, '_', '.', '-': it becomes a folder name
 MAX_SIDE = 4096  # camera.height/width: beyond any video model's size
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a 64-bit integer
+
+
+class UnresolvedAuto(UserError):
+    """A camera key is `auto`, and the video model's config files, which decide it, are not on this machine."""
+
+    def __init__(self, key: str, model: str):
+        super().__init__(f"config key '{key}' is auto, which the video model's own config files decide, and those of "
+                         f"inversion.model '{model}' are not on this machine. Fetch the model with `python -m "
+                         "inverse_dvs.weights download --config <your config>`, or set camera.height, camera.width, "
+                         "camera.num_frames and camera.window explicitly (README → Backbones).")
 
 
 def check_value(cond: bool, key: str, value: Any, allowed: str) -> None:
@@ -42,7 +52,8 @@ def _seed(key: str, v: Any) -> None:
 
 
 def _side(key: str, v: Any) -> None:
-    check_value(0 < v <= MAX_SIDE and v % 16 == 0, key, v, f"a positive multiple of 16 up to {MAX_SIDE}")
+    check_value(v == "auto" or (isinstance(v, int) and 0 < v <= MAX_SIDE and v % 16 == 0), key, v,
+                f"'auto' or a positive multiple of 16 up to {MAX_SIDE}")
 
 
 def _non_negative(key: str, v: Any) -> None:
@@ -162,13 +173,15 @@ class DepthConfig:
 
 @dataclass(frozen=True)
 class CameraConfig:
-    num_frames: int | str = _opt(default=49, check=lambda k, v: check_value(
-        v == "all" or (isinstance(v, int) and v > 0), k, v, "a positive integer or 'all'"),
-        doc="frames of the clip (after `start`, `stride`), or `all`; a clip longer than `window` runs in overlapping "
-            "windows (README → Long videos)")
-    window: int = _opt(default=49, check=lambda k, v: check_value(v > 0 and (v - 1) % 4 == 0, k, v,
-                                                                 "1 + 4m frames (the VAE compresses time by 4)"),
-                       doc="frames per model call (CogVideoX-5B-I2V: 49)")
+    num_frames: int | str = _opt(default="auto", check=lambda k, v: check_value(
+        v in ("auto", "all") or (isinstance(v, int) and v > 0), k, v, "a positive integer, 'auto' or 'all'"),
+        doc="frames of the clip (after `start`, `stride`); `auto`: the model's own count (CogVideoX-5B-I2V 49, "
+            "CogVideoX1.5 81); `all`: the whole clip. A clip longer than `window` runs in overlapping windows "
+            "(README → Long videos)")
+    window: str | int = _opt(default="auto", check=lambda k, v: check_value(
+        v == "auto" or (isinstance(v, int) and v > 0 and (v - 1) % 4 == 0), k, v,
+        "'auto' or 1 + 4m frames (the VAE compresses time by 4) that the model takes"),
+        doc="frames per model call; `auto`: the model's own count (README → Backbones)")
     overlap: int = _opt(default=9, check=lambda k, v: check_value(v > 0 and (v - 1) % 4 == 0, k, v,
                                                                   "1 + 4m frames (9, 13, 17, …) below camera.window, "
                                                                   "so a hand-over ends on a latent-frame boundary"),
@@ -179,8 +192,11 @@ class CameraConfig:
     stitch: str = _opt(default="crossfade", check=_choice("crossfade", "previous"),
                        doc="over each overlap, output.mp4 blends linearly from window w−1 to w (`crossfade`) or "
                            "keeps window w−1's frames (`previous`)")
-    height: int = _opt(default=480, check=_side, doc="model height (CogVideoX-5B-I2V only runs at 480×720)")
-    width: int = _opt(default=720, check=_side, doc="model width")
+    height: str | int = _opt(default="auto", check=_side,
+                             doc="model height; `auto`: the model's size for each video's aspect (CogVideoX-5B-I2V: "
+                                 "480×720 through `resize`; CogVideoX1.5: the largest allowed size at the video's "
+                                 "aspect, e.g. 768×1360 or 1360×768). README → Backbones")
+    width: str | int = _opt(default="auto", check=_side, doc="model width; `auto`: see `height`")
     start: int = _opt(default=0, check=_non_negative, doc="first source frame")
     stride: int = _opt(default=1, check=_positive, doc="take every stride-th frame")
     pad_short: bool = _opt(default=False, doc="repeat the last frame of videos too short for num_frames (with "
@@ -363,20 +379,41 @@ class Config:
     method: str = "paper"
     # (dotted key, value) of every preset key whose configured value differs from the method's preset
     custom: tuple[tuple[str, Any], ...] = ()
+    # core.backbone.Backbone of inversion.model, read from its config files at load (None: not on this machine)
+    backbone: Any = None
 
     def video(self, name: str) -> VideoSpec:
         return next(v for v in self.videos if v.name == name)
 
-    @property
-    def warp_hw(self) -> tuple[int, int]:
+    def model_hw(self, video: VideoSpec) -> tuple[int, int]:
+        """(height, width) the model runs this video at: camera.height/width, or with `auto` the backbone's size
+        for the video's aspect (`core.backbone.Backbone.auto_size`; a fixed-size model's `auto` is resolved at
+        load)."""
+        c = self.camera
+        if c.height != "auto":
+            return c.height, c.width
+        from ..infra.video_io import probe_video
+
+        return self._backbone("camera.height").auto_size(probe_video(video.path).size)
+
+    def warp_hw(self, video: VideoSpec) -> tuple[int, int]:
         """Size the source is decoded, given depth and warped at."""
         c = self.camera
-        return tuple(c.warp_size) if c.warp_size else (c.height, c.width)
+        return tuple(c.warp_size) if c.warp_size else self.model_hw(video)
+
+    def _backbone(self, key: str):
+        """The backbone, or UserError: `key` is `auto` and the model's config files are not on this machine."""
+        if self.backbone is None:
+            raise UnresolvedAuto(key, self.inversion.model)
+        return self.backbone
 
     @property
     def may_window(self) -> bool:
         """Whether a clip can be longer than one window (`camera.num_frames` all, or above `camera.window`)."""
         c = self.camera
+        for key in ("num_frames", "window"):
+            if getattr(c, key) == "auto":
+                raise UnresolvedAuto(f"camera.{key}", self.inversion.model)
         return c.num_frames == "all" or c.num_frames > c.window
 
     @property

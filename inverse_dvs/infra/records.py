@@ -20,7 +20,7 @@ from .artifacts import input_hashes, read_meta, sha256, upstream
 from .layout import caption_dir, depth_dir, render_file, result_dir
 
 
-def depth_depends(cfg: Config) -> dict:
+def depth_depends(cfg: Config, video: VideoSpec) -> dict:
     """The depth stage: backend settings, frame selection, resize policy and the size depth is computed at."""
     d = cfg.depth
     backend_keys = {"depth_anything": ("model",), "npz": ("npz_path", "npz_kind", "npz_key"), "ground_truth": ()}
@@ -29,7 +29,7 @@ def depth_depends(cfg: Config) -> dict:
         keys += ("mapping",) + (("near", "far", "stabilize", "ema") if d.mapping == "percentile" else ())
     depth = {k: getattr(d, k) for k in keys}
     camera = {k: getattr(cfg.camera, k) for k in ("num_frames", "start", "stride", "pad_short", "resize")}
-    return {"depth": depth, "camera": camera, "size": list(cfg.warp_hw)}
+    return {"depth": depth, "camera": camera, "size": list(cfg.warp_hw(video))}
 
 
 def depth_source(cfg: Config, video_path: str) -> Path | None:
@@ -124,7 +124,7 @@ def depth_chain(cfg: Config, video: VideoSpec, traj: TrajectorySpec) -> dict[str
     if traj.file or traj.poses:
         files["trajectory"] = traj.file or traj.poses
     hashes = input_hashes(files)
-    return hashes | upstream(ddir, "depth", depth_depends(cfg), {"depth": ddir / "depth.npz"},
+    return hashes | upstream(ddir, "depth", depth_depends(cfg, video), {"depth": ddir / "depth.npz"},
                              {"video": hashes["video"]}, what=f"depth of video '{video.name}'")
 
 

@@ -33,11 +33,17 @@ class FrameSelection:
     min_frames: int = 1  # num_frames None: fewer frames are an error, or padded to this many (pad_short)
 
     @classmethod
-    def of(cls, camera) -> FrameSelection:
-        """The frames `camera.num_frames/start/stride/pad_short` select (config.CameraConfig); `num_frames: all`
-        takes every frame, and at least one `camera.window`."""
+    def of(cls, cfg) -> FrameSelection:
+        """The frames `camera.num_frames/start/stride/pad_short` of a config (config.Config) select; `num_frames:
+        all` takes every frame, and at least one `camera.window` (UserError while either is an unresolved `auto`)."""
+        from ..config import UnresolvedAuto
+
+        camera = cfg.camera
+        for key in ("num_frames",) + (("window",) if camera.num_frames == "all" else ()):
+            if getattr(camera, key) == "auto":
+                raise UnresolvedAuto(f"camera.{key}", cfg.inversion.model)
         n = None if camera.num_frames == "all" else camera.num_frames
-        return cls(n, camera.start, camera.stride, camera.pad_short, camera.window)
+        return cls(n, camera.start, camera.stride, camera.pad_short, camera.window if n is None else 1)
 
     def available(self, n_available: int) -> int:
         """Frames a video of `n_available` frames has from `start` on, at `stride`."""

@@ -131,20 +131,40 @@ def rotary_embeddings(pipe, latent_frames: int, height: int, width: int, device:
     return pipe._prepare_rotary_positional_embeddings(height * s, width * s, latent_frames, device)
 
 
-def warm_up(pipe, batch_sizes: tuple[int, ...] = (1, 2)) -> None:
+def latent_padding(pipe, latent_frames: int) -> int:
+    """Latent frames put in front of `latent_frames` so the transformer's temporal patch (`patch_size_t`,
+    CogVideoX1.5: 2) divides them, as diffusers' pipeline pads: 21 → 22; 0 without a temporal patch."""
+    p = pipe.transformer.config.patch_size_t
+    return (-latent_frames) % p if p else 0
+
+
+def ofs_embedding(pipe, batch: int, device: torch.device) -> torch.Tensor | None:
+    """The `ofs` input of a transformer with an ofs embedding (CogVideoX1.5-I2V: 2.0, the value diffusers' pipeline
+    passes), one per batch element; None for one without (CogVideoX-5B-I2V)."""
+    if not pipe.transformer.config.ofs_embed_dim:
+        return None
+    from ..core.backbone import of_pipeline
+
+    return torch.full((batch,), of_pipeline(pipe).family.ofs, device=device, dtype=torch.float32)
+
+
+def warm_up(pipe, frames: int, height: int, width: int, batch_sizes: tuple[int, ...] = (1, 2)) -> None:
     """One transformer pass per batch size (1: inversion or sampling without CFG, 2: CFG sampling) on zeros of the
-    model's own shapes, so compilation happens here and not inside the first item."""
+    run's shapes (frames × height × width, the latent frames padded as the sampler pads them), so compilation happens
+    here and not inside the first item."""
     cfg = pipe.transformer.config
     dev, dtype = execution_device(pipe), pipe.transformer.dtype
-    t = (cfg.sample_frames - 1) // pipe.vae_scale_factor_temporal + 1
-    rotary = rotary_embeddings(pipe, t, cfg.sample_height, cfg.sample_width, dev)
+    t = (frames - 1) // pipe.vae_scale_factor_temporal + 1
+    t += latent_padding(pipe, t)
+    h, w = height // pipe.vae_scale_factor_spatial, width // pipe.vae_scale_factor_spatial
+    rotary = rotary_embeddings(pipe, t, h, w, dev)
     for b in batch_sizes:
-        hidden = torch.zeros(b, t, cfg.in_channels, cfg.sample_height, cfg.sample_width, device=dev, dtype=dtype)
+        hidden = torch.zeros(b, t, cfg.in_channels, h, w, device=dev, dtype=dtype)
         text = torch.zeros(b, cfg.max_text_seq_length, cfg.text_embed_dim, device=dev, dtype=dtype)
         with torch.inference_mode():
             pipe.transformer(hidden_states=hidden, encoder_hidden_states=text,
                              timestep=torch.full((b,), 999, device=dev, dtype=torch.long), image_rotary_emb=rotary,
-                             return_dict=False)
+                             ofs=ofs_embedding(pipe, b, dev), return_dict=False)
     synchronize(dev)
 
 
@@ -183,6 +203,7 @@ class LazyPipeline:
         self.embeddings: dict[str, torch.Tensor] = {}  # text → T5 embedding [1, L, D], for every stage
         self._pipe = Lazy(self._load, f"the video model {cfg.inversion.model}", _oom_advice)
         self._warm: set[int] = set()
+        self.backbone = None  # core.backbone.Backbone of the loaded model
 
     @property
     def compiled(self) -> bool:
@@ -205,7 +226,6 @@ class LazyPipeline:
             from diffusers.utils import logging as diffusers_logging
 
             diffusers_logging.disable_progress_bar()
-        c = self.cfg.camera
         t0 = time.perf_counter()
         if self._build is not None:
             pipe = self._build()
@@ -213,10 +233,10 @@ class LazyPipeline:
         else:
             pipe = load_pipeline(self.cfg.inversion.model, self.cfg.model, self.device, self.dtype, self.stats,
                                  self.vae_tiling)
-        check_size(pipe, self.cfg.model_frames, c.height, c.width)
+        self.backbone = check_backbone(pipe, self.cfg)
         self.stats.extra["load_seconds"] = round(time.perf_counter() - t0, 2)
-        self.log.info("%s: model %s loaded in %.1f s (%d load(s) in this process; VAE tiling %s)", self.stage,
-                      self.cfg.inversion.model, self.stats.extra["load_seconds"], self.stats.loads,
+        self.log.info("%s: model %s (%s) loaded in %.1f s (%d load(s) in this process; VAE tiling %s)", self.stage,
+                      self.cfg.inversion.model, self.backbone.name, self.stats.extra["load_seconds"], self.stats.loads,
                       "on" if self.vae_tiling else "off")
         if self._no_compile_reason:
             self.log.warning("%s: run.compile is auto, but the transformer blocks run eager here: %s.", self.stage,
@@ -232,7 +252,7 @@ class LazyPipeline:
             n = len(pipe.transformer.transformer_blocks)
             if not self._warm:
                 compile_blocks(pipe, backend)
-            warm_up(pipe, tuple(batch_sizes))
+            warm_up(pipe, *warm_up_size(self.cfg, pipe), tuple(batch_sizes))
         except Exception as exc:  # any compiler failure (or OOM while compiling): same model, eager
             import torch._dynamo as dynamo
 
@@ -287,14 +307,33 @@ def lazy_pipeline(cfg, state, log) -> LazyPipeline:
     return LazyPipeline(cfg, device, torch_dtype(cfg.run.dtype, device), ModelStats(), log)
 
 
-def check_size(pipe, num_frames: int, height: int, width: int) -> None:
-    """UserError unless the loaded model runs at this size (`weights.size_problem`)."""
-    from ..weights import size_problem
+def check_backbone(pipe, cfg):
+    """The loaded model's core.backbone.Backbone; UserError when it is no known family, or the config's frame
+    count or explicit size is not one it runs at (the config loader checks the same from the files on disk; this
+    covers a model built in the process, e.g. the benchmarks' random weights)."""
+    from ..core.backbone import UnknownBackbone, of_pipeline
 
-    problem = size_problem(pipe.transformer.config, pipe.vae_scale_factor_spatial, pipe.vae_scale_factor_temporal,
-                           num_frames, height, width)
+    try:
+        bb = of_pipeline(pipe)
+    except UnknownBackbone as exc:
+        raise UserError(f"the video model '{cfg.inversion.model}': {exc}") from None
+    c = cfg.camera
+    key = "camera.window" if cfg.may_window else "camera.num_frames"
+    problem = bb.frames_problem(cfg.model_frames, key) or (c.height != "auto" and bb.size_problem(c.height, c.width))
     if problem:
         raise UserError(problem)
+    return bb
+
+
+def warm_up_size(cfg, pipe) -> tuple[int, int, int]:
+    """(frames, height, width) the compile warm-up runs at: the config's, or with `auto` sizes the largest
+    landscape size (a video of another aspect compiles its shapes on its first call)."""
+    c = cfg.camera
+    if c.height != "auto":
+        return cfg.model_frames, c.height, c.width
+    from ..core.backbone import of_pipeline
+
+    return (cfg.model_frames, *of_pipeline(pipe).auto_size((9, 16)))
 
 
 def execution_device(pipe) -> torch.device:
@@ -337,18 +376,23 @@ def _encode(pipe, pixels: torch.Tensor, posterior: str, generator: torch.Generat
 
 def encode_video(pipe, frames: np.ndarray, posterior: str = "mode",
                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """frames [T, H, W, 3] uint8 → scaled latents x0 [1, t, C, h, w] float32 (t = (T − 1)/4 + 1)."""
+    """frames [T, H, W, 3] uint8 → scaled latents x0 [1, p + t, C, h, w] float32 in the transformer's layout:
+    t = (T − 1)/4 + 1 latent frames, after p = `latent_padding` copies of the first one (CogVideoX1.5: 21 → 22; the
+    padding frame sits where diffusers' pipeline puts it, under the image condition, and `decode` drops it)."""
     dev, dtype = execution_device(pipe), pipe.vae.dtype
     with torch.inference_mode():
         z = _encode(pipe, _to_pixels(frames, dev, dtype), posterior, generator)
-    return (z.float() * pipe.vae_scaling_factor_image).clone()
+    z = z.float() * pipe.vae_scaling_factor_image
+    pad = latent_padding(pipe, z.shape[1])
+    return (torch.cat([z[:, :1]] * pad + [z], dim=1) if pad else z).clone()
 
 
 def encode_image_latents(pipe, first_frame: np.ndarray, latent_frames: int, posterior: str = "mode",
                          generator: torch.Generator | None = None) -> torch.Tensor:
     """The I2V condition, as the pipeline builds it: the first frame encoded on its own, then zero latent frames.
 
-    first_frame [H, W, 3] uint8 → [1, t, C, h, w] float32.
+    first_frame [H, W, 3] uint8 → [1, t, C, h, w] float32; t: the latent frames with their padding (`encode_video`),
+    so the image is over the padding frame where there is one, as in diffusers' pipeline.
     """
     dev, dtype = execution_device(pipe), pipe.vae.dtype
     with torch.inference_mode():
@@ -481,10 +525,12 @@ def sampling_cache(pipe, name: str, clock: StepClock):
             b._compiled_call_impl = impl
 
 
-def decode(pipe, latents: torch.Tensor) -> np.ndarray:
-    """Scaled latents [1, t, C, h, w] → frames [T, H, W, 3] uint8."""
+def decode(pipe, latents: torch.Tensor, padding: int = 0) -> np.ndarray:
+    """Scaled latents [1, padding + t, C, h, w] → frames [T, H, W, 3] uint8 of the t real latent frames (the
+    `padding` frames in front, `encode_video`'s, are dropped as diffusers' pipeline drops them)."""
     with torch.inference_mode():
-        z = latents.to(execution_device(pipe), pipe.vae.dtype).permute(0, 2, 1, 3, 4) / pipe.vae_scaling_factor_image
+        z = latents[:, padding:].to(execution_device(pipe), pipe.vae.dtype).permute(0, 2, 1, 3, 4) \
+            / pipe.vae_scaling_factor_image
         video = pipe.vae.decode(z).sample  # [1, 3, T, H, W] in [-1, 1]
     frames = ((video[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return frames.permute(1, 2, 3, 0).cpu().numpy()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..models.cogvideo import ModelStats, StepClock, execution_device, rotary_embeddings
+from ..models.cogvideo import ModelStats, StepClock, execution_device, ofs_embedding, rotary_embeddings
 
 VFn = Callable[[torch.Tensor, int], torch.Tensor]
 
@@ -18,10 +18,13 @@ def model_v(pipe, image_latents: torch.Tensor, embeddings: torch.Tensor, stats: 
     """The transformer's v-predictions for a batch of B latents x [B, t, C, h, w] at timestep t, float32.
 
     image_latents: the I2V condition [1, t, C, h, w], repeated for the batch; embeddings: [B, L, D], one prompt
-    embedding per latent. `stats` counts the passes (NFE); `clock` receives each call's timestep (for cache hooks)."""
+    embedding per latent. x and image_latents are in the transformer's layout, latent frames padded to its temporal
+    patch (`cogvideo.encode_video`); a transformer with an `ofs` embedding gets it on every call (CogVideoX1.5).
+    `stats` counts the passes (NFE); `clock` receives each call's timestep (for cache hooks)."""
     dev, dtype = execution_device(pipe), pipe.transformer.dtype
     batch = embeddings.shape[0]
     rotary = rotary_embeddings(pipe, image_latents.shape[1], *image_latents.shape[-2:], dev)
+    ofs = ofs_embedding(pipe, batch, dev)
     enc = embeddings.to(dtype)
     img = (torch.cat([image_latents] * batch) if batch > 1 else image_latents).to(dev, dtype)
 
@@ -32,7 +35,7 @@ def model_v(pipe, image_latents: torch.Tensor, embeddings: torch.Tensor, stats: 
             clock.t = int(t)
         with torch.inference_mode(), pipe.transformer.cache_context("cond_uncond"):
             out = pipe.transformer(hidden_states=hidden, encoder_hidden_states=enc, timestep=ts,
-                                   image_rotary_emb=rotary, return_dict=False)[0].float()
+                                   image_rotary_emb=rotary, ofs=ofs, return_dict=False)[0].float()
         stats.nfe += hidden.shape[0]
         return out
 

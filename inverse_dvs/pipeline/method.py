@@ -34,6 +34,7 @@ from ..models.cogvideo import (
     decode,
     encode_image_latents,
     encode_video,
+    latent_padding,
     sampling_cache,
     sampling_latents,
     synchronize,
@@ -43,8 +44,9 @@ from .schedule import PointPlan
 
 
 class Encoded(NamedTuple):
-    x0: torch.Tensor  # float [1, t, C, h, w]: the render's VAE latents
-    image_latents: torch.Tensor  # float [1, t, C, h, w]: the I2V condition (the first frame, then zero frames)
+    x0: torch.Tensor  # float [1, p + t, C, h, w]: the render's VAE latents after p padding frames (encode_video)
+    image_latents: torch.Tensor  # float [1, p + t, C, h, w]: the I2V condition (the first frame, then zero frames)
+    padding: int = 0  # p: latent frames in front that are no frame of the video (CogVideoX1.5: 1)
 
 
 class Output(NamedTuple):
@@ -62,11 +64,12 @@ def encode_render(pipe, frames: np.ndarray, posterior: str, seed: int) -> Encode
     first, from one generator seeded with `seed`; `reference` (official) x0 the mode and the image latent a sample
     from a fresh generator seeded with `seed`, as diffusers' I2V `prepare_latents` draws it."""
     gen = generator(seed, "vae")
+    pad = latent_padding(pipe, (len(frames) - 1) // pipe.vae_scale_factor_temporal + 1)
     if posterior == "reference":
         x0 = encode_video(pipe, frames, "mode")
-        return Encoded(x0, encode_image_latents(pipe, frames[0], x0.shape[1], "sample", gen))
+        return Encoded(x0, encode_image_latents(pipe, frames[0], x0.shape[1], "sample", gen), pad)
     x0 = encode_video(pipe, frames, posterior, gen)
-    return Encoded(x0, encode_image_latents(pipe, frames[0], x0.shape[1], posterior, gen))
+    return Encoded(x0, encode_image_latents(pipe, frames[0], x0.shape[1], posterior, gen), pad)
 
 
 def inversion_tensors(enc: Encoded, inv: Inversion) -> dict[str, torch.Tensor]:
@@ -180,14 +183,16 @@ class InverseDVS:
         def latent(mask: np.ndarray) -> torch.Tensor:  # bool [t, h, w] → [1, t, 1, h, w] on the model's device
             return torch.from_numpy(mask).to(dev)[None, :, None]
 
-        occ = latent(masks.occluded)
-        if occ.shape[1] != x0.shape[1] or occ.shape[-2:] != x0.shape[-2:]:
+        occ = latent(masks.occluded)  # the real latent frames; x0 has `pad` padding frames in front of them
+        pad = x0.shape[1] - occ.shape[1]
+        if pad != latent_padding(p, occ.shape[1]) or occ.shape[-2:] != x0.shape[-2:]:
             raise UserError(f"masks {tuple(occ.shape)} do not match the latents {tuple(x0.shape)}; rerun warp and "
                             "invert with the same camera settings (--force).")
-        # 4. noise initialisation: SLM fills the occluded cells, then K-RNR
-        fill = partial(stochastic_latent_modulation, occluded=occ,
-                       generator=generator(pt.seed, "slm" if window == 0 else f"slm:window{window}"), mode=cfg.slm.mode,
-                       background=latent(item["background"]), occluded_eps=latent(masks.occluded_eps)) \
+        # 4. noise initialisation: SLM fills the occluded cells of the real frames, then K-RNR over the whole layout
+        fill = _real_frames(partial(
+            stochastic_latent_modulation, occluded=occ,
+            generator=generator(pt.seed, "slm" if window == 0 else f"slm:window{window}"), mode=cfg.slm.mode,
+            background=latent(item["background"]), occluded_eps=latent(masks.occluded_eps)), pad) \
             if cfg.slm.enabled else None
         try:
             x_init = noise_init(cfg.inference.noise_init, x0, eps, a_bar, fill, k=pt.k_order,
@@ -195,8 +200,9 @@ class InverseDVS:
         except NothingVisible as exc:
             raise UserError(str(exc)) from None
         # 5. region-aware CFG: guidance on occluded cells, preservation on visible ones
+        # (a padding frame starts as a copy of the first real frame, so its cells get that frame's scales)
         guidance = RegionGuidance(pt.guidance_scale, pt.preservation_scale, cfg.inference.dynamic_cfg,
-                                  len(sched.timesteps), occ)
+                                  len(sched.timesteps), torch.cat([occ[:, :1]] * pad + [occ], dim=1))
         cond, uncond = self.embeddings(prompt, cfg.inference.negative_prompt if plan.uses_cfg else None)
         clock = StepClock()
         v_fn = guided_v(p, img, cond, uncond, guidance, self.stats, clock)
@@ -212,9 +218,23 @@ class InverseDVS:
                             f"guidance {pt.guidance_scale}); nothing was written. With run.dtype: fp16 this is an "
                             "overflow: use bf16 or fp32.")
         # 6. decode
-        frames = decode(p, latents)
+        frames = decode(p, latents, pad)
         return Output(frames, sched.t_start, a_bar, len(sched.timesteps), self.stats.nfe - nfe0, round(t1 - t0, 2),
                       round(time.perf_counter() - t1, 2))
+
+
+def _real_frames(fill, pad: int):
+    """SLM over the real latent frames only: `fill` (x0, ε) → (x0, ε) applied after the `pad` padding frames in
+    front, which are passed through untouched (no mask describes them; diffusers' pipeline treats the padding frame
+    as one more latent frame and drops it after sampling)."""
+    if not pad:
+        return fill
+
+    def run(x0: torch.Tensor, eps: torch.Tensor):
+        x, e = fill(x0[:, pad:], eps[:, pad:])
+        return torch.cat([x0[:, :pad], x], dim=1), torch.cat([eps[:, :pad], e], dim=1)
+
+    return run
 
 
 @dataclass

@@ -53,7 +53,11 @@ def build(studio: Studio):
     cfg = studio.cfg
     # full: the warp stage's own render (1.5 s for 49 frames at 480×720 on 2 CPU cores, scripts/bench_studio.py);
     # half or quarter for a large camera.warp_size
-    default_size = "full" if cfg.warp_hw[0] * cfg.warp_hw[1] <= 480 * 720 else "half"
+    try:
+        largest = max(cfg.warp_hw(v)[0] * cfg.warp_hw(v)[1] for v in cfg.videos)
+    except UserError:  # a video that does not open, or an `auto` size without the model's configs: the page says
+        largest = 0
+    default_size = "full" if largest <= 480 * 720 else "half"
 
     def spec_of(mode, presets, amount, table, file_path):
         if mode == "preset":
@@ -91,8 +95,8 @@ def build(studio: Studio):
             p = studio.preview(video, spec, size)
         except UserError as exc:
             return None, gr.update(), None, f"⚠ {exc}", None
-        c = cfg.camera
-        reduced = "" if size == "full" else f"; the warp stage renders at {c.width}×{c.height}"
+        mh, mw = cfg.model_hw(studio.video(video))
+        reduced = "" if size == "full" else f"; the warp stage renders at {mw}×{mh}"
         note = (f"Preview at {p.size[1]}×{p.size[0]} ({size} size{reduced}), {len(p.render)} frames warped in "
                 f"{p.seconds:.2f} s. Lowest visible fraction {p.fractions.min():.0%} at frame "
                 f"{int(p.fractions.argmin())}.")

@@ -193,9 +193,9 @@ class Studio:
 
         scene = self.open_video(video)
         s2t = self.cameras(video, spec)
-        c = self.cfg.camera
         s = PREVIEW_SCALES[size]
-        frames, depth, K, model_hw = scene.clip.frames, scene.depth, scene.K, (c.height, c.width)
+        full_hw = self.cfg.model_hw(self.video(video))
+        frames, depth, K, model_hw = scene.clip.frames, scene.depth, scene.K, full_hw
         if s != 1.0:
             h, w = (max(16, round(x * s)) for x in frames.shape[1:3])
             frames = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames])
@@ -203,7 +203,7 @@ class Studio:
             K = K.copy()
             K[0] *= w / scene.clip.frames.shape[2]
             K[1] *= h / scene.clip.frames.shape[1]
-            model_hw = (max(16, round(c.height * s)), max(16, round(c.width * s)))
+            model_hw = (max(16, round(full_hw[0] * s)), max(16, round(full_hw[1] * s)))
         t0 = time.perf_counter()
         render, visibility, _ = render_path(self.cfg, frames, depth, K, s2t, self.device, model_hw)
         seconds = time.perf_counter() - t0

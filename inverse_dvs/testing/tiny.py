@@ -4,6 +4,8 @@
 - `tiny-cogvideox-i2v/`: a `CogVideoXImageToVideoPipeline` of the real classes (rotary + learned positional
   embeddings, 8× spatial / 4× temporal VAE, T5 encoder + tokenizer, CogVideoXDDIMScheduler with the 5B-I2V
   settings) sized for 96×144×49 videos;
+- `tiny-cogvideox15-i2v/`: the same pipeline class with CogVideoX1.5-I2V's architecture (rotary embeddings only,
+  `patch_size_t` 2, an `ofs` embedding, `invert_scale_latents`), sizes 128 × up to 224 and 1 + 16k frames (33);
 - `tiny-depth-anything/`: a `DepthAnythingForDepthEstimation` with a tiny DINOv2 backbone and its processor;
 - `tiny-smolvlm/`: an `Idefics3ForConditionalGeneration` (SmolVLM's architecture) with a byte-level tokenizer, chat
   template and image processor made here, for the caption stage;
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from functools import partial
 from pathlib import Path
 
 # The real CogVideoX-5B-I2V scheduler settings (snr_shift_scale 1.0 is the 5B value; the class default 3.0 is 2B's).
@@ -45,30 +48,50 @@ _LATENT_CHANNELS = 4
 TINY_LORA_FILE = "tiny_lora.safetensors"
 
 
-def _tiny_transformer():
+# CogVideoX1.5's architecture at toy size: rotary embeddings only, temporal patch 2, an ofs embedding, the image
+# condition divided by the VAE scale. Its positional table is 400 px (50 latent cells) a side, 1/6 of the real
+# 2400 px, so its sizes are the real rule scaled (core.backbone): shorter side 128, longer side up to 224
+# (real: 768 and 1360); 1 + 16k frames, 33 by default (real: 81).
+TINY15_TABLE, TINY15_FRAMES = 50, 33
+
+
+def _tiny_transformer(**family):
+    """The tiny transformer; `family`: the keys that make it another family's (default: CogVideoX-5B-I2V's)."""
     from diffusers import CogVideoXTransformer3DModel
 
+    arch = dict(sample_width=TINY_WIDTH // 8, sample_height=TINY_HEIGHT // 8, sample_frames=TINY_FRAMES,
+                use_rotary_positional_embeddings=True, use_learned_positional_embeddings=True) | family
     return CogVideoXTransformer3DModel(
         num_attention_heads=2, attention_head_dim=32, in_channels=2 * _LATENT_CHANNELS,
-        out_channels=_LATENT_CHANNELS, time_embed_dim=32, text_embed_dim=32, num_layers=2,
-        sample_width=TINY_WIDTH // 8, sample_height=TINY_HEIGHT // 8, sample_frames=TINY_FRAMES, patch_size=2,
-        temporal_compression_ratio=4, max_text_seq_length=_TINY_TEXT_LEN,
-        use_rotary_positional_embeddings=True, use_learned_positional_embeddings=True,
-    )
+        out_channels=_LATENT_CHANNELS, time_embed_dim=32, text_embed_dim=32, num_layers=2, patch_size=2,
+        temporal_compression_ratio=4, max_text_seq_length=_TINY_TEXT_LEN, **arch)
 
 
 def build_tiny_cogvideox(out: Path, seed: int = 0) -> Path:
+    """The tiny CogVideoX-5B-I2V (learned positional embeddings: 96×144×49 only)."""
+    return _build_tiny_pipeline(out, seed, _tiny_transformer, {})
+
+
+def build_tiny_cogvideox15(out: Path, seed: int = 0) -> Path:
+    """The tiny CogVideoX1.5-5B-I2V (rotary only, patch_size_t 2, ofs embedding, invert_scale_latents)."""
+    transformer = partial(_tiny_transformer, sample_width=TINY15_TABLE, sample_height=TINY15_TABLE,
+                          sample_frames=TINY15_FRAMES, use_learned_positional_embeddings=False, patch_size_t=2,
+                          ofs_embed_dim=32)
+    return _build_tiny_pipeline(out, seed, transformer, {"invert_scale_latents": True})
+
+
+def _build_tiny_pipeline(out: Path, seed: int, transformer, vae_family: dict) -> Path:
     import torch
     from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXImageToVideoPipeline
     from transformers import T5Config, T5EncoderModel
 
     torch.manual_seed(seed)
     latent_channels = _LATENT_CHANNELS
-    transformer = _tiny_transformer()
+    transformer = transformer()
     vae = AutoencoderKLCogVideoX(
         in_channels=3, out_channels=3, block_out_channels=(4, 4, 4, 4), latent_channels=latent_channels,
         layers_per_block=1, norm_num_groups=4, temporal_compression_ratio=4, sample_height=TINY_HEIGHT,
-        sample_width=TINY_WIDTH, scaling_factor=0.7,
+        sample_width=TINY_WIDTH, scaling_factor=0.7, **vae_family,
     )
     text_encoder = T5EncoderModel(T5Config(
         vocab_size=64, d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=4, relative_attention_num_buckets=8,
@@ -252,7 +275,8 @@ def build_tiny_clip(out: Path, seed: int = 0) -> Path:
 def build_all(root: Path, force: bool = False) -> list[Path]:
     """Build the tiny checkpoints under `root`; skip a folder that already has a complete build."""
     done = []
-    for name, fn in (("tiny-cogvideox-i2v", build_tiny_cogvideox), ("tiny-depth-anything", build_tiny_depth_anything),
+    for name, fn in (("tiny-cogvideox-i2v", build_tiny_cogvideox), ("tiny-cogvideox15-i2v", build_tiny_cogvideox15),
+                     ("tiny-depth-anything", build_tiny_depth_anything),
                      ("tiny-lora", build_tiny_lora), ("tiny-smolvlm", build_tiny_smolvlm),
                      ("tiny-clip", build_tiny_clip)):
         target = root / name
@@ -280,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m inverse_dvs.testing.tiny", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="checkpoints", help="folder that receives tiny-cogvideox-i2v/, "
-                                                          "tiny-depth-anything/, tiny-lora/, tiny-smolvlm/, tiny-clip/")
+                                                          "tiny-cogvideox15-i2v/, tiny-depth-anything/, tiny-lora/, "
+                                                          "tiny-smolvlm/, tiny-clip/")
     p.add_argument("--force", action="store_true", help="rebuild even when a complete build exists")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")

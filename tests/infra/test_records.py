@@ -6,7 +6,8 @@ from inverse_dvs.infra.records import inversion_ends, invert_depends, run_prefix
 
 def _cfg(tmp_path, *overrides):
     p = tmp_path / "c.yml"
-    p.write_text("videos: [{path: v.mp4}]\ntrajectories: {a: {preset: orbit_left}}\n")
+    p.write_text("videos: [{path: v.mp4}]\ntrajectories: {a: {preset: orbit_left}}\n"
+                 "camera: {num_frames: 49, window: 49}\n")  # the model's configs are not here to decide `auto`
     return load_config(p, list(overrides))
 
 

@@ -26,12 +26,13 @@ def test_reference_posterior_is_the_mode_and_a_fresh_generator_image_sample(tiny
 
     pipe = tiny_model.pipe
     frames = np.random.default_rng(3).integers(0, 255, (49, 96, 144, 3), dtype=np.uint8)
-    x0, img = encode_render(pipe, frames, "reference", 42)
+    x0, img, padding = encode_render(pipe, frames, "reference", 42)
+    assert padding == 0  # CogVideoX-5B-I2V has no temporal patch
     assert torch.equal(x0, encode_video(pipe, frames, "mode"))
     _, oracle = pipe.prepare_latents(_to_pixels(frames[:1], "cpu", torch.float32)[:, :, 0], 1, 4, 49, 96, 144,
                                      torch.float32, torch.device("cpu"), torch.Generator().manual_seed(42))
     assert torch.equal(img, oracle)
     # the other modes: one generator for both (x0 drawn first), or no draw at all
-    x0_s, img_s = encode_render(pipe, frames, "sample", 42)
+    x0_s, img_s, _ = encode_render(pipe, frames, "sample", 42)
     assert not torch.equal(x0_s, x0) and not torch.equal(img_s, img)
     assert torch.equal(encode_render(pipe, frames, "mode", 42)[0], x0)
