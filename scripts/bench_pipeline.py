@@ -4,15 +4,17 @@ Default: runs the invert and infer stages (forced) in one process, as run_all.sh
 prints each output's record, e.g. `python scripts/bench_pipeline.py --config configs/tiny.yml` (CPU, tiny models).
 
 `--real-arch`: CogVideoX-5B-I2V's real architecture with random weights built directly on the device (speed does not
-depend on weight values; no download, no 20 GB file) in bf16 at 49×480×720, placed as the stages place it (T5 parked
+depend on weight values; no download, no 20 GB file) in bf16 at 49×480×720 (`--arch 1.5`: CogVideoX1.5-5B-I2V's at
+81×768×1360), placed as the stages place it (T5 parked
 on the CPU, VAE tiling as `auto` resolves it). Each variant makes one output at the method's settings (paper: 30
 inversion steps to t_start, 47 CFG sampling steps) through the pipeline object the stages run — `InverseDVS.encode`,
 `.invert`, `.generate` (SLM, K-RNR, region CFG, the step cache, decode) — and prints one JSON line:
 encode, inversion, sampling and decode seconds, compile warm-up, peak GPU memory allocated and reserved, NFE.
 Variants: `eager`, `compiled`, `compiled+CACHE` (default: eager compiled compiled+faster), each with `--offload`
 (default: none). Models are rebuilt only when the offload setting changes, and freed (`gc` + `empty_cache`) before
-the next, so one variant's memory never inflates the next one's peak. `--arch tiny --device cpu` runs the same code on
-the tiny checkpoint (a smoke test, not a measurement). `scripts/gpu_check.sh` is the one-call GPU check built on this.
+the next, so one variant's memory never inflates the next one's peak. `--arch tiny --device cpu` (`tiny15`) runs the
+same code on the tiny checkpoint (a smoke test, not a measurement). `scripts/gpu_check.sh` is the one-call GPU check
+built on this.
 """
 
 from __future__ import annotations
@@ -58,24 +60,32 @@ def stage_run(cfg_path: str) -> None:
 class Arch:
     """What a benchmark model is: how to build it placed on a device, and its video size."""
 
-    name: str  # 5b | tiny
+    name: str  # 5b | 1.5 (real architectures, random weights) | tiny | tiny15 (the tiny checkpoints)
     frames: int
     height: int
     width: int
+    checkpoint: str  # inversion.model: the real hub id (its configs, when on disk, are checked) or a tiny folder
+
+    @property
+    def real(self) -> bool:
+        return not self.name.startswith("tiny")
 
 
-ARCHS = {"5b": Arch("5b", 49, 480, 720)}
+ARCHS = {"5b": Arch("5b", 49, 480, 720, "THUDM/CogVideoX-5b-I2V"),
+         "1.5": Arch("1.5", 81, 768, 1360, "THUDM/CogVideoX1.5-5B-I2V")}  # 44,880 tokens per pass (5b: 17,550)
 
 
-def tiny_arch() -> Arch:
-    from inverse_dvs.testing.tiny import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH
+def tiny_arch(model: str = "5b") -> Arch:
+    """The tiny checkpoint standing in for `model` (5b or 1.5)."""
+    from inverse_dvs.testing.tiny import TINY15_FRAMES, TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH
 
-    return Arch("tiny", TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH)
+    if model == "1.5":
+        return Arch("tiny15", TINY15_FRAMES, 128, 224, "checkpoints/tiny-cogvideox15-i2v")
+    return Arch("tiny", TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH, "checkpoints/tiny-cogvideox-i2v")
 
 
 def bench_config(arch: Arch, method: str = "paper", compile_mode: str = "off", backend: str = "inductor",
-                 offload: str = "none", cache: str = "none", checkpoint: str = "checkpoints/tiny-cogvideox-i2v",
-                 overrides: tuple[str, ...] = ()):
+                 offload: str = "none", cache: str = "none", overrides: tuple[str, ...] = ()):
     """The project's own config for one benchmark variant: the method's settings at the architecture's size."""
     from inverse_dvs.config import load_config
 
@@ -85,33 +95,39 @@ def bench_config(arch: Arch, method: str = "paper", compile_mode: str = "off", b
             f"method: {method}\nvideos: [{{path: bench.mp4, name: bench, prompt: a video}}]\n"
             "trajectories: {left: {preset: orbit_left}}\n"
             f"camera: {{num_frames: {arch.frames}, height: {arch.height}, width: {arch.width}}}\n"
-            f"inversion: {{model: {checkpoint}}}\nmodel: {{offload: {offload}, lora: null}}\n"
+            f"inversion: {{model: {arch.checkpoint}}}\nmodel: {{offload: {offload}, lora: null}}\n"
             f"run: {{compile: '{compile_mode}', compile_backend: {backend}}}\ninference: {{cache: {cache}}}\n",
             encoding="utf-8")
         return load_config(path, list(overrides))
 
 
 def make_model(cfg, arch: Arch, device: torch.device, log: logging.Logger):
-    """A `cogvideo.LazyPipeline` for `cfg`: the 5B architecture with random weights built on `device` (5b), or the
-    tiny checkpoint loaded as the stages load it (tiny)."""
+    """A `cogvideo.LazyPipeline` for `cfg`: a real architecture with random weights built on `device` (5b, 1.5), or
+    the tiny checkpoint loaded as the stages load it (tiny, tiny15)."""
     from inverse_dvs.infra.device import torch_dtype
-    from inverse_dvs.models.cogvideo import LazyPipeline, ModelStats, place_pipeline, resolve_vae_tiling
+    from inverse_dvs.models.cogvideo import (
+        LazyPipeline,
+        ModelStats,
+        largest_call,
+        place_pipeline,
+        resolve_vae_tiling,
+    )
     from inverse_dvs.testing.tiny import cogvideox_5b_i2v_pipeline
 
     dtype = torch_dtype(cfg.run.dtype, device)
-    tiling = resolve_vae_tiling(cfg.model.vae_tiling, cfg.model.offload, device)
+    tiling = resolve_vae_tiling(cfg.model.vae_tiling, cfg.model.offload, device, largest_call(cfg))
 
     def build():
         # Built where it will run (no 20 GB copy), with a 1-layer T5 of the real width: the text encoder runs once
         # per prompt. It starts on the CPU, as `from_pretrained` leaves it, and is placed as the stages place it.
         pipe = cogvideox_5b_i2v_pipeline(dtype, device=device if cfg.model.offload == "none" else "cpu",
-                                         text_encoder=False)
+                                         text_encoder=False, family=arch.name)
         pipe.text_encoder.to("cpu")
         place_pipeline(pipe, cfg.model, device, tiling)
         return pipe
 
     return LazyPipeline(cfg, device, dtype, ModelStats(), log, stage="bench",
-                        build=build if arch.name == "5b" else None)
+                        build=build if arch.real else None)
 
 
 def synthetic_item(cfg, arch: Arch, seed: int = 0) -> tuple[np.ndarray, dict]:
@@ -182,14 +198,15 @@ def one_output(model, cfg, frames: np.ndarray, item: dict) -> dict:
 
 def forward_seconds(model, batch: int, repeats: int = 3) -> float:
     """Median seconds of one transformer pass at `batch` latents on zeros of the model's shapes (after one pass)."""
-    from inverse_dvs.models.cogvideo import synchronize, warm_up
+    from inverse_dvs.models.cogvideo import synchronize, warm_up, warm_up_size
 
     p = model.get()
-    warm_up(p, (batch,))
+    shape = warm_up_size(model.cfg, p)
+    warm_up(p, *shape, (batch,))
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        warm_up(p, (batch,))  # synchronises at its end
+        warm_up(p, *shape, (batch,))  # synchronises at its end
         times.append(time.perf_counter() - t0)
     synchronize(model.device)
     return round(statistics.median(times), 4)
@@ -197,7 +214,7 @@ def forward_seconds(model, batch: int, repeats: int = 3) -> float:
 
 def real_arch(a) -> None:
     dev = torch.device(a.device)
-    arch = ARCHS["5b"] if a.arch == "5b" else tiny_arch()
+    arch = ARCHS[a.arch] if a.arch in ARCHS else tiny_arch("1.5" if a.arch == "tiny15" else "5b")
     log = logging.getLogger("inverse_dvs")
     by_offload: dict[str, list[str]] = {}
     for v in a.variants:
@@ -224,7 +241,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="configs/tiny.yml")
     p.add_argument("--real-arch", action="store_true")
-    p.add_argument("--arch", default="5b", choices=["5b", "tiny"])
+    p.add_argument("--arch", default="5b", choices=["5b", "1.5", "tiny", "tiny15"])
     p.add_argument("--device", default="cuda")
     p.add_argument("--method", default="paper", choices=["paper", "reference"])
     p.add_argument("--offload", nargs="*", default=["none"], choices=["none", "model", "sequential"])

@@ -8,6 +8,12 @@ the pipeline object the stages run (compiled, exact), then the same with a step 
 `run.device: cuda`, compile on), which must finish without error. Steps that would overrun `--budget` are skipped
 and say so, so the whole call fits one device lease.
 
+`--model 1.5`: CogVideoX1.5-5B-I2V's real architecture at 81×768×1360 (44,880 tokens per pass, 2.6 times the 5B
+model's 17,550): eager passes at batch 1 and 2, one output with few steps (a breakdown, its peak memory with
+`offload: none`, and the paper-settings time extrapolated from the passes), the peak with `offload: model` and VAE
+tiling on (what a 24 GB card runs; target: under 22 GiB), and the tiny end-to-end run of configs/tiny15.yml. No
+compile step: its warm-up at this size does not fit the budget beside the rest.
+
 `--cpu`: the same steps with the tiny checkpoint on the CPU (compile with aot_eager; the end-to-end run on one
 trajectory and one sweep point; no timing targets): a test of this script, not a measurement.
 """
@@ -42,11 +48,16 @@ from scripts.bench_pipeline import (  # noqa: E402 - after the path fix, so `pyt
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-# the issue's targets on one H200 at paper settings (seconds per output, GiB of peak reserved memory)
-TARGETS = {"exact_s": 90.0, "cached_s": 60.0, "peak_none_gb": 30.0, "peak_model_gb": 16.0}
+# the issues' targets on one H200 at paper settings (seconds per output, GiB of peak reserved memory); 1.5: it must
+# fit a 24 GB card with `offload: model`
+TARGETS = {"5b": {"exact_s": 90.0, "cached_s": 60.0, "peak_none_gb": 30.0, "peak_model_gb": 16.0},
+           "1.5": {"peak_model_gb": 22.0}}
 # rough seconds each step needs on an H200, to skip what would overrun the budget
 ESTIMATES = {"e2e": 150.0, "build": 20.0, "eager": 10.0, "compile": 150.0, "exact": 100.0, "cached": 70.0,
              "offload_model": 40.0}
+ESTIMATES_15 = {"e2e": 120.0, "build": 25.0, "eager": 40.0, "exact": 120.0, "offload_model": 150.0}
+# CogVideoX1.5: the few steps of its timed output (the paper's 30 + 47 CFG steps are extrapolated from the passes)
+FEW_STEPS_15 = ("inversion.steps=3", "inference.steps=[4]", "inference.strength=[0.75]")
 
 
 class Check:
@@ -59,10 +70,12 @@ class Check:
     def left(self) -> float:
         return float("inf") if self.budget is None else self.budget - (time.perf_counter() - self.t0)
 
+    estimates = ESTIMATES
+
     def step(self, name: str, fn, *args) -> dict | None:
-        if ESTIMATES.get(name, 0.0) > self.left():
-            self.results[name] = {"skipped": f"budget ({self.left():.0f} s left, about {ESTIMATES[name]:.0f} s "
-                                             "needed)"}
+        need = self.estimates.get(name, 0.0)
+        if need > self.left():
+            self.results[name] = {"skipped": f"budget ({self.left():.0f} s left, about {need:.0f} s needed)"}
             return None
         t0 = time.perf_counter()
         try:
@@ -76,12 +89,13 @@ class Check:
         return self.results[name]
 
 
-def tiny_e2e(device: str, backend: str, work: Path, log_path: Path, timeout: float, small: bool = False) -> dict:
-    """`bash run_all.sh configs/tiny.yml` on `device` with compile on, in a fresh work folder (`small`: one trajectory
-    and one sweep point)."""
-    cmd = ["bash", str(ROOT / "run_all.sh"), "configs/tiny.yml", "--quiet", "--set", f"run.device={device}",
+def tiny_e2e(device: str, backend: str, work: Path, log_path: Path, timeout: float, small: bool = False,
+             config: str = "configs/tiny.yml") -> dict:
+    """`bash run_all.sh CONFIG` on `device` with compile on, in a fresh work folder (`small`, for configs/tiny.yml: one
+    trajectory and one sweep point)."""
+    cmd = ["bash", str(ROOT / "run_all.sh"), config, "--quiet", "--set", f"run.device={device}",
            "--set", "run.compile=on", "--set", f"run.compile_backend={backend}", "--set", f"run.work_dir={work}"]
-    if small:
+    if small and config == "configs/tiny.yml":
         cmd += ["--only-trajectory", "loop1", "--set", "inference.guidance_scale=[4.0]", "--set", "inference.seeds=[1]"]
     t0 = time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as log:
@@ -121,11 +135,29 @@ def measure_model(check: Check, a, arch, device: torch.device, backend: str, log
     model.unload()
 
 
+def measure_model_15(check: Check, arch, device: torch.device, log: logging.Logger) -> None:
+    """CogVideoX1.5 (offload: none, eager): passes at batch 1 and 2, then one output with few steps, its breakdown and
+    peak memory, and the paper-settings time extrapolated (encode + decode + 30 passes at batch 1 + 47 at batch 2)."""
+    cfg = bench_config(arch, "paper", "off", "inductor", "none", overrides=FEW_STEPS_15)
+    frames, item = synthetic_item(cfg, arch)
+    model = make_model(cfg, arch, device, log)
+    if check.step("build", lambda: {"loaded": model.get() is not None}) is None:
+        return
+    passes = check.step("eager", lambda: {"batch1_s": forward_seconds(model, 1), "batch2_s": forward_seconds(model, 2)})
+    out = check.step("exact", one_output, model, cfg, frames, item)
+    if passes and out:
+        out["paper_estimate_s"] = round(out["encode_s"] + out["decode_s"] + 30 * passes["batch1_s"]
+                                        + 47 * passes["batch2_s"], 1)
+    model.unload()
+
+
 def measure_offload_model(a, arch, device: torch.device, log: logging.Logger) -> dict:
     """Peak memory of one output with `offload: model` (eager; few steps: the peak does not depend on their
-    number)."""
-    cfg = bench_config(arch, "paper", "off", "inductor", "model",
-                       overrides=("inference.steps=[5]", "inference.strength=[0.8]", "inversion.steps=2"))
+    number). CogVideoX1.5: VAE tiling on, as `auto` resolves it on a 24 GB card."""
+    few = FEW_STEPS_15 if a.model == "1.5" else ("inference.steps=[5]", "inference.strength=[0.8]", "inversion.steps=2")
+    # (not with --cpu: diffusers' tiles, sized for the real VAE, do not tile the tiny model's 128×224 frames exactly)
+    tiling = ("model.vae_tiling=on",) if a.model == "1.5" and not a.cpu else ()
+    cfg = bench_config(arch, "paper", "off", "inductor", "model", overrides=few + tiling)
     frames, item = synthetic_item(cfg, arch)
     model = make_model(cfg, arch, device, log)
     try:
@@ -143,7 +175,7 @@ def _status(value: float | None, target: float | None) -> str:
 def table(results: dict, a, device_name: str) -> str:
     """The check's one table (markdown)."""
     cpu = a.cpu
-    target = (lambda key: None) if cpu else TARGETS.get
+    target = (lambda key: None) if cpu else TARGETS[a.model].get
 
     def get(step: str) -> dict:
         return results.get(step) or {}
@@ -165,13 +197,13 @@ def table(results: dict, a, device_name: str) -> str:
                  why("compile") or f"{c['batch1_s']:.3f} s / {c['batch2_s']:.3f} s", "", ""))
     rows.append(("compile warm-up (batch 1 and 2)", why("compile") or f"{c['warmup_s']:.1f} s", "", ""))
 
-    def output_row(step: str, label: str, key: str):
+    def output_row(step: str, label: str, key: str, eager_by_design: bool = False):
         r = get(step)
         if why(step):
             rows.append((label, why(step), "", ""))
             return
         t = target(key)
-        eager = "" if r["compiled"] or r["cache"] != "none" else " (ran eager: compile failed)"
+        eager = "" if r["compiled"] or r["cache"] != "none" or eager_by_design else " (ran eager: compile failed)"
         measured = (f"{r['output_s']:.1f} s = encode {r['encode_s']:.1f} + inversion {r['inversion_s']:.1f} + "
                     f"sampling {r['sampling_s']:.1f} + decode {r['decode_s']:.1f}; NFE {r['inversion_nfe']} + "
                     f"{r['sampling_nfe']} = {r['nfe']}")
@@ -189,13 +221,23 @@ def table(results: dict, a, device_name: str) -> str:
                             f"{'on' if r['vae_tiling'] else 'off'})", f"≤ {t:g} GiB reserved" if t else "",
                      _status(r["peak_reserved_gb"], t)))
 
-    output_row("exact", "one output, paper settings, compiled, exact", "exact_s")
-    memory_row("exact", "peak memory, `offload: none`", "peak_none_gb")
-    output_row("cached", f"one output, compiled + `inference.cache: {a.cache}`", "cached_s")
-    memory_row("offload_model", "peak memory, `offload: model` (eager, 2 + 4 steps)", "peak_model_gb")
+    if a.model == "1.5":
+        del rows[1:]  # no compile step at this size
+        output_row("exact", "one output, 3 inversion + 3 CFG sampling steps, eager", "", eager_by_design=True)
+        r = get("exact")
+        if r.get("paper_estimate_s") is not None:
+            rows.append(("one output at paper settings (30 + 47 CFG steps), extrapolated from the passes",
+                         f"≈ {r['paper_estimate_s']:.0f} s", "", ""))
+        memory_row("exact", "peak memory, `offload: none`", "peak_none_gb")
+        memory_row("offload_model", "peak memory, `offload: model`, VAE tiling on (a 24 GB card)", "peak_model_gb")
+    else:
+        output_row("exact", "one output, paper settings, compiled, exact", "exact_s")
+        memory_row("exact", "peak memory, `offload: none`", "peak_none_gb")
+        output_row("cached", f"one output, compiled + `inference.cache: {a.cache}`", "cached_s")
+        memory_row("offload_model", "peak memory, `offload: model` (eager, 2 + 4 steps)", "peak_model_gb")
     r = get("e2e")
     ok = r.get("rc") == 0 and r.get("outputs", 0) > 0 and not r.get("compile_failed")
-    rows.append((f"tiny end-to-end: `run_all.sh configs/tiny.yml`, `run.device: {'cpu' if cpu else 'cuda'}`, "
+    rows.append((f"tiny end-to-end: `run_all.sh {e2e_config(a)}`, `run.device: {'cpu' if cpu else 'cuda'}`, "
                  "compile on",
                  why("e2e") or f"exit code {r['rc']} in {r['seconds']:.0f} s, {r['outputs']} outputs, compiled "
                                 f"{r['compiled']}" + (f", compile failed: {r['compile_failed']}"
@@ -208,16 +250,24 @@ def table(results: dict, a, device_name: str) -> str:
         versions += f", diffusers {diffusers.__version__}"
     except ImportError:
         pass
+    arch = {"5b": "CogVideoX-5B-I2V architecture, random weights, bf16, 49×480×720",
+            "1.5": "CogVideoX1.5-5B-I2V architecture, random weights, bf16, 81×768×1360"}[a.model]
     head = (f"gpu_check {datetime.date.today().isoformat()} on {device_name} ({versions}); "
-            f"{'tiny model, no targets' if cpu else 'CogVideoX-5B-I2V architecture, random weights, bf16, 49×480×720'}")
+            f"{f'tiny {a.model} model, no targets' if cpu else arch}")
     lines = [head, "", "| check | measured | target | |", "|---|---|---|---|"]
     lines += [f"| {a_} | {b} | {c_} | {d} |" for a_, b, c_, d in rows]
     return "\n".join(lines) + "\n"
 
 
+def e2e_config(a) -> str:
+    return "configs/tiny15.yml" if a.model == "1.5" else "configs/tiny.yml"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cpu", action="store_true", help="tiny model on the CPU, no targets (tests this script)")
+    p.add_argument("--model", default="5b", choices=["5b", "1.5"],
+                   help="the architecture: CogVideoX-5B-I2V (default) or CogVideoX1.5-5B-I2V")
     p.add_argument("--cache", default="faster", help="the step cache of the cached output (README: fastest measured)")
     p.add_argument("--budget", type=float, default=None,
                    help="seconds for all steps (default: 480 on CUDA, none with --cpu); steps that would overrun it "
@@ -233,13 +283,18 @@ def main(argv: list[str] | None = None) -> int:
         print("gpu_check: no CUDA device here; `--cpu` runs the same steps on the tiny model.", file=sys.stderr)
         return 2
     device = torch.device("cpu" if a.cpu else "cuda")
-    arch = tiny_arch() if a.cpu else ARCHS["5b"]
+    arch = tiny_arch(a.model) if a.cpu else ARCHS[a.model]
     backend = "aot_eager" if a.cpu else "inductor"
     check = Check(None if a.cpu else (a.budget or 480.0))
+    if a.model == "1.5":
+        check.estimates = ESTIMATES_15
     with tempfile.TemporaryDirectory() as tmp:
         check.step("e2e", tiny_e2e, "cpu" if a.cpu else "cuda", backend, Path(tmp) / "work", out / "tiny_e2e.log",
-                   600.0 if a.cpu else ESTIMATES["e2e"] + 90.0, a.cpu)
-    measure_model(check, a, arch, device, backend, log)
+                   600.0 if a.cpu else check.estimates["e2e"] + 90.0, a.cpu, e2e_config(a))
+    if a.model == "1.5":
+        measure_model_15(check, arch, device, log)
+    else:
+        measure_model(check, a, arch, device, backend, log)
     check.step("offload_model", measure_offload_model, a, arch, device, log)
     name = "CPU" if a.cpu else torch.cuda.get_device_name(device)
     text = table(check.results, a, name)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check, in one call: bash scripts/gpu_check.sh [--cpu] [--budget SECONDS] [--cache NAME]
+# The GPU check, in one call: bash scripts/gpu_check.sh [--cpu] [--model 5b|1.5] [--budget SECONDS] [--cache NAME]
 # Prints one table and writes it to $OUT/gpu_check.md (else outputs/gpu_check/), with gpu_check.json and
 # tiny_e2e.log beside it. What it measures and why: scripts/gpu_check.py. `--cpu` runs the same steps on the tiny
 # model on the CPU (a test of this script, no targets).

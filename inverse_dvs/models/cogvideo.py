@@ -31,18 +31,33 @@ class ModelStats:
 # 26 GB on top of the ~11 GB transformer, so 40 GB cards tile and 48 GB and larger ones do not. Decided from the
 # card's total memory, never from what happens to be free, so one config gives the same latents on the same GPU model.
 UNTILED_VAE_MIN_TOTAL_BYTES = 44 * 2**30
+# ... for videos of 49×480×720; the untiled VAE's activations grow with the video's volume (CogVideoX1.5's 81×768×1360
+# is 5.0 times as large: about 130 GB untiled, so `auto` tiles it on every card)
+UNTILED_VAE_BYTES_PER_VOXEL = 26 * 2**30 / (49 * 480 * 720)
 
 
-def resolve_vae_tiling(mode: str, offload: str, device: torch.device) -> bool:
-    """`model.vae_tiling` as it applies on `device`: `on`/`off` as written; `auto`: on for GPUs with less than 44 GiB
-    in total and under `offload: sequential` (least memory), off on the CPU. Tiled and untiled encodes give different
-    latents, so the resolved value is what the records store."""
+def resolve_vae_tiling(mode: str, offload: str, device: torch.device, voxels: int = 49 * 480 * 720) -> bool:
+    """`model.vae_tiling` as it applies on `device` for videos of up to `voxels` = frames × height × width per call:
+    `on`/`off` as written; `auto`: on under `offload: sequential` (least memory) and for GPUs with less memory in
+    total than the untiled VAE needs beside the transformer (44 GiB at 49×480×720, scaled by the volume), off on the
+    CPU. Tiled and untiled encodes give different latents, so the resolved value is what the records store."""
     if mode in ("on", "off"):
         return mode == "on"
     if device.type != "cuda":
         return False
     total = torch.cuda.get_device_properties(device).total_memory
-    return offload == "sequential" or total < UNTILED_VAE_MIN_TOTAL_BYTES
+    extra = max(0.0, (voxels - 49 * 480 * 720) * UNTILED_VAE_BYTES_PER_VOXEL)
+    return offload == "sequential" or total < UNTILED_VAE_MIN_TOTAL_BYTES + extra
+
+
+def largest_call(cfg) -> int:
+    """Frames × height × width of the largest model call the config makes (with `auto` sizes, the backbone's
+    largest size: its shorter side by its longest)."""
+    c = cfg.camera
+    if c.height != "auto":
+        return cfg.model_frames * c.height * c.width
+    lo, hi = cfg._backbone("camera.height").side_range
+    return cfg.model_frames * lo * hi
 
 
 def load_pipeline(model: str, model_cfg, device: torch.device, dtype: torch.dtype, stats: ModelStats,
@@ -197,7 +212,7 @@ class LazyPipeline:
         """`build`: makes the placed pipeline instead of `load_pipeline` (the benchmarks' random-weight models)."""
         self.cfg, self.device, self.dtype, self.stats, self.log, self.stage = cfg, device, dtype, stats, log, stage
         self._build = build
-        self.vae_tiling = resolve_vae_tiling(cfg.model.vae_tiling, cfg.model.offload, device)
+        self.vae_tiling = resolve_vae_tiling(cfg.model.vae_tiling, cfg.model.offload, device, largest_call(cfg))
         self.compile, self._no_compile_reason = compile_choice(cfg.run.compile, cfg.model.offload, device,
                                                                cfg.run.compile_backend)
         self.embeddings: dict[str, torch.Tensor] = {}  # text → T5 embedding [1, L, D], for every stage
@@ -382,6 +397,11 @@ def encode_video(pipe, frames: np.ndarray, posterior: str = "mode",
     dev, dtype = execution_device(pipe), pipe.vae.dtype
     with torch.inference_mode():
         z = _encode(pipe, _to_pixels(frames, dev, dtype), posterior, generator)
+    s = pipe.vae_scale_factor_spatial
+    if z.shape[-2:] != (frames.shape[1] // s, frames.shape[2] // s):
+        raise UserError(f"the VAE encoded {frames.shape[1]}×{frames.shape[2]} frames to {z.shape[-2]}×{z.shape[-1]} "
+                        f"latent cells instead of {frames.shape[1] // s}×{frames.shape[2] // s}: its tiles (VAE tiling "
+                        "on) do not divide this size evenly. Set model.vae_tiling: off, or another size.")
     z = z.float() * pipe.vae_scaling_factor_image
     pad = latent_padding(pipe, z.shape[1])
     return (torch.cat([z[:, :1]] * pad + [z], dim=1) if pad else z).clone()

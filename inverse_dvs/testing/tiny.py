@@ -105,11 +105,22 @@ def _build_tiny_pipeline(out: Path, seed: int, transformer, vae_family: dict) ->
     return out
 
 
-def cogvideox_5b_i2v_pipeline(dtype, device="cpu", text_encoder: bool = True):
+# What differs between the real CogVideoX-5B-I2V and CogVideoX1.5-5B-I2V (their transformer and VAE configs); the
+# rest of the architecture is shared.
+REAL_FAMILIES = {
+    "5b": ({"sample_width": 90, "sample_height": 60, "sample_frames": 49, "use_learned_positional_embeddings": True},
+           {"invert_scale_latents": True}),  # timing only: the condition's scale does not change the cost
+    "1.5": ({"sample_width": 300, "sample_height": 300, "sample_frames": 81, "use_learned_positional_embeddings": False,
+             "patch_size_t": 2, "ofs_embed_dim": 512}, {"invert_scale_latents": True}),
+}
+
+
+def cogvideox_5b_i2v_pipeline(dtype, device="cpu", text_encoder: bool = True, family: str = "5b"):
     """CogVideoX-5B-I2V's real architecture (transformer 42 × 48 heads × 64, VAE, T5-XXL encoder) with random weights,
-    for timing and memory: speed does not depend on weight values. Built without initialisation (empty tensors filled
-    with N(0, 0.02)), so it takes seconds. The tokenizer is the tiny one with the real length (226), since the real
-    T5 vocabulary cannot be made offline. `text_encoder=False` uses a 1-layer T5 of the real width."""
+    for timing and memory: speed does not depend on weight values; `family="1.5"`: CogVideoX1.5-5B-I2V's
+    (`REAL_FAMILIES`). Built without initialisation (empty tensors filled with N(0, 0.02)), so it takes seconds. The
+    tokenizer is the tiny one with the real length (226), since the real T5 vocabulary cannot be made offline.
+    `text_encoder=False` uses a 1-layer T5 of the real width."""
     import torch
     from accelerate import init_empty_weights
     from diffusers import (
@@ -120,13 +131,13 @@ def cogvideox_5b_i2v_pipeline(dtype, device="cpu", text_encoder: bool = True):
     )
     from transformers import T5Config, T5EncoderModel
 
+    arch, vae_arch = REAL_FAMILIES[family]
     with init_empty_weights():
         transformer = CogVideoXTransformer3DModel(
             num_attention_heads=48, attention_head_dim=64, in_channels=32, out_channels=16, time_embed_dim=512,
-            text_embed_dim=4096, num_layers=42, sample_width=90, sample_height=60, sample_frames=49, patch_size=2,
-            temporal_compression_ratio=4, max_text_seq_length=226, use_rotary_positional_embeddings=True,
-            use_learned_positional_embeddings=True)
-        vae = AutoencoderKLCogVideoX(scaling_factor=0.7, latent_channels=16, invert_scale_latents=True)
+            text_embed_dim=4096, num_layers=42, patch_size=2, temporal_compression_ratio=4, max_text_seq_length=226,
+            use_rotary_positional_embeddings=True, **arch)
+        vae = AutoencoderKLCogVideoX(scaling_factor=0.7, latent_channels=16, **vae_arch)
         t5 = T5EncoderModel(T5Config(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240,
                                      num_layers=24 if text_encoder else 1, num_heads=64,
                                      feed_forward_proj="gated-gelu"))

@@ -225,6 +225,9 @@ def test_vae_tiling_resolves_from_total_memory_and_is_recorded_resolved(monkeypa
     assert resolve_vae_tiling("auto", "none", cuda) is True and resolve_vae_tiling("auto", "model", cuda) is True
     assert resolve_vae_tiling("auto", "none", torch.device("cpu")) is False
     assert resolve_vae_tiling("on", "none", torch.device("cpu")) is True
+    total["bytes"] = 139 * 2**30  # an H200: CogVideoX1.5's 81×768×1360 (about 130 GB untiled) still tiles
+    assert resolve_vae_tiling("auto", "none", cuda) is False
+    assert resolve_vae_tiling("auto", "none", cuda, 81 * 768 * 1360) is True
     # the records hold the resolution, not "auto": an inversion made tiled is never taken for an untiled one
     cfg = load_config(_config(tmp_path, tiny_checkpoints, demo_video))
     assert cfg.model.vae_tiling == "auto"
