@@ -418,7 +418,7 @@ def encode_image_latents(pipe, first_frame: np.ndarray, latent_frames: int, post
     with torch.inference_mode():
         z = _encode(pipe, _to_pixels(first_frame[None], dev, dtype), posterior, generator).float()
     scale = pipe.vae_scaling_factor_image
-    z = z / scale if pipe.vae.config.invert_scale_latents else z * scale
+    z = z * (1 / scale) if pipe.vae.config.invert_scale_latents else z * scale  # (1 / scale: as diffusers rounds)
     pad = torch.zeros((1, latent_frames - 1, *z.shape[2:]), device=z.device, dtype=z.dtype)
     return torch.cat([z, pad], dim=1).clone()
 
