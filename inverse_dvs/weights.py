@@ -3,7 +3,8 @@
 `python -m inverse_dvs.weights download [--config config.yml]` fetches the models named by the config
 (`depth.model`, `caption.model`, `inversion.model`, `model.lora` — only its `model.lora_weight_name` file —,
 `eval.clip_model`) into `checkpoints/<name>` with huggingface_hub (resumable), and torchvision's AlexNet weights for
-LPIPS into the torch hub cache. `check` reports what is missing.
+LPIPS into the torch hub cache. `check` reports what is missing. The video models the method runs on
+(`inversion.model`; README → Backbones): THUDM/CogVideoX-5b-I2V (default) and THUDM/CogVideoX1.5-5B-I2V.
 """
 
 from __future__ import annotations

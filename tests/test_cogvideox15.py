@@ -215,5 +215,8 @@ def test_weights_download_fetches_the_real_repository_into_checkpoints(tmp_path,
                   "inversion: {model: THUDM/CogVideoX1.5-5B-I2V}\n"
                   f"eval: {{clip_model: {tiny_checkpoints / 'tiny-clip'}, lpips: false}}")
     assert weights.main(["download", "--config", cfg]) == 0
+    from inverse_dvs.core.backbone import FAMILIES
+
+    assert all(f.hub_id in weights.__doc__ for f in FAMILIES)  # `--help` names the video models it runs on
     downloads = [f for f in fetched if f[1] is not None]  # (the others: the offline look into the cache first)
     assert downloads == [("THUDM/CogVideoX1.5-5B-I2V", str(tmp_path / "checkpoints/CogVideoX1.5-5B-I2V"))]
