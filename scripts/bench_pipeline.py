@@ -94,7 +94,8 @@ def bench_config(arch: Arch, method: str = "paper", compile_mode: str = "off", b
         path.write_text(
             f"method: {method}\nvideos: [{{path: bench.mp4, name: bench, prompt: a video}}]\n"
             "trajectories: {left: {preset: orbit_left}}\n"
-            f"camera: {{num_frames: {arch.frames}, height: {arch.height}, width: {arch.width}}}\n"
+            f"camera: {{num_frames: {arch.frames}, window: {arch.frames}, height: {arch.height}, "
+            f"width: {arch.width}}}\n"
             f"inversion: {{model: {arch.checkpoint}}}\nmodel: {{offload: {offload}, lora: null}}\n"
             f"run: {{compile: '{compile_mode}', compile_backend: {backend}}}\ninference: {{cache: {cache}}}\n",
             encoding="utf-8")

@@ -220,3 +220,23 @@ def test_weights_download_fetches_the_real_repository_into_checkpoints(tmp_path,
     assert all(f.hub_id in weights.__doc__ for f in FAMILIES)  # `--help` names the video models it runs on
     downloads = [f for f in fetched if f[1] is not None]  # (the others: the offline look into the cache first)
     assert downloads == [("THUDM/CogVideoX1.5-5B-I2V", str(tmp_path / "checkpoints/CogVideoX1.5-5B-I2V"))]
+
+
+@pytest.mark.parametrize(("family", "name", "size"), [("5b", "CogVideoX-5B-I2V", (480, 720)),
+                                                      ("1.5", "CogVideoX1.5-5B-I2V", (768, 1360))])
+def test_the_benchmarks_real_architectures_are_the_families_they_stand_for(family, name, size):
+    """gpu_check's random-weight models (built here on the meta device: no memory) detect as the real families."""
+    from accelerate import init_empty_weights
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
+
+    from inverse_dvs.core.backbone import detect
+    from inverse_dvs.testing.tiny import REAL_FAMILIES, SCHEDULER_5B_I2V
+
+    arch, vae_arch = REAL_FAMILIES[family]
+    with init_empty_weights():
+        transformer = CogVideoXTransformer3DModel(num_attention_heads=48, attention_head_dim=64, in_channels=32,
+                                                  out_channels=16, num_layers=1, patch_size=2,
+                                                  use_rotary_positional_embeddings=True, **arch)
+        vae = AutoencoderKLCogVideoX(latent_channels=16, **vae_arch)
+    bb = detect(dict(transformer.config), dict(vae.config), SCHEDULER_5B_I2V)
+    assert bb.name == name and bb.auto_size((1080, 1920)) == size

@@ -112,9 +112,6 @@ class Backbone:
         return _ceil(self.family.min_side * s, self.side_step), _floor(self.family.max_side * s, self.side_step)
 
     # frames and latent layout -----------------------------------------------------------------------------------
-    def latent_frames(self, frames: int) -> int:
-        return (frames - 1) // self.temporal + 1
-
     def padding(self, latent_frames: int) -> int:
         """Latent frames put in front so the transformer's temporal patch divides them (as diffusers pads): 21 → 1."""
         p = self.family.patch_size_t
@@ -171,12 +168,6 @@ class Backbone:
         h0, w0 = source_hw
         long_side = min(hi, max(lo, round(lo * max(h0, w0) / min(h0, w0) / self.side_step) * self.side_step))
         return (lo, long_side) if w0 >= h0 else (long_side, lo)
-
-    def describe(self) -> dict[str, Any]:
-        """What a record or a log line says about it."""
-        return {"family": self.name, "positional": self.family.positional, "patch_size_t": self.family.patch_size_t,
-                "ofs": self.family.ofs, "sizes": self.allowed_sizes(), "frames": self.allowed_frames(),
-                "default_frames": self.default_frames, "invert_scale_latents": self.invert_scale_latents}
 
 
 class UnknownBackbone(ValueError):

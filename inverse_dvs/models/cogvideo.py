@@ -149,8 +149,9 @@ def rotary_embeddings(pipe, latent_frames: int, height: int, width: int, device:
 def latent_padding(pipe, latent_frames: int) -> int:
     """Latent frames put in front of `latent_frames` so the transformer's temporal patch (`patch_size_t`,
     CogVideoX1.5: 2) divides them, as diffusers' pipeline pads: 21 → 22; 0 without a temporal patch."""
-    p = pipe.transformer.config.patch_size_t
-    return (-latent_frames) % p if p else 0
+    from ..core.backbone import of_pipeline
+
+    return of_pipeline(pipe).padding(latent_frames)
 
 
 def ofs_embedding(pipe, batch: int, device: torch.device) -> torch.Tensor | None:
