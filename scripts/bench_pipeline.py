@@ -23,6 +23,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import resource
 import statistics
 import tempfile
@@ -116,7 +117,7 @@ def make_model(cfg, arch: Arch, device: torch.device, log: logging.Logger):
     from inverse_dvs.testing.tiny import cogvideox_5b_i2v_pipeline
 
     dtype = torch_dtype(cfg.run.dtype, device)
-    tiling = resolve_vae_tiling(cfg.model.vae_tiling, cfg.model.offload, device, largest_call(cfg))
+    tiling = resolve_vae_tiling(cfg.model.vae_tiling, cfg.model.offload, device, math.prod(largest_call(cfg)))
 
     def build():
         # Built where it will run (no 20 GB copy), with a 1-layer T5 of the real width: the text encoder runs once
@@ -199,10 +200,10 @@ def one_output(model, cfg, frames: np.ndarray, item: dict) -> dict:
 
 def forward_seconds(model, batch: int, repeats: int = 3) -> float:
     """Median seconds of one transformer pass at `batch` latents on zeros of the model's shapes (after one pass)."""
-    from inverse_dvs.models.cogvideo import synchronize, warm_up, warm_up_size
+    from inverse_dvs.models.cogvideo import largest_call, synchronize, warm_up
 
     p = model.get()
-    shape = warm_up_size(model.cfg, p)
+    shape = largest_call(model.cfg)
     warm_up(p, *shape, (batch,))
     times = []
     for _ in range(repeats):

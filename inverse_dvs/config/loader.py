@@ -290,10 +290,9 @@ def _resolve_backbone(cfg: Config) -> Config:
     c = cfg.camera
     if c.height != "auto" and (problem := bb.size_problem(c.height, c.width)):
         raise ConfigError(problem)
-    if c.window != "auto" and c.num_frames != "auto":
-        key = "camera.window" if cfg.may_window else "camera.num_frames"
-        if problem := bb.frames_problem(cfg.model_frames, key):
-            raise ConfigError(problem)
+    key = "camera.window" if cfg.may_window else "camera.num_frames"  # (both resolved above)
+    if problem := bb.frames_problem(cfg.model_frames, key):
+        raise ConfigError(problem)
     if c.warp_size and c.height == "auto" and "camera.warp_size" not in dict(cfg.custom):
         logging.getLogger("inverse_dvs").info(
             "method: reference warps at camera.warp_size %s, the official code's decode size for CogVideoX-5B-I2V's "

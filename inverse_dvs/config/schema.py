@@ -392,16 +392,16 @@ class Config:
         c = self.camera
         if c.height != "auto":
             return c.height, c.width
-        from ..infra.video_io import probe_video
+        from ..infra.video_io import video_size
 
-        return self._backbone("camera.height").auto_size(probe_video(video.path).size)
+        return self.require_backbone("camera.height").auto_size(video_size(video.path))
 
     def warp_hw(self, video: VideoSpec) -> tuple[int, int]:
         """Size the source is decoded, given depth and warped at."""
         c = self.camera
         return tuple(c.warp_size) if c.warp_size else self.model_hw(video)
 
-    def _backbone(self, key: str):
+    def require_backbone(self, key: str):
         """The backbone, or UserError: `key` is `auto` and the model's config files are not on this machine."""
         if self.backbone is None:
             raise UnresolvedAuto(key, self.inversion.model)

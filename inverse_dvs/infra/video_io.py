@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -305,6 +306,20 @@ def probe_video(path: str | Path) -> VideoInfo:
     if n == 0 or min(src_hw) == 0:
         raise _unreadable(path)
     return VideoInfo(n, fps, src_hw, (float(gaps.min()), float(gaps.max())))
+
+
+def video_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) of a video (`probe_video`), probed once per version of the file in a process: the `auto`
+    model size of a video is asked for by every stage and each studio preview."""
+    if not Path(path).is_file():
+        return probe_video(path).size  # its one-line error
+    st = Path(path).stat()
+    return _probed_size(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _probed_size(path: str, mtime_ns: int, size: int) -> tuple[int, int]:
+    return probe_video(path).size
 
 
 def read_clip(path: str | Path, sel: FrameSelection, size_hw: tuple[int, int], policy: str, log=None) -> Clip:

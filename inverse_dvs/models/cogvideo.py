@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -50,14 +51,14 @@ def resolve_vae_tiling(mode: str, offload: str, device: torch.device, voxels: in
     return offload == "sequential" or total < UNTILED_VAE_MIN_TOTAL_BYTES + extra
 
 
-def largest_call(cfg) -> int:
-    """Frames × height × width of the largest model call the config makes (with `auto` sizes, the backbone's
-    largest size: its shorter side by its longest)."""
+def largest_call(cfg) -> tuple[int, int, int]:
+    """(frames, height, width) of the largest model call the config makes: its size, or with `auto` sizes the
+    backbone's largest, landscape (its shorter side by its longest). VAE tiling is decided for it, and the compile
+    warm-up runs at it (a video of another aspect compiles its own shapes on its first call)."""
     c = cfg.camera
     if c.height != "auto":
-        return cfg.model_frames * c.height * c.width
-    lo, hi = cfg._backbone("camera.height").side_range
-    return cfg.model_frames * lo * hi
+        return cfg.model_frames, c.height, c.width
+    return cfg.model_frames, *cfg.require_backbone("camera.height").side_range
 
 
 def load_pipeline(model: str, model_cfg, device: torch.device, dtype: torch.dtype, stats: ModelStats,
@@ -213,7 +214,8 @@ class LazyPipeline:
         """`build`: makes the placed pipeline instead of `load_pipeline` (the benchmarks' random-weight models)."""
         self.cfg, self.device, self.dtype, self.stats, self.log, self.stage = cfg, device, dtype, stats, log, stage
         self._build = build
-        self.vae_tiling = resolve_vae_tiling(cfg.model.vae_tiling, cfg.model.offload, device, largest_call(cfg))
+        self.vae_tiling = resolve_vae_tiling(cfg.model.vae_tiling, cfg.model.offload, device,
+                                             math.prod(largest_call(cfg)))
         self.compile, self._no_compile_reason = compile_choice(cfg.run.compile, cfg.model.offload, device,
                                                                cfg.run.compile_backend)
         self.embeddings: dict[str, torch.Tensor] = {}  # text → T5 embedding [1, L, D], for every stage
@@ -268,7 +270,7 @@ class LazyPipeline:
             n = len(pipe.transformer.transformer_blocks)
             if not self._warm:
                 compile_blocks(pipe, backend)
-            warm_up(pipe, *warm_up_size(self.cfg, pipe), tuple(batch_sizes))
+            warm_up(pipe, *largest_call(self.cfg), tuple(batch_sizes))
         except Exception as exc:  # any compiler failure (or OOM while compiling): same model, eager
             import torch._dynamo as dynamo
 
@@ -340,16 +342,6 @@ def check_backbone(pipe, cfg):
         raise UserError(problem)
     return bb
 
-
-def warm_up_size(cfg, pipe) -> tuple[int, int, int]:
-    """(frames, height, width) the compile warm-up runs at: the config's, or with `auto` sizes the largest
-    landscape size (a video of another aspect compiles its shapes on its first call)."""
-    c = cfg.camera
-    if c.height != "auto":
-        return cfg.model_frames, c.height, c.width
-    from ..core.backbone import of_pipeline
-
-    return (cfg.model_frames, *of_pipeline(pipe).auto_size((9, 16)))
 
 
 def execution_device(pipe) -> torch.device:

@@ -54,7 +54,7 @@ def build(studio: Studio):
     # full: the warp stage's own render (1.5 s for 49 frames at 480×720 on 2 CPU cores, scripts/bench_studio.py);
     # half or quarter for a large camera.warp_size
     try:
-        largest = max(cfg.warp_hw(v)[0] * cfg.warp_hw(v)[1] for v in cfg.videos)
+        largest = max(h * w for h, w in map(cfg.warp_hw, cfg.videos))
     except UserError:  # a video that does not open, or an `auto` size without the model's configs: the page says
         largest = 0
     default_size = "full" if largest <= 480 * 720 else "half"
