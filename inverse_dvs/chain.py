@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     while argv and argv[0] in MODEL_STAGES:
         names.append(argv.pop(0))
     if not names:
+        if argv and argv[0] in ("-h", "--help"):
+            sys.stdout.write(__doc__)
+            return 0
         sys.stderr.write(__doc__)
         return 2
 

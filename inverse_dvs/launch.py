@@ -43,6 +43,9 @@ def command(stage: str, args: list[str], config_path: str, overrides: list[str])
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["-h"], ["--help"]):
+        sys.stdout.write(__doc__ + f"\nSTAGE is one of {', '.join(STAGES)}.\n")
+        return 0
     if not argv or argv[0] not in STAGES:
         sys.stderr.write(__doc__ + f"\nSTAGE is one of {', '.join(STAGES)}.\n")
         return EXIT_USER_ERROR

@@ -28,11 +28,13 @@ def steps(evaluate: bool = False) -> list[tuple[str, ...]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv not in ([], ["--evaluate"]):
-        sys.stderr.write("usage: python -m inverse_dvs.stages [--evaluate]   (prints run_all.sh's steps)\n")
-        return 2
-    sys.stdout.write("".join(" ".join(step) + "\n" for step in steps(bool(argv))))
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m inverse_dvs.stages", description="Prints run_all.sh's steps, one per "
+                                "line (each step is one process).")
+    p.add_argument("--evaluate", action="store_true", help="with the evaluation stage")
+    a = p.parse_args(argv)
+    sys.stdout.write("".join(" ".join(step) + "\n" for step in steps(a.evaluate)))
     return 0
 
 

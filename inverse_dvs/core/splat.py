@@ -150,7 +150,8 @@ def _soft_splat(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, sour
     wx0, wy0 = (1.0 - fx).add_(fx == 0), (1.0 - fy).add_(fy == 0)
     # per point the planes [1, colour channels, (depth)] times the depth weight, then per corner also times its
     # bilinear share; one 1-D scatter per plane and corner (several times faster on CPU than scattering rows)
-    planes = [w_depth.reshape(-1)] + [colors[:, c].reshape(-1).to(f32).mul_(w_depth.reshape(-1)) for c in range(C)]
+    # (out of place: for float32 colours `.to(f32)` is the caller's own tensor, which must not change)
+    planes = [w_depth.reshape(-1)] + [colors[:, c].reshape(-1).to(f32) * w_depth.reshape(-1) for c in range(C)]
     if return_depth:
         planes.append(p.z.reshape(-1) * w_depth.reshape(-1))
     planes = torch.stack(planes)

@@ -254,3 +254,23 @@ def test_reference_splat_agrees_with_a_hand_worked_official_splat():
     M[0, 0, 3] = -0.5 + 4e-4 * 4 / f
     r = warp_frames(colors[:1], depth[:1], K, M[:1], mode="reference")
     assert float(r.image[0, 0, 0, 2]) != pytest.approx(float(expected[2]), rel=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["zbuffer", "reference"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.uint8])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_inputs_are_never_changed_and_a_second_warp_is_the_same(mode, dtype, batch):
+    """A caller's frames, depth, K and poses come back untouched (the soft splat once scaled float32 colours of a
+    single frame in place, so a second warp of the same frames gave near-black renders)."""
+    g_ = torch.Generator().manual_seed(1)
+    colors = (torch.rand(batch, 3, 20, 28, generator=g_) * (255 if dtype == torch.uint8 else 1)).to(dtype)
+    depth = 1 + torch.rand(batch, 20, 28, generator=g_)
+    K = torch.tensor(g.intrinsics(20, 28, "fov"))
+    M = torch.eye(4).repeat(batch, 1, 1)
+    M[:, 0, 3] = 0.05
+    inputs = [x.clone() for x in (colors, depth, K, M)]
+    first = warp_frames(colors, depth, K, M, mode=mode)
+    assert all(torch.equal(a, b) for a, b in zip((colors, depth, K, M), inputs, strict=True))
+    second = warp_frames(colors, depth, K, M, mode=mode)
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    assert float(first.image.float().abs().sum()) > 0
