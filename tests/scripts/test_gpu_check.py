@@ -29,3 +29,19 @@ def test_gpu_check_cpu_mode_fills_its_table(tmp_path):
     e2e = next(line for label, line in rows.items() if label.startswith("tiny end-to-end"))
     assert "exit code 0" in e2e and "| ok |" in e2e and "compiled [True]" in e2e
     assert (tmp_path / "gpu_check.json").is_file() and (tmp_path / "tiny_e2e.log").is_file()
+
+
+def test_the_table_is_written_after_every_step(tmp_path):
+    """A device call stopped at its time limit still leaves the figures of the steps that finished: the table is
+    rewritten as each step starts (marked as running) and ends (figures, error or skip)."""
+    from scripts.gpu_check import Check
+
+    seen = []
+    check = Check(100.0, lambda: seen.append({k: next(iter(v)) for k, v in check.results.items()}))
+    check.estimates = {"slow": 1e6}
+    assert check.step("fine", lambda: {"x": 1})["x"] == 1
+    assert check.step("broken", lambda: 1 / 0) is None
+    assert check.step("slow", lambda: {}) is None
+    assert seen == [{"fine": "running"}, {"fine": "x"}, {"fine": "x", "broken": "running"},
+                    {"fine": "x", "broken": "error"}, {"fine": "x", "broken": "error", "slow": "skipped"}]
+    assert check.results["broken"]["error"].startswith("ZeroDivisionError")
