@@ -16,16 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config, TrajectorySpec, VideoSpec, read_prompt, select
-from .core.text import even_frames, shorten_caption
+from .config import Config, Selection, TrajectorySpec, VideoSpec, model_hw, needed_models, read_prompt, select
 from .infra.artifacts import atomic_path, input_hashes
-from .infra.cli import get_logger, run_stage
+from .infra.device import resolve_device
+from .infra.hub import require
 from .infra.layout import render_file
-from .infra.records import caption_depends, caption_folder, render_chain
 from .infra.video_io import FrameSelection, read_clip, read_frames
-from .infra.workqueue import StageRunner, process_state
-from .models.captioner import captioner
-from .weights import needed_models, require
+from .pipeline import InverseDVSPipeline
+from .runner.cli import get_logger, run_stage
+from .runner.records import caption_depends, caption_folder, render_chain
+from .runner.workqueue import Item, StageRunner, process_state
 
 STAGE = "caption"
 
@@ -46,39 +46,31 @@ def _inputs(cfg: Config, video: VideoSpec, traj: TrajectorySpec | None) -> dict[
     return {"render": render_chain(cfg, video, traj)["render"]}
 
 
-def _caption_item(cfg: Config, model, folder: Path, *, video: VideoSpec,
+def _caption_item(cfg: Config, pipe: InverseDVSPipeline, folder: Path, *, video: VideoSpec,
                   traj: TrajectorySpec | None) -> tuple[list[str], dict]:
     """Caption one video (or one of its renders) and store the prompt, shortened to the text encoder's length."""
     import cv2
 
-    log = get_logger()
-    c = cfg.camera
     if traj is None:
-        frames = read_clip(video.path, FrameSelection.of(cfg), cfg.model_hw(video), c.resize).frames
+        frames = read_clip(video.path, FrameSelection.of(cfg), model_hw(cfg, video), cfg.camera.resize).frames
     else:
         frames = read_frames(render_file(cfg.work_dir, traj.name, video.name))
-    shown = frames[even_frames(len(frames), cfg.caption.num_frames)]
-    vlm = model.get()
-    raw = vlm.caption(shown)
-    short = shorten_caption(raw, vlm.count_tokens, vlm.max_tokens)
-    if not short.text:
-        raise RuntimeError(f"the captioner returned no usable text for video '{video.name}' ({raw[:80]!r})")
-    if short.truncated:
-        log.info("caption of video '%s' is %d tokens; the text encoder reads %d, so it was cut at a sentence boundary "
-                 "(%d tokens kept).", video.name, vlm.count_tokens(" ".join(raw.split())), vlm.max_tokens,
-                 short.tokens)
+    cap = pipe.caption(frames, f"video '{video.name}'")
     with atomic_path(folder / "prompt.txt") as tmp:
-        tmp.write_text(short.text + "\n", encoding="utf-8")
+        tmp.write_text(cap.text + "\n", encoding="utf-8")
     with atomic_path(folder / "frames.png") as tmp:
-        cv2.imwrite(str(tmp), cv2.cvtColor(contact_sheet(shown), cv2.COLOR_RGB2BGR))
-    return ["prompt.txt", "frames.png"], {"caption": short.text, "raw_caption": raw, "truncated": short.truncated,
-                                          "tokens": short.tokens, "model": cfg.caption.model,
-                                          "process_model_loads": model.loads}
+        cv2.imwrite(str(tmp), cv2.cvtColor(contact_sheet(cap.shown), cv2.COLOR_RGB2BGR))
+    return ["prompt.txt", "frames.png"], {"caption": cap.text, "raw_caption": cap.raw, "truncated": cap.truncated,
+                                          "tokens": cap.tokens, "model": cfg.caption.model,
+                                          "process_model_loads": pipe.captioner.loads}
 
 
-def _body(cfg: Config, args) -> int:
+def run(cfg: Config, selection: Selection | None = None, *, force: bool = False, quiet: bool = False,
+        model: InverseDVSPipeline | None = None) -> int:
+    """Caption every selected video without a prompt (cfg: a resolved config; `model`: the pipeline whose captioner
+    to use, shared with other stages of this process, else one is made here). Returns the exit code (0, 1 or 2)."""
     log = get_logger()
-    videos, trajectories = select(cfg, args.only_video, args.only_trajectory)
+    videos, trajectories = select(cfg, selection)
     state = process_state()
     if cfg.caption.source == "off":
         log.info("caption: caption.source is off; videos without a prompt run unconditioned.")
@@ -90,18 +82,18 @@ def _body(cfg: Config, args) -> int:
     if not todo:
         return 0
     require(needed_models(cfg, (STAGE,)))  # before any item: a missing model fails fast
-    runner = StageRunner(STAGE, cfg.work_dir, args.force, log, state)
-    model = captioner(cfg, state)
+    runner = StageRunner(STAGE, cfg.work_dir, force, log, state)
+    pipe = model or InverseDVSPipeline(cfg, device=resolve_device(cfg.run.device, state), log=log)
     for v in todo:
         for traj in (trajectories if cfg.caption.source == "render" else [None]):
-            label = f"video={v.name}" + (f" trajectory={traj.name}" if traj else "")
-            runner.run(label, caption_folder(cfg, v, traj), caption_depends(cfg), partial(_inputs, cfg, v, traj),
-                       partial(_caption_item, cfg, model, video=v, traj=traj))
+            runner.run(Item(video=v.name, trajectory=traj.name if traj else None), caption_folder(cfg, v, traj),
+                       caption_depends(cfg), partial(_inputs, cfg, v, traj),
+                       partial(_caption_item, cfg, pipe, video=v, traj=traj))
     return runner.finish()
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_stage(STAGE, __doc__.splitlines()[0], _body, argv)
+    return run_stage(STAGE, __doc__.splitlines()[0], run, argv)
 
 
 if __name__ == "__main__":

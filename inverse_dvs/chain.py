@@ -9,11 +9,10 @@ inverse_dvs.invert` and `… infer` still run alone. The exit code is the worst 
 
 from __future__ import annotations
 
-import importlib
 import sys
 
-from .infra.cli import get_logger, run_stage
-from .stages import MODEL_STAGES
+from .runner.cli import get_logger, run_stage
+from .stages import MODEL_STAGES, stage_run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,18 +27,19 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(__doc__)
         return 2
 
-    def body(cfg, args) -> int:
-        from .infra.workqueue import process_state
-        from .models.cogvideo import lazy_pipeline
+    def run(cfg, selection, *, force: bool = False, quiet: bool = False) -> int:
+        from .infra.device import resolve_device
+        from .pipeline import InverseDVSPipeline
+        from .runner.workqueue import process_state
 
-        model = lazy_pipeline(cfg, process_state(), get_logger())
+        pipe = InverseDVSPipeline(cfg, device=resolve_device(cfg.run.device, process_state()), log=get_logger())
         codes = []
         for name in names:
-            codes.append(importlib.import_module(f"{__package__}.{name}")._body(cfg, args, model))
+            codes.append(stage_run(name)(cfg, selection, force=force, quiet=quiet, model=pipe))
             get_logger().info("%s: done (exit code %d)", name, codes[-1])
         return 1 if 1 in codes else max(codes)
 
-    return run_stage("+".join(names), __doc__.splitlines()[0], body, argv)
+    return run_stage("+".join(names), __doc__.splitlines()[0], run, argv)
 
 
 if __name__ == "__main__":

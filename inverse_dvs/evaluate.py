@@ -20,18 +20,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config, TrajectorySpec, VideoSpec, section_dict, select
+from .config import Config, Selection, TrajectorySpec, VideoSpec, needed_models, section_dict, select
 from .core.metrics import clip_frame, clip_text, clip_view, psnr_per_frame, ssim_per_frame
 from .core.windows import Window, seam_figure
 from .infra.artifacts import atomic_path, read_meta, upstream, write_json
-from .infra.cli import get_logger, run_stage
 from .infra.errors import UserError
+from .infra.hub import require
 from .infra.layout import eval_dir, render_file, result_dir, run_dir
-from .infra.records import infer_depends, output_fps, render_chain, run_prefix, sweep, video_prompt
 from .infra.video_io import FrameSelection, read_clip, read_frames
-from .infra.workqueue import StageRunner, process_state
 from .models.clip_scorer import clip_scorer, lpips_available
-from .weights import needed_models, require
+from .pipeline import plan_sweep
+from .runner.cli import get_logger, run_stage
+from .runner.records import infer_depends, output_fps, render_chain, video_prompt
+from .runner.workqueue import Item, StageRunner, process_state
 
 STAGE = "evaluate"
 COLUMNS = ("trajectory", "video", "run_tag", "method", "identity", "frames", "psnr_input", "ssim_input", "lpips_input",
@@ -220,35 +221,39 @@ def write_report(cfg: Config, rows: list[dict], per_frame: dict[str, dict], lpip
     return [edir / n for n in ("metrics.csv", "report.md", "metrics_per_trajectory.png", "psnr_per_frame.png")]
 
 
-def _body(cfg: Config, args) -> int:
+def run(cfg: Config, selection: Selection | None = None, *, force: bool = False, quiet: bool = False,
+        model=None) -> int:
+    """Evaluate every output of the config's sweep for the selected (trajectory, video) (cfg: a resolved config;
+    `model`: a models.clip_scorer Lazy to share, else one is made here), then rebuild the report. Returns the exit
+    code (0, 1 or 2)."""
     log = get_logger()
-    videos, trajectories = select(cfg, args.only_video, args.only_trajectory)
+    videos, trajectories = select(cfg, selection)
     state = process_state()
     require(needed_models(cfg, (STAGE,)))
     note = lpips_available(cfg)
     if note:
         log.warning("evaluate: LPIPS is left empty: %s. Everything else is computed.", note)
-    runner = StageRunner(STAGE, cfg.work_dir, args.force, log, state)
-    scorer = clip_scorer(cfg, state)
-    prefix = run_prefix(cfg)
+    runner = StageRunner(STAGE, cfg.work_dir, force, log, state)
+    scorer = model or clip_scorer(cfg, state)
     depends = {"eval": section_dict(cfg.eval), "lpips": note is None, "camera": section_dict(cfg.camera)}
-    points = sweep(cfg, log)
+    plans = plan_sweep(cfg, log)
     items = []
     for traj in trajectories:
         for v in videos:
             fps = output_fps(cfg, v, traj)
-            tags = [pt.run_tag(prefix, cfg.inference.cache) for pt in points]
             try:
                 prompt = video_prompt(cfg, v, traj)
             except UserError as exc:  # no usable caption yet: these items fail, the others go on
-                for tag in tags:
-                    runner.fail(f"trajectory={traj.name} video={v.name} run={tag}", exc)
+                for plan in plans:
+                    runner.fail(Item(video=v.name, trajectory=traj.name, run=plan.run_tag), exc)
                 continue
-            for pt, tag in zip(points, tags, strict=True):
+            for plan in plans:
+                tag = plan.run_tag
                 folder = eval_dir(cfg.work_dir) / "runs" / traj.name / v.name / tag
                 items.append(folder)
-                runner.run(f"trajectory={traj.name} video={v.name} run={tag}", folder, depends,
-                           partial(_inputs, cfg, v, traj, tag, _infer_record(cfg, pt, prompt, fps, v, traj, tag)),
+                runner.run(Item(video=v.name, trajectory=traj.name, run=tag), folder, depends,
+                           partial(_inputs, cfg, v, traj, tag, _infer_record(cfg, plan.point, prompt, fps, v, traj,
+                                                                            tag)),
                            partial(_eval_item, cfg, scorer, video=v, traj=traj, tag=tag, prompt=prompt))
     rc = runner.finish()
     if runner.index == 0:
@@ -269,7 +274,7 @@ def _body(cfg: Config, args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_stage(STAGE, __doc__.splitlines()[0], _body, argv)
+    return run_stage(STAGE, __doc__.splitlines()[0], run, argv)
 
 
 if __name__ == "__main__":

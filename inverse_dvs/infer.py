@@ -13,34 +13,28 @@ output frames, and meta.json, its record), so a run stopped in window w resumes 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from .config import Config, TrajectorySpec, VideoSpec, select
-from .core.windows import Window, clip_length, hand_over, plan_windows, stitch
+from .config import Config, Selection, TrajectorySpec, VideoSpec, needed_models, select
+from .core.windows import Window
 from .infra.artifacts import clean_partials, read_meta, run_item, save_npz, sha256, upstream
-from .infra.cli import get_logger, run_stage
+from .infra.device import resolve_device
 from .infra.errors import UserError
+from .infra.hub import require
 from .infra.layout import depth_dir, inversion_file, result_dir, run_dir
-from .infra.records import (
-    infer_depends,
-    inversion_prompt,
-    invert_depends,
-    output_fps,
-    render_chain,
-    video_prompt,
-)
 from .infra.video_io import FrameSelection, read_clip, read_frames, titled_side_by_side, write_video
-from .infra.workqueue import StageRunner, process_state
 from .models.lazy import Lazy
-from .pipeline import InverseDVS, PointPlan, StageModel, item_inputs, plan_sweep
-from .weights import needed_models, require
+from .pipeline import InverseDVSPipeline, Inverted, PointPlan, WindowHook, WindowResult, plan_sweep
+from .runner.cli import get_logger, run_stage
+from .runner.records import infer_depends, inversion_prompt, invert_depends, output_fps, render_chain, video_prompt
+from .runner.workqueue import Item, StageRunner, process_state
 
 STAGE = "infer"
 
@@ -66,33 +60,24 @@ def load_inversion(path: Path, t_end: int) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def read_clip_inputs(cfg: Config, rdir: Path, ddir: Path) -> dict[str, np.ndarray]:
-    """The whole clip's arrays that `item_inputs` takes, read from its warp and depth folders: `visible` (the warp's
-    visibility [T, H, W] float, fractional where the warp size differs from the model size), `depth`, and the
-    `input_frames` (shown beside the output only) and `render_frames` [T, H, W, 3] uint8."""
-    c = cfg.camera
+class ClipInputs(NamedTuple):
+    """What `generate` reads of one (trajectory, video), from its warp and depth folders."""
+
+    visibility: np.ndarray  # [T, H, W] float32: the warp's visibility at the model size
+    depth: np.ndarray  # [T, h, w] float32 at the warp size
+    input_frames: np.ndarray  # [T, H, W, 3] uint8: the source at the model size (shown beside the output only)
+    render: np.ndarray  # [T, H, W, 3] uint8 at the model size
+
+
+def read_clip_inputs(cfg: Config, rdir: Path, ddir: Path) -> ClipInputs:
+    """The whole clip's arrays, read from its warp and depth folders."""
     with np.load(rdir / "masks.npz") as z:
-        visible = z["visibility"]
+        visibility = z["visibility"]
     with np.load(ddir / "depth.npz") as z:
         depth = z["depth"]
     render = read_frames(rdir / "render.npz")  # at the model size (the video's own with `camera.height: auto`)
-    source = read_clip(rdir / "input.mp4", FrameSelection(None), render.shape[1:3], c.resize).frames
-    return {"visible": visible, "depth": depth, "input_frames": source, "render_frames": render}
-
-
-def clip_windows(cfg: Config, num_frames: int, where: str, log) -> list[Window]:
-    """The windows of a clip of `num_frames` frames (`core.windows.plan_windows` with the camera settings); says where
-    a last window that did not fit went."""
-    c = cfg.camera
-    windows = plan_windows(num_frames, c.window, c.overlap, c.last_window)
-    if len(windows) > 1 and c.last_window == "end" and windows[-1].overlap != c.overlap:
-        log.info("%s: %d frames in %d windows of %d; the last window is aligned to the clip's end (camera.last_window: "
-                 "end), so it takes over %d frames instead of %d.", where, num_frames, len(windows), c.window,
-                 windows[-1].overlap, c.overlap)
-    elif clip_length(windows) < num_frames:
-        log.warning("%s: frames %d–%d are left out: they would need a window of their own past the clip's end "
-                    "(camera.last_window: drop; `end` keeps them).", where, clip_length(windows), num_frames - 1)
-    return windows
+    source = read_clip(rdir / "input.mp4", FrameSelection(None), render.shape[1:3], cfg.camera.resize).frames
+    return ClipInputs(visibility, depth, source, render)
 
 
 def _inputs(cfg: Config, video: VideoSpec, traj: TrajectorySpec, inv_path: Path, vae_tiling: bool) -> dict[str, str]:
@@ -104,80 +89,36 @@ def _inputs(cfg: Config, video: VideoSpec, traj: TrajectorySpec, inv_path: Path,
     return {k: hashes[k] for k in ("inversion", "masks", "depth", "render", "input")}
 
 
-def _sample(ctx, plan: PointPlan, prompt: str, inversion: dict[str, torch.Tensor], item: dict[str, object],
-            window: Window):
-    """The method's `generate` under a progress bar, with the OOM advice."""
-    from tqdm import tqdm
-
-    from .models.cogvideo import oom_hint
-
-    label = plan.run_tag if window.index == 0 and window.overlap == 0 else f"{plan.run_tag} window {window.index}"
-    bar = tqdm(total=len(plan.schedule.timesteps), desc=f"sample {label}", disable=ctx.quiet)
-    try:
-        return ctx.method.generate(plan, prompt, inversion, item, progress=lambda _i: bar.update(),
-                                   window=window.index)
-    except torch.cuda.OutOfMemoryError as exc:
-        raise oom_hint(exc) from None
-    finally:
-        bar.close()
+WINDOW_KEYS = ("window", "frames", "overlap", "nfe", "inversion_nfe", "sampling_nfe", "seconds", "sampling_seconds",
+               "decode_seconds", "alpha_bar_t_start", "condition_sha256", "overlap_sha256")
 
 
-def _digest(frames: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()
-
-
-def _window_item(ctx, wdir: Path, *, plan: PointPlan, prompt: str, clip: dict[str, np.ndarray],
-                 shared: dict[str, torch.Tensor], win: Window, prev: Window | None) -> tuple[list[str], dict]:
-    """One window of a long clip: window 0 samples from the shared inversion (`shared`); window w > 0 takes its render
-    over from window w−1's output (`core.windows.hand_over`), inverts it and samples. Writes frames.npz (uint8)."""
-    from .pipeline import inversion_tensors
-
-    cfg, s, e = ctx.cfg, win.start, win.end
-    nfe0 = ctx.stats.nfe
-    extra = {"window": win.index, "frames": [s, e], "overlap": win.overlap}
-    if prev is None:
-        inversion = shared
-        item = item_inputs(cfg, clip["visible"][s:e], clip["depth"][s:e], clip["input_frames"][s:e],
-                           clip["render_frames"][s:e])
-    else:
-        previous = read_frames(wdir.parent / f"w{prev.index:02d}" / "frames.npz")
-        render, visible = hand_over(clip["render_frames"], clip["visible"], previous, win, prev)
-        # what the test and the user can check: the condition and the overlap are window w−1's output frames
-        extra |= {"condition_sha256": _digest(render[0]), "overlap_sha256": _digest(render[:win.overlap])}
-        item = item_inputs(cfg, visible, clip["depth"][s:e], clip["input_frames"][s:e], render)
-        enc = ctx.method.encode(render, cfg.run.seed)
-        inversion = inversion_tensors(enc, ctx.method.invert(enc, prompt, plan.inversion_end))
-    out = _sample(ctx, plan, prompt, inversion, item, win)
-    save_npz(wdir / "frames.npz", frames=out.frames)
-    nfe = ctx.stats.nfe - nfe0
-    return ["frames.npz"], extra | {"nfe": nfe, "inversion_nfe": nfe - out.sampling_nfe,
-                                    "sampling_nfe": out.sampling_nfe, "sampling_seconds": out.sampling_seconds,
-                                    "decode_seconds": out.decode_seconds, "alpha_bar_t_start": out.alpha_bar_t_start}
-
-
-def _run_windows(ctx, folder: Path, depends: dict, inputs: dict[str, str], windows: list[Window], **kw
-                 ) -> tuple[np.ndarray, list[dict]]:
-    """Every window of one sweep point, in order, each with its record (`artifacts.run_item`: an up-to-date window
-    is kept, so a stopped run resumes at its first unfinished window); returns the stitched clip and the windows'
-    records."""
-    log, records, outputs = get_logger(), [], []
+def window_store(folder: Path, depends: dict, inputs: dict[str, str], force: bool, label: str) -> WindowHook:
+    """The infer stage's window hook (`InverseDVSPipeline.generate`): each window of a long clip is an item of its
+    own in `{run folder}/windows/w{index:02d}/` (frames.npz, its output, and meta.json, its record: `run_item`), so
+    an up-to-date window is read back instead of computed, and a stopped run resumes at its first unfinished
+    window. A window's inputs are the sweep point's plus the window before it's frames."""
+    log = get_logger()
     window_depends = {k: v for k, v in depends.items() if k != "fps"}  # the frame rate only enters the mp4s
-    prev = None
-    for win in windows:
+    last: list[Path] = []
+
+    def hook(win: Window, compute) -> WindowResult:
         wdir = folder / "windows" / f"w{win.index:02d}"
         clean_partials(wdir)  # half-written files of a window a killed run was computing
-        win_inputs = dict(inputs) | ({} if prev is None else
-                                     {"previous": sha256(folder / "windows" / f"w{prev.index:02d}" / "frames.npz")})
-        run_item(wdir, "infer-window", window_depends | {"window": win._asdict()}, win_inputs, ctx.force,
-                 f"{kw['plan'].run_tag} window {win.index} (frames {win.start}–{win.end - 1})",
-                 partial(_window_item, ctx, win=win, prev=prev, **kw), log)
+        previous = {"previous": sha256(last[-1] / "frames.npz")} if last else {}
+
+        def write(out: Path) -> tuple[list[str], dict]:
+            result = compute()
+            save_npz(out / "frames.npz", frames=result.frames)
+            return ["frames.npz"], result.record
+
+        run_item(wdir, "infer-window", window_depends | {"window": win._asdict()}, dict(inputs) | previous, force,
+                 f"{label} window {win.index} (frames {win.start}–{win.end - 1})", write, log)
+        last.append(wdir)
         meta = read_meta(wdir)
-        records.append({k: meta[k] for k in ("window", "frames", "overlap", "nfe", "inversion_nfe", "sampling_nfe",
-                                             "seconds", "sampling_seconds", "decode_seconds", "alpha_bar_t_start",
-                                             "condition_sha256", "overlap_sha256") if k in meta})
-        outputs.append(read_frames(wdir / "frames.npz"))
-        prev = win
-    return stitch(outputs, windows, ctx.cfg.camera.stitch), records
+        return WindowResult(read_frames(wdir / "frames.npz"), {k: meta[k] for k in WINDOW_KEYS if k in meta})
+
+    return hook
 
 
 def _remember(into: dict, inputs) -> dict[str, str]:
@@ -185,58 +126,42 @@ def _remember(into: dict, inputs) -> dict[str, str]:
     return into
 
 
-def _infer_point(ctx, data: Lazy, folder: Path, *, plan: PointPlan, inv_path: Path, prompt: str, fps: float,
-                 trajectory: str, depends: dict, inputs: dict[str, str]) -> tuple[list[str], dict]:
-    """One sweep point of one (trajectory, video) (ctx: pipeline.StageModel): the method's `generate` (per window of a
-    long clip), then the videos and the record."""
-    cfg = ctx.cfg
+def _infer_point(cfg: Config, pipe: InverseDVSPipeline, force: bool, data: Lazy[ClipInputs], folder: Path, *,
+                 plan: PointPlan, inv_path: Path, prompt: str, fps: float, trajectory: str, depends: dict,
+                 inputs: dict[str, str]) -> tuple[list[str], dict]:
+    """One sweep point of one (trajectory, video): the pipeline's `generate` from the stored inversion (windows
+    persisted by `window_store`), then the videos and the record."""
     clip = data.get()
-    num_frames = len(clip["render_frames"])
-    windows = clip_windows(cfg, num_frames, f"{trajectory} {plan.run_tag}", get_logger())
-    inv = load_inversion(inv_path, plan.inversion_end)
-    inv_nfe = ctx.method.inversion_nfe(len(inv["timesteps"]))  # the passes that made the shared inversion
-    if len(windows) == 1:
-        out = _sample(ctx, plan, prompt, inv, item_inputs(cfg, **clip), windows[0])
-        frames, extra = out.frames, {}
-        totals = {"sampling_seconds": out.sampling_seconds, "decode_seconds": out.decode_seconds,
-                  "alpha_bar_t_start": out.alpha_bar_t_start, "sampling_nfe": out.sampling_nfe,
-                  "inversion_nfe": inv_nfe}
-    else:
-        frames, records = _run_windows(ctx, folder, depends, inputs, windows, plan=plan, prompt=prompt, clip=clip,
-                                       shared=inv)
-        totals = {k: round(sum(r[k] for r in records), 2) for k in ("sampling_seconds", "decode_seconds")}
-        totals |= {k: sum(r[k] for r in records) for k in ("sampling_nfe", "inversion_nfe")}
-        totals["inversion_nfe"] += inv_nfe  # window 0's inversion is the shared one
-        totals["alpha_bar_t_start"] = records[0]["alpha_bar_t_start"]
-        extra = {"windows": records, "stitch": cfg.camera.stitch}
+    inversion = Inverted.from_tensors(load_inversion(inv_path, plan.inversion_end))
+    out = pipe.generate(clip.render, clip.visibility, clip.depth, prompt, plan=plan, inversion=inversion,
+                        on_window=window_store(folder, depends, inputs, force, plan.run_tag), where=trajectory)
+    frames = out.frames
     n = len(frames)
     write_video(folder / "output.mp4", frames, fps)
     write_video(folder / "comparison.mp4", titled_side_by_side(
-        [clip["input_frames"][:n], clip["render_frames"][:n], frames], ["input", f"render ({trajectory})", "output"]),
-        fps)
+        [clip.input_frames[:n], clip.render[:n], frames], ["input", f"render ({trajectory})", "output"]), fps)
+    vm = pipe.video_model
     return ["output.mp4", "comparison.mp4"], {
         "params": asdict(plan.point), "run_tag": plan.run_tag, "method": cfg.method, "cache": cfg.inference.cache,
-        "compiled": ctx.model.compiled and cfg.inference.cache == "none", **ctx.stats.extra,
-        "vae_tiling": ctx.model.vae_tiling, "custom": [list(kv) for kv in cfg.custom], "t_start": plan.t_start,
-        "sampling_steps": len(plan.schedule.timesteps), **totals,
-        "nfe_per_output": totals["inversion_nfe"] + totals["sampling_nfe"], "frames": n,
-        "process_model_loads": ctx.stats.loads, "prompt": prompt, **extra}
+        "compiled": vm.compiled and cfg.inference.cache == "none", **pipe.stats.extra, "vae_tiling": vm.vae_tiling,
+        "custom": [list(kv) for kv in cfg.custom], **out.info, "frames": n, "process_model_loads": pipe.stats.loads,
+        "prompt": prompt}
 
 
-def _body(cfg: Config, args, model=None) -> int:
-    """The stage over this process's items; `model` is a cogvideo.LazyPipeline shared with the inversion stage when
-    both run in one process (`python -m inverse_dvs.chain invert infer`), else one is made here."""
-    from .models.cogvideo import lazy_pipeline
-
+def run(cfg: Config, selection: Selection | None = None, *, force: bool = False, quiet: bool = False,
+        model: InverseDVSPipeline | None = None) -> int:
+    """Every sweep point of every selected (trajectory, video) (cfg: a resolved config; `model`: the pipeline whose
+    video model to use, shared with the inversion stage when both run in one process — `python -m inverse_dvs.chain
+    invert infer` —, else one is made here). Returns the exit code (0, 1 or 2)."""
     log = get_logger()
-    videos, trajectories = select(cfg, args.only_video, args.only_trajectory)
+    videos, trajectories = select(cfg, selection)
     state = process_state()
     require(needed_models(cfg, (STAGE,)))  # before any item: a missing model fails fast
-    runner = StageRunner(STAGE, cfg.work_dir, args.force, log, state)
+    runner = StageRunner(STAGE, cfg.work_dir, force, log, state)
     plans = plan_sweep(cfg, log)
-    model = model or lazy_pipeline(cfg, state, log)
-    stats = model.stats
-    ctx = StageModel(InverseDVS(model, cfg), args.quiet, args.force)
+    pipe = model or InverseDVSPipeline(cfg, device=resolve_device(cfg.run.device, state), log=log)
+    pipe.set_progress_bar_config(disable=quiet)
+    vae_tiling = pipe.video_model.vae_tiling
     for traj in trajectories:
         for v in videos:
             rdir, ddir = result_dir(cfg.work_dir, traj.name, v.name), depth_dir(cfg.work_dir, v.name)
@@ -245,25 +170,26 @@ def _body(cfg: Config, args, model=None) -> int:
                 prompt = video_prompt(cfg, v, traj)
             except UserError as exc:  # no usable caption yet: these items fail, the others go on
                 for plan in plans:
-                    runner.fail(f"trajectory={traj.name} video={v.name} run={plan.run_tag}", exc)
+                    runner.fail(Item(video=v.name, trajectory=traj.name, run=plan.run_tag), exc)
                 continue
             # read on the first sweep point that runs: an up-to-date item costs no decoding
             data = Lazy(partial(read_clip_inputs, cfg, rdir, ddir), f"the inputs of {traj.name}/{v.name}")
             for plan in plans:
                 inv_path = inversion_file(cfg.work_dir, traj.name, v.name, plan.inversion_end)
-                depends = infer_depends(cfg, plan.point, prompt, fps, model.vae_tiling)
+                depends = infer_depends(cfg, plan.point, prompt, fps, vae_tiling)
                 hashes: dict[str, str] = {}  # the point's input hashes, which the records of its windows repeat
-                runner.run(f"trajectory={traj.name} video={v.name} run={plan.run_tag}",
+                runner.run(Item(video=v.name, trajectory=traj.name, run=plan.run_tag),
                            run_dir(cfg.work_dir, traj.name, v.name, plan.run_tag), depends,
-                           partial(_remember, hashes, partial(_inputs, cfg, v, traj, inv_path, model.vae_tiling)),
-                           partial(_infer_point, ctx, data, plan=plan, inv_path=inv_path, prompt=prompt, fps=fps,
-                                   trajectory=traj.name, depends=depends, inputs=hashes))
-    log.info("infer: %s", json.dumps({"model_loads": stats.loads, "nfe": stats.nfe, "sweep_points": len(plans)}))
+                           partial(_remember, hashes, partial(_inputs, cfg, v, traj, inv_path, vae_tiling)),
+                           partial(_infer_point, cfg, pipe, force, data, plan=plan, inv_path=inv_path, prompt=prompt,
+                                   fps=fps, trajectory=traj.name, depends=depends, inputs=hashes))
+    log.info("infer: %s", json.dumps({"model_loads": pipe.stats.loads, "nfe": pipe.stats.nfe,
+                                      "sweep_points": len(plans)}))
     return runner.finish()
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_stage(STAGE, __doc__.splitlines()[0], _body, argv)
+    return run_stage(STAGE, __doc__.splitlines()[0], run, argv)
 
 
 if __name__ == "__main__":

@@ -9,14 +9,14 @@ missing weights, or nothing left to run, stop the run here with exit code 2 befo
 
 from __future__ import annotations
 
-from .config import Config, read_prompt, select
+from .config import Config, Selection, depth_source, needed_models, read_prompt, select
 from .infra.artifacts import write_json
-from .infra.cli import get_logger, run_stage
 from .infra.errors import EXIT_USER_ERROR, UserError
-from .infra.records import depth_source
+from .infra.hub import missing_models
 from .infra.trajectories import read_pose_json, trajectory_keyframes
 from .infra.video_io import FrameSelection, frame_indices, probe_video
-from .weights import missing_models, needed_models
+from .runner.cli import get_logger, run_stage
+from .runner.workqueue import Item, ItemResult
 
 STAGE = "preflight"
 
@@ -42,12 +42,15 @@ def check_trajectory(cfg: Config, traj) -> None:
         trajectory_keyframes(traj)
 
 
-def _body(cfg: Config, args) -> int:
+def run(cfg: Config, selection: Selection | None = None, *, force: bool = False, quiet: bool = False,
+        model=None) -> int:
+    """Check the selected videos and trajectories and the weights the run needs (cfg: a resolved config; `force` and
+    `model` are not used: nothing is computed). Returns 0, or 2 when nothing can run."""
     import os
 
     log = get_logger()
-    videos, trajectories = select(cfg, args.only_video, args.only_trajectory)
-    problems: dict[str, str] = {}
+    videos, trajectories = select(cfg, selection)
+    problems: dict[Item, str] = {}
     for v in videos:
         try:
             if check_video(cfg, v):
@@ -62,16 +65,16 @@ def _body(cfg: Config, args) -> int:
                 log.info("video '%s' has no prompt: the caption stage writes one from its %s (%s).", v.name,
                          "source frames" if cfg.caption.source == "source" else "renders", cfg.caption.model)
         except UserError as exc:
-            problems[f"video={v.name}"] = str(exc)
+            problems[Item(video=v.name)] = str(exc)
     for t in trajectories:
         try:
             check_trajectory(cfg, t)
         except UserError as exc:
-            problems[f"trajectory={t.name}"] = str(exc)
-    for label, reason in problems.items():
-        log.error("preflight %s: %s", label, reason)
-    items = [(t.name, v.name) for t in trajectories for v in videos]
-    healthy = [(t, v) for t, v in items if f"video={v}" not in problems and f"trajectory={t}" not in problems]
+            problems[Item(trajectory=t.name)] = str(exc)
+    for item, reason in problems.items():
+        log.error("preflight %s: %s", item, reason)
+    items = [Item(video=v.name, trajectory=t.name) for t in trajectories for v in videos]
+    healthy = [it for it in items if not any(p.covers(it) for p in problems)]
     missing = missing_models(needed_models(cfg))
     if missing:
         log.error("preflight: the weights of %s are not on this machine, and stages never download on their own. Fetch "
@@ -84,7 +87,8 @@ def _body(cfg: Config, args) -> int:
         log.error("preflight: no (trajectory, video) item can run (see above); nothing was run.")
         return EXIT_USER_ERROR
     summary = {"preflight": {"run_id": os.environ.get("INVERSE_DVS_RUN_ID", ""), "failed": len(problems),
-                             "items": [{"item": k, "status": "failed", "reason": r} for k, r in problems.items()]}}
+                             "items": [ItemResult(item, "failed", 0.0, reason, user_error=True).to_json()
+                                       for item, reason in problems.items()]}}
     write_json(cfg.work_dir / "run_summary.json", summary)  # a new run: the stages add their sections
     log.info("preflight: %d of %d item(s) ready%s.", len(healthy), len(items),
              f"; {len(items) - len(healthy)} will fail (above)" if problems else "")
@@ -92,7 +96,7 @@ def _body(cfg: Config, args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_stage(STAGE, __doc__.splitlines()[0], _body, argv)
+    return run_stage(STAGE, __doc__.splitlines()[0], run, argv)
 
 
 if __name__ == "__main__":

@@ -17,11 +17,11 @@ from .config import load_config
 from .infra.artifacts import read_meta
 from .infra.errors import EXIT_USER_ERROR, UserError
 from .infra.layout import depth_dir, eval_dir, inversion_dir, result_dir
-from .infra.workqueue import covers, item_key
+from .runner.workqueue import Item
 from .stages import STAGES
 
 
-def failures(summary: dict, run_id: str = "") -> list[tuple[str, str, str]]:
+def failures(summary: dict, run_id: str = "") -> list[tuple[str, Item, str]]:
     """(stage, item, reason) for each failed item (of run `run_id` when given: a stage that did not run this time
     keeps its old section), keeping only the first stage where a (video, trajectory) pair — or a whole video or
     trajectory — failed, so a corrupt video is named once, not again by every later stage."""
@@ -33,18 +33,18 @@ def failures(summary: dict, run_id: str = "") -> list[tuple[str, str, str]]:
         for it in section.get("items", []):
             if it.get("status") != "failed":
                 continue
-            key = item_key(it["item"])
-            if any(covers(failed, key) for failed in seen):
+            item = Item.from_json(it.get("item"))
+            if any(failed.covers(item) for failed in seen):
                 continue
-            seen.append(key)
-            out.append((stage, it["item"], it.get("reason", "")))
+            seen.append(item)
+            out.append((stage, item, it.get("reason", "")))
     return out
 
 
 def compute_seconds(cfg) -> dict[tuple[str, str], float]:
     """Seconds each stage's items took when they were computed, summed per (stage, trajectory) from their records
     ('-' for per-video stages)."""
-    from .infra.records import caption_folder
+    from .runner.records import caption_folder
 
     per: dict[tuple[str, str], float] = defaultdict(float)
 
@@ -76,7 +76,7 @@ def item_counts(summary: dict, run_id: str) -> dict[tuple[str, str], dict[str, i
         if stage == "preflight" or not run_id or section.get("run_id") != run_id:
             continue
         for it in section.get("items", []):
-            counts[(stage, item_key(it["item"])[1] or "-")][it.get("status", "?")] += 1
+            counts[(stage, Item.from_json(it.get("item")).trajectory or "-")][it.get("status", "?")] += 1
     return counts
 
 
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     for key in sorted(set(per) | set(counts), key=lambda k: (STAGES.index(k[0]), k[1])):
         tally = ", ".join(f"{n} {status}" for status, n in sorted(counts.get(key, {}).items()))
         out.write(f"{key[0]:<9} {key[1]:<20} {per.get(key, 0.0):8.1f}  {tally or '-'}\n")
-    busy = [(s, it["item"]) for s in STAGES for it in (summary.get(s) or {}).get("items", [])
+    busy = [(s, Item.from_json(it.get("item"))) for s in STAGES for it in (summary.get(s) or {}).get("items", [])
             if it.get("status") == "busy"]
     if busy:
         out.write(f"\n{len(busy)} item(s) in progress in another process, not done here (rerun when it finishes):\n")

@@ -7,8 +7,9 @@ prints each output's record, e.g. `python scripts/bench_pipeline.py --config con
 depend on weight values; no download, no 20 GB file) in bf16 at 49×480×720 (`--arch 1.5`: CogVideoX1.5-5B-I2V's at
 81×768×1360), placed as the stages place it (T5 parked
 on the CPU, VAE tiling as `auto` resolves it). Each variant makes one output at the method's settings (paper: 30
-inversion steps to t_start, 47 CFG sampling steps) through the pipeline object the stages run — `InverseDVS.encode`,
-`.invert`, `.generate` (SLM, K-RNR, region CFG, the step cache, decode) — and prints one JSON line:
+inversion steps to t_start, 47 CFG sampling steps) through the pipeline object the stages run — `encode`,
+`.invert`, `.generate` of `InverseDVSPipeline` (SLM, K-RNR, region CFG, the step cache, decode) — and prints one
+JSON line:
 encode, inversion, sampling and decode seconds, compile warm-up, peak GPU memory allocated and reserved, NFE.
 Variants: `eager`, `compiled`, `compiled+CACHE` (default: eager compiled compiled+faster), each with `--offload`
 (default: none). Models are rebuilt only when the offload setting changes, and freed (`gc` + `empty_cache`) before
@@ -29,6 +30,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -86,34 +88,31 @@ def tiny_arch(model: str = "5b") -> Arch:
 
 
 def bench_config(arch: Arch, method: str = "paper", compile_mode: str = "off", backend: str = "inductor",
-                 offload: str = "none", cache: str = "none", overrides: tuple[str, ...] = ()):
-    """The project's own config for one benchmark variant: the method's settings at the architecture's size."""
-    from inverse_dvs.config import load_config
+                 offload: str = "none", cache: str = "none", overrides: tuple[str, ...] = (),
+                 frames: int | None = None):
+    """The project's own config for one benchmark variant: the method's settings at the architecture's size
+    (`frames`: a clip of that many frames, in windows of the architecture's when longer; README → Long videos)."""
+    from inverse_dvs.config import load_config, resolve_config
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.yml"
         path.write_text(
             f"method: {method}\nvideos: [{{path: bench.mp4, name: bench, prompt: a video}}]\n"
             "trajectories: {left: {preset: orbit_left}}\n"
-            f"camera: {{num_frames: {arch.frames}, window: {arch.frames}, height: {arch.height}, "
+            f"camera: {{num_frames: {frames or arch.frames}, window: {arch.frames}, height: {arch.height}, "
             f"width: {arch.width}}}\n"
             f"inversion: {{model: {arch.checkpoint}}}\nmodel: {{offload: {offload}, lora: null}}\n"
             f"run: {{compile: '{compile_mode}', compile_backend: {backend}}}\ninference: {{cache: {cache}}}\n",
             encoding="utf-8")
-        return load_config(path, list(overrides))
+        return resolve_config(load_config(path, list(overrides)))
 
 
 def make_model(cfg, arch: Arch, device: torch.device, log: logging.Logger):
     """A `cogvideo.LazyPipeline` for `cfg`: a real architecture with random weights built on `device` (5b, 1.5), or
     the tiny checkpoint loaded as the stages load it (tiny, tiny15)."""
     from inverse_dvs.infra.device import torch_dtype
-    from inverse_dvs.models.cogvideo import (
-        LazyPipeline,
-        ModelStats,
-        largest_call,
-        place_pipeline,
-        resolve_vae_tiling,
-    )
+    from inverse_dvs.models.placement import largest_call, place_pipeline, resolve_vae_tiling
+    from inverse_dvs.models.video_model import LazyPipeline, ModelStats
     from inverse_dvs.testing.tiny import cogvideox_5b_i2v_pipeline
 
     dtype = torch_dtype(cfg.run.dtype, device)
@@ -132,19 +131,23 @@ def make_model(cfg, arch: Arch, device: torch.device, log: logging.Logger):
                         build=build if arch.real else None)
 
 
-def synthetic_item(cfg, arch: Arch, seed: int = 0) -> tuple[np.ndarray, dict]:
-    """Random frames and `pipeline.item_inputs` for them: a visibility with a hole band that grows across the video
-    (about 20 % occluded at the end, like an orbit) and a depth ramp."""
-    from inverse_dvs.pipeline import item_inputs
+class Synthetic(NamedTuple):
+    frames: np.ndarray  # [T, H, W, 3] uint8: the render (random)
+    visibility: np.ndarray  # [T, H, W] float32
+    depth: np.ndarray  # [T, H, W] float32
 
+
+def synthetic_item(cfg, arch: Arch, seed: int = 0, frames: int | None = None) -> Synthetic:
+    """Random frames as the render, a visibility with a hole band that grows across the clip (about 20 % occluded at
+    the end, like an orbit) and a depth ramp; `frames` long (default the architecture's)."""
+    n = frames or arch.frames
     rng = np.random.default_rng(seed)
-    frames = rng.integers(0, 255, (arch.frames, arch.height, arch.width, 3), dtype=np.uint8)
-    visible = np.ones((arch.frames, arch.height, arch.width), np.float32)
-    for t in range(arch.frames):
-        visible[t, :, : int(0.2 * arch.width * t / max(arch.frames - 1, 1))] = 0.0
-    depth = np.broadcast_to(np.linspace(1.0, 10.0, arch.width, dtype=np.float32),
-                            (arch.frames, arch.height, arch.width)).copy()
-    return frames, item_inputs(cfg, visible, depth, frames, frames)
+    video = rng.integers(0, 255, (n, arch.height, arch.width, 3), dtype=np.uint8)
+    visible = np.ones((n, arch.height, arch.width), np.float32)
+    for t in range(n):
+        visible[t, :, : int(0.2 * arch.width * t / max(n - 1, 1))] = 0.0
+    depth = np.broadcast_to(np.linspace(1.0, 10.0, arch.width, dtype=np.float32), (n, arch.height, arch.width)).copy()
+    return Synthetic(video, visible, depth)
 
 
 def _peaks(device: torch.device) -> dict:
@@ -159,39 +162,42 @@ def _reset_peaks(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def one_output(model, cfg, frames: np.ndarray, item: dict) -> dict:
-    """Everything one output costs, through the pipeline object the stages run (`pipeline.InverseDVS`): encode (with
-    the prompt embeddings), inversion to the point's end, then `generate` (noise initialisation, guided sampling
-    under the config's cache, decode). Peak memory is per phase: encode + inversion, then sampling + decode."""
-    from inverse_dvs.models.cogvideo import synchronize
-    from inverse_dvs.pipeline import InverseDVS, inversion_tensors, plan_sweep
+def one_output(model, cfg, item: Synthetic) -> dict:
+    """Everything one output costs, through the pipeline users run (`InverseDVSPipeline` on this model): encode (with
+    the prompt embeddings) and the inversion of window 0 to the point's end, then `generate` (noise initialisation,
+    guided sampling under the config's cache, decode; a clip longer than one window in windows, each later one
+    inverted and sampled there). Peak memory is per phase: encode + inversion, then the rest."""
+    from inverse_dvs import InverseDVSPipeline
+    from inverse_dvs.models.placement import synchronize
 
-    method = InverseDVS(model, cfg)
-    plan = plan_sweep(cfg)[0]
+    pipe = InverseDVSPipeline(cfg, device=model.device, video_model=model)
+    pipe.set_progress_bar_config(disable=True)
+    plan = pipe.plan()
     prompt = cfg.videos[0].prompt
-    model.get((method.inversion_batch, *method.sampling_batches([plan])))  # any compiling happens before the clock
+    model.get((pipe.inversion_batch, *pipe.sampling_batches([plan])))  # any compiling happens before the clock
     dev = model.device
     _reset_peaks(dev)
     synchronize(dev)
     t0 = time.perf_counter()
-    enc = method.encode(frames, cfg.run.seed)
-    method.embeddings(prompt, "" if method.inversion_uses_cfg else None)
+    enc = pipe.encode(item.frames[:cfg.model_frames])
+    pipe.embeddings(prompt, "" if pipe.inversion_uses_cfg else None)
     synchronize(dev)
     t1 = time.perf_counter()
-    nfe0 = model.stats.nfe
-    inv = method.invert(enc, prompt, plan.inversion_end)
+    inv = pipe.invert(enc, prompt, plan.inversion_end)
     synchronize(dev)
     t2 = time.perf_counter()
-    inversion_nfe = model.stats.nfe - nfe0
     invert_peaks = _peaks(dev)
     _reset_peaks(dev)
-    out = method.generate(plan, prompt, inversion_tensors(enc, inv), item)
+    out = pipe.generate(item.frames, item.visibility, item.depth, prompt, plan=plan, inversion=inv)
+    synchronize(dev)
+    t3 = time.perf_counter()
     sample_peaks = _peaks(dev)
     peak = {k: None if invert_peaks[k] is None else max(invert_peaks[k], sample_peaks[k]) for k in invert_peaks}
-    return {"encode_s": round(t1 - t0, 2), "inversion_s": round(t2 - t1, 2), "sampling_s": out.sampling_seconds,
-            "decode_s": out.decode_seconds,
-            "output_s": round(t2 - t0 + out.sampling_seconds + out.decode_seconds, 2),
-            "inversion_nfe": inversion_nfe, "sampling_nfe": out.sampling_nfe, "nfe": inversion_nfe + out.sampling_nfe,
+    info = out.info
+    return {"encode_s": round(t1 - t0, 2), "inversion_s": round(t2 - t1, 2), "sampling_s": info["sampling_seconds"],
+            "decode_s": info["decode_seconds"], "output_s": round(t3 - t0, 2),
+            "windows": len(info.get("windows", [])) or 1,
+            "inversion_nfe": info["inversion_nfe"], "sampling_nfe": info["sampling_nfe"], "nfe": info["nfe_per_output"],
             "compiled": model.compiled and cfg.inference.cache == "none", "cache": cfg.inference.cache,
             "vae_tiling": model.vae_tiling, **peak,
             "peak_invert_allocated_gb": invert_peaks["peak_allocated_gb"],
@@ -200,7 +206,8 @@ def one_output(model, cfg, frames: np.ndarray, item: dict) -> dict:
 
 def forward_seconds(model, batch: int, repeats: int = 3) -> float:
     """Median seconds of one transformer pass at `batch` latents on zeros of the model's shapes (after one pass)."""
-    from inverse_dvs.models.cogvideo import largest_call, synchronize, warm_up
+    from inverse_dvs.models.compile import warm_up
+    from inverse_dvs.models.placement import largest_call, synchronize
 
     p = model.get()
     shape = largest_call(model.cfg)
@@ -225,15 +232,15 @@ def real_arch(a) -> None:
     for offload, variants in by_offload.items():
         compiled = any(v.startswith("compiled") for v in variants)
         cfg = bench_config(arch, a.method, "on" if compiled else "off", a.backend, offload,
-                           overrides=tuple(a.set))
-        frames, item = synthetic_item(cfg, arch)
+                           overrides=tuple(a.set), frames=a.frames)
+        item = synthetic_item(cfg, arch, frames=a.frames)
         model = make_model(cfg, arch, dev, log)
         # eager first: the blocks are compiled on the first compiled variant and stay compiled
         for v in sorted(variants, key=lambda name: name.startswith("compiled")):
             cache = v.split("+", 1)[1] if "+" in v else "none"
             model.compile = v.startswith("compiled")  # eager variants come first, before anything is compiled
             vcfg = dataclasses.replace(cfg, inference=dataclasses.replace(cfg.inference, cache=cache))
-            row = {"variant": v, "offload": offload, **one_output(model, vcfg, frames, item),
+            row = {"variant": v, "offload": offload, **one_output(model, vcfg, item),
                    "compile_warmup_s": model.stats.extra.get("compile_warmup_seconds")}
             print(json.dumps(row), flush=True)
         model.unload()  # gone before the next model is built
@@ -249,6 +256,8 @@ def main() -> int:
     p.add_argument("--offload", nargs="*", default=["none"], choices=["none", "model", "sequential"])
     p.add_argument("--variants", nargs="*", default=["eager", "compiled", "compiled+faster"])
     p.add_argument("--backend", default="inductor", help="torch.compile backend for the compiled variants")
+    p.add_argument("--frames", type=int, default=None,
+                   help="clip length (default: the architecture's); longer clips run in windows as users run them")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="config override for every variant, e.g. --set inference.steps=[25]")
     a = p.parse_args()

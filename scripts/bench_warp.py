@@ -1,11 +1,12 @@
 """Warp benchmark: 49 frames at 576×1024 (the official code's warp size) on CPU with 2 threads, and on CUDA if present.
 
 Input is the procedural demo scene (smooth depth with a depth edge) rendered at that size, warped along the
-repository's `trajectories/loop1.txt`, through `warp_video` as the warp stage runs it (on CPU its frames run in
-parallel on the --threads threads, one intra-op thread each). Each pass runs in a fresh process, as the warp stage
-runs one splat per process: in one process, a pass of one splat slows the next pass of the other by up to 20 %
-(allocator state). The passes of the splats (`warp.splat`: zbuffer, reference) alternate, --repeats of each, so that
-load on a shared machine hits both alike; prints min and median ms/frame and peak RSS (and peak GPU memory on CUDA).
+repository's `trajectories/loop1.txt`, through `pipeline.geometry.warp_video` as the pipeline runs it (on CPU its
+frames run in parallel on the --threads threads, one intra-op thread each). Each pass runs in a fresh process, as the
+warp stage runs one splat per process: in one process, a pass of one splat slows the next pass of the other by up to
+20 % (allocator state). The passes of the splats (`warp.splat`: zbuffer, reference) alternate, --repeats of each, so
+that load on a shared machine hits both alike; prints min and median ms/frame and peak RSS (and peak GPU memory on
+CUDA).
 Usage: python scripts/bench_warp.py [--frames 49] [--height 576] [--width 1024] [--threads 2] [--batch 1]
                                     [--splat zbuffer reference] [--repeats 3]
 """
@@ -28,8 +29,8 @@ import torch
 from inverse_dvs.core import camera
 from inverse_dvs.infra.device import keep_freed_memory
 from inverse_dvs.infra.trajectories import read_trajectory_file
+from inverse_dvs.pipeline.geometry import warp_video
 from inverse_dvs.testing import demo_scene
-from inverse_dvs.warp import warp_video
 
 
 def one_pass(inputs: Path, device: str, batch: int, splat: str, threads: int) -> dict:

@@ -126,7 +126,7 @@ def tiny_e2e(device: str, backend: str, work: Path, log_path: Path, timeout: flo
 def measure_model(check: Check, a, arch, device: torch.device, backend: str, log: logging.Logger) -> None:
     """Forward passes, compile warm-up, the exact and the cached output on one model (offload: none)."""
     cfg = bench_config(arch, "paper", "on", backend, "none")
-    frames, item = synthetic_item(cfg, arch)
+    item = synthetic_item(cfg, arch)
     model = make_model(cfg, arch, device, log)
     model.compile = False  # eager passes first
     if check.step("build", lambda: {"loaded": model.get() is not None}) is None:
@@ -142,9 +142,9 @@ def measure_model(check: Check, a, arch, device: torch.device, backend: str, log
                 "batch2_s": forward_seconds(model, 2)}
 
     check.step("compile", compile_and_time)
-    check.step("exact", one_output, model, cfg, frames, item)
+    check.step("exact", one_output, model, cfg, item)
     cached = dataclasses.replace(cfg, inference=dataclasses.replace(cfg.inference, cache=a.cache))
-    check.step("cached", one_output, model, cached, frames, item)
+    check.step("cached", one_output, model, cached, item)
     model.unload()
 
 
@@ -152,12 +152,12 @@ def measure_model_15(check: Check, arch, device: torch.device, log: logging.Logg
     """CogVideoX1.5 (offload: none, eager): passes at batch 1 and 2, then one output with few steps, its breakdown and
     peak memory, and the paper-settings time extrapolated (encode + decode + 30 passes at batch 1 + 47 at batch 2)."""
     cfg = bench_config(arch, "paper", "off", "inductor", "none", overrides=FEW_STEPS_15)
-    frames, item = synthetic_item(cfg, arch)
+    item = synthetic_item(cfg, arch)
     model = make_model(cfg, arch, device, log)
     if check.step("build", lambda: {"loaded": model.get() is not None}) is None:
         return
     passes = check.step("eager", lambda: {"batch1_s": forward_seconds(model, 1), "batch2_s": forward_seconds(model, 2)})
-    out = check.step("exact", one_output, model, cfg, frames, item)
+    out = check.step("exact", one_output, model, cfg, item)
     if passes and out:
         out["paper_estimate_s"] = round(out["encode_s"] + out["decode_s"] + 30 * passes["batch1_s"]
                                         + 47 * passes["batch2_s"], 1)
@@ -171,10 +171,10 @@ def measure_offload_model(a, arch, device: torch.device, log: logging.Logger) ->
     # (not with --cpu: diffusers' tiles, sized for the real VAE, do not tile the tiny model's 128×224 frames exactly)
     tiling = ("model.vae_tiling=on",) if a.model == "1.5" and not a.cpu else ()
     cfg = bench_config(arch, "paper", "off", "inductor", "model", overrides=few + tiling)
-    frames, item = synthetic_item(cfg, arch)
+    item = synthetic_item(cfg, arch)
     model = make_model(cfg, arch, device, log)
     try:
-        return one_output(model, cfg, frames, item)
+        return one_output(model, cfg, item)
     finally:
         model.unload()
 

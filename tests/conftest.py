@@ -94,13 +94,9 @@ def _tiny_encoded(tiny_checkpoints) -> tuple:
     import torch
 
     from inverse_dvs.config import ModelConfig
-    from inverse_dvs.models.cogvideo import (
-        ModelStats,
-        encode_image_latents,
-        encode_texts,
-        encode_video,
-        load_pipeline,
-    )
+    from inverse_dvs.models.text import encode_texts
+    from inverse_dvs.models.vae import encode_image_latents, encode_video
+    from inverse_dvs.models.video_model import ModelStats, load_pipeline
 
     pipe = load_pipeline(str(tiny_checkpoints / "tiny-cogvideox-i2v"), ModelConfig(), torch.device("cpu"),
                          torch.float32, ModelStats())
@@ -114,7 +110,7 @@ def _tiny_encoded(tiny_checkpoints) -> tuple:
 @pytest.fixture
 def tiny_model(_tiny_encoded) -> TinyModel:
     """The session's tiny pipeline and encodings, with fresh counters and a v-model without CFG."""
-    from inverse_dvs.models.cogvideo import ModelStats
+    from inverse_dvs.models.video_model import ModelStats
     from inverse_dvs.pipeline.denoise import guided_v
 
     pipe, x0, img, cond, uncond = _tiny_encoded

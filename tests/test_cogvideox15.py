@@ -28,15 +28,15 @@ def _config(tmp_path: Path, ckpt: Path, videos: str, extra: str = "") -> str:
 def method15(tiny_checkpoints, tmp_path_factory):
     """The method on the tiny 1.5 model (LazyPipeline loaded as the stages load it), with a config of its `auto`
     frames (33) at its landscape size 128×224."""
-    from inverse_dvs.config import load_config
-    from inverse_dvs.models.cogvideo import lazy_pipeline
-    from inverse_dvs.pipeline import InverseDVS
+    from inverse_dvs import InverseDVSPipeline
 
     tmp = tmp_path_factory.mktemp("c15")
-    cfg = load_config(_config(tmp, tiny_checkpoints, "{path: v.mp4, name: v, prompt: a dog}",
-                              "camera: {num_frames: auto, height: 128, width: 224}"))
+    pipe = InverseDVSPipeline.from_config(_config(tmp, tiny_checkpoints, "{path: v.mp4, name: v, prompt: a dog}",
+                                                  "camera: {num_frames: auto, height: 128, width: 224}"))
+    cfg = pipe.config
     assert cfg.backbone.name == "CogVideoX1.5-5B-I2V" and cfg.camera.num_frames == 33 and cfg.camera.window == 33
-    return InverseDVS(lazy_pipeline(cfg, None, logging.getLogger("inverse_dvs")), cfg)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
 
 
 def _frames(n: int = 33, h: int = 128, w: int = 224, seed: int = 0) -> np.ndarray:
@@ -46,10 +46,10 @@ def _frames(n: int = 33, h: int = 128, w: int = 224, seed: int = 0) -> np.ndarra
 def test_the_latent_layout_is_diffusers_own(method15):
     """x0 and the image condition have 9 + 1 latent frames, the padding in front as diffusers' pipeline puts it: its
     own `prepare_latents`, given the padded frame count as its `__call__` gives it, builds the same condition."""
-    from inverse_dvs.models.cogvideo import _to_pixels
-    from inverse_dvs.pipeline.method import encode_render
+    from inverse_dvs.models.vae import _to_pixels
+    from inverse_dvs.pipeline.latents import encode_render
 
-    pipe = method15.model.get()
+    pipe = method15.video_model.get()
     frames = _frames()
     enc = encode_render(pipe, frames, "reference", 42)
     assert enc.padding == 1 and enc.x0.shape[1] == 10 and enc.image_latents.shape[1] == 10
@@ -60,10 +60,9 @@ def test_the_latent_layout_is_diffusers_own(method15):
 
 
 def test_every_transformer_call_gets_ofs_and_the_padded_frames_and_the_padding_never_reaches_decode(method15):
-    from inverse_dvs.pipeline import inversion_tensors, item_inputs
     from inverse_dvs.pipeline.schedule import plan_sweep
 
-    cfg, pipe = method15.cfg, method15.model.get()
+    cfg, pipe = method15.config, method15.video_model.get()
     calls, decoded = [], []
     forward, decode = pipe.transformer.forward, pipe.vae.decode
 
@@ -83,9 +82,9 @@ def test_every_transformer_call_gets_ofs_and_the_padded_frames_and_the_padding_n
         visible[:, :, 150:] = 0.0  # a hole on the right
         depth = np.ones(frames.shape[:3], np.float32)
         (plan,) = plan_sweep(cfg)
-        enc = method15.encode(frames, cfg.run.seed)
-        inv = inversion_tensors(enc, method15.invert(enc, "a dog", plan.inversion_end))
-        out = method15.generate(plan, "a dog", inv, item_inputs(cfg, visible, depth, frames, frames))
+        enc = method15.encode(frames)
+        inv = method15.invert(enc, "a dog", plan.inversion_end)
+        out = method15.generate(frames, visible, depth, "a dog", plan=plan, inversion=inv)
     finally:
         del pipe.transformer.forward, pipe.vae.decode
     # every pass went through the wrapper (NFE counts latents: a CFG pass is 2), CFG passes among them
@@ -181,21 +180,26 @@ def test_a_checkpoint_of_no_known_family_exits_2_naming_the_key(tmp_path, tiny_c
 
 def test_auto_resolves_from_the_family_and_the_official_lora_is_off_with_a_warning(tmp_path, tiny_checkpoints,
                                                                                   demo_video, caplog):
-    from inverse_dvs.config import load_config
+    from inverse_dvs.config import load_config, model_hw, resolve_config
+
+    def load(*args):
+        return resolve_config(load_config(*args))
 
     videos = f"{{path: {demo_video}, name: demo, prompt: a}}"
-    cfg = load_config(_config(tmp_path, tiny_checkpoints, videos))
+    plain = load_config(_config(tmp_path, tiny_checkpoints, videos))
+    assert (plain.backbone, plain.camera.num_frames) == (None, "auto")  # loading reads no model file
+    cfg = resolve_config(plain)
     assert (cfg.camera.num_frames, cfg.camera.window, cfg.camera.height) == (33, 33, "auto")
-    assert cfg.model_hw(cfg.videos[0]) == (128, 192)  # the demo is 96×144 (3:2)
-    five = load_config(_config(tmp_path, tiny_checkpoints, videos,
-                               f"inversion: {{model: {tiny_checkpoints / 'tiny-cogvideox-i2v'}}}"))
-    assert (five.camera.num_frames, five.camera.height, five.camera.width) == (49, 96, 144)  # fixed: resolved at load
+    assert model_hw(cfg, cfg.videos[0]) == (128, 192)  # the demo is 96×144 (3:2)
+    five = load(_config(tmp_path, tiny_checkpoints, videos,
+                        f"inversion: {{model: {tiny_checkpoints / 'tiny-cogvideox-i2v'}}}"))
+    assert (five.camera.num_frames, five.camera.height, five.camera.width) == (49, 96, 144)  # fixed: resolved
     with caplog.at_level(logging.INFO, logger="inverse_dvs"):
-        ref = load_config(_config(tmp_path, tiny_checkpoints, videos), ["method=reference"])
+        ref = load(_config(tmp_path, tiny_checkpoints, videos), ["method=reference"])
     assert ref.model.lora is None and "the LoRA is off" in caplog.text and "CogVideoX1.5-5B-I2V" in caplog.text
     assert ref.camera.warp_size is None  # the official 576×1024 warp size is for the 5B model's 480×720
-    mine = load_config(_config(tmp_path, tiny_checkpoints, videos),
-                       ["method=reference", f"model.lora={tiny_checkpoints / 'tiny-lora'}"])
+    mine = load(_config(tmp_path, tiny_checkpoints, videos),
+                ["method=reference", f"model.lora={tiny_checkpoints / 'tiny-lora'}"])
     assert mine.model.lora == str(tiny_checkpoints / "tiny-lora")  # a LoRA the user names is theirs to load
 
 

@@ -165,7 +165,7 @@ def test_pose_files_must_match_the_clip_and_keyframes_may_outnumber_frames(tmp_p
     assert depth.main(["--config", cfg, "--quiet"]) == 0
     assert warp.main(["--config", cfg, "--quiet"]) == 2
     summary = json.loads((tmp_path / "out/run_summary.json").read_text())["warp"]["items"]
-    status = {i["item"].split()[0]: i for i in summary}
-    assert status["trajectory=many"]["status"] == "done"
-    assert status["trajectory=few"]["status"] == "failed"
-    assert "has 30 poses but the clip has 49 frames" in status["trajectory=few"]["reason"]
+    status = {i["item"]["trajectory"]: i for i in summary}
+    assert status["many"]["status"] == "done"
+    assert status["few"]["status"] == "failed"
+    assert "has 30 poses but the clip has 49 frames" in status["few"]["reason"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -100,7 +101,7 @@ def test_one_bad_video_never_blocks_the_good_one(tmp_path, tiny_checkpoints, dem
     assert "FAILED: 1 item(s)" in r.stdout and "video=broken" in r.stdout and "corrupt or truncated" in r.stdout
     assert "%|" not in r.stderr and "Token indices" not in r.stderr  # --quiet: no progress bars, no per-item noise
     summary = json.loads((tmp_path / "out/run_summary.json").read_text())
-    assert {i["item"] for i in summary["preflight"]["items"]} == {"video=broken"}
+    assert [i["item"] for i in summary["preflight"]["items"]] == [{"video": "broken"}]
     # the summary: one wall-time column for every step, the items of this run per stage (the failed one counted, not
     # shown as 0 s), result paths absolute
     wall = [ln for ln in r.stdout.split("== inverse-dvs run summary ==")[1].split("\n\n")[0].splitlines() if ln]
@@ -232,18 +233,30 @@ def test_run_all_command_line():
     assert r.returncode == 2 and "more than one config" in r.stderr
 
 
-def test_a_frame_with_nothing_visible_is_an_error_at_warp(caplog):
+def test_a_frame_with_nothing_visible_is_an_error_at_warp(tmp_path, tiny_checkpoints, demo_video, caplog):
+    """A camera that turns away from everything the source saw: the warp stops with the frames and the fix; hardly
+    visible frames are warned about."""
+    from inverse_dvs import InverseDVSPipeline
     from inverse_dvs.infra.errors import UserError
-    from inverse_dvs.warp import check_visible
+    from inverse_dvs.pipeline import visibility_report
 
     frac = np.full(49, 0.9)
     frac[[30, 31]] = 0.0
-    with pytest.raises(UserError, match=r"frame\(s\) 30, 31 are fully occluded.*smaller angles or radius"):
-        check_visible(frac, 0.5, "trajectory 't', video 'v'", logging.getLogger("t"))
+    _, error = visibility_report(frac, 0.5, "trajectory 't', video 'v'")
+    assert re.search(r"frame\(s\) 30, 31 are fully occluded.*smaller angles or radius", error)
     frac[[30, 31]] = 0.2
-    with caplog.at_level(logging.WARNING, logger="t"):
-        check_visible(frac, 0.5, "trajectory 't', video 'v'", logging.getLogger("t"))
-    assert "2 frame(s) less than 50% visible" in caplog.text
+    warnings, error = visibility_report(frac, 0.5, "trajectory 't', video 'v'")
+    assert error is None and "2 frame(s) less than 50% visible" in warnings[0]
+    pipe = InverseDVSPipeline.from_config(tiny_run_config(tmp_path, tiny_checkpoints, f"{{path: '{demo_video}'}}"))
+    frames = np.full((49, 96, 144, 3), 128, np.uint8)
+    depth = np.full((49, 96, 144), 2.0, np.float32)
+    turned = np.tile(np.eye(4), (49, 1, 1))
+    turned[1:, :3, :3] = np.diag([-1.0, 1.0, -1.0])  # the camera looks backwards from frame 1 on
+    with pytest.raises(UserError, match=r"frame\(s\) 1, 2, 3.* are fully occluded"):
+        pipe.warp(frames, depth, turned)
+    with caplog.at_level(logging.WARNING, logger="inverse_dvs"):
+        out = pipe.warp(frames, depth, {"preset": "orbit_left", "amount": 75})
+    assert out.warnings and all(w in caplog.text for w in out.warnings)
 
 
 def _flip(path: Path, at: float = 0.9) -> None:
@@ -356,7 +369,7 @@ def test_a_unicode_file_name_runs_and_an_empty_prompt_file_is_said(tmp_path, tin
 
 
 def test_an_interrupted_item_leaves_no_empty_folder(tmp_path):
-    from inverse_dvs.infra.workqueue import StageRunner
+    from inverse_dvs.runner.workqueue import Item, StageRunner
 
     runner = StageRunner("infer", tmp_path, False, logging.getLogger("test"))
 
@@ -364,7 +377,7 @@ def test_an_interrupted_item_leaves_no_empty_folder(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        runner.run("trajectory=a video=b run=c", tmp_path / "results/a/b/c", {}, dict, interrupted)
+        runner.run(Item(video="b", trajectory="a", run="c"), tmp_path / "results/a/b/c", {}, dict, interrupted)
     assert not (tmp_path / "results/a/b/c").exists()
 
 

@@ -30,8 +30,8 @@ def test_one_corrupt_video_does_not_sink_the_run(tmp_path, tiny_checkpoints, dem
     err = capsys.readouterr().err
     assert "broken" in err and "is not a video file" in err
     summary = json.loads((tmp_path / "out/run_summary.json").read_text())["depth"]
-    status = {i["item"]: i["status"] for i in summary["items"]}
-    assert status == {"video=first": "done", "video=broken": "failed", "video=second": "done"}
+    status = {i["item"]["video"]: i["status"] for i in summary["items"]}
+    assert status == {"first": "done", "broken": "failed", "second": "done"}
     assert (tmp_path / "out/depths/first/depth.npz").is_file() and (tmp_path / "out/depths/second/depth.npz").is_file()
     # the next stage runs the good videos and reports the missing depth of the bad one
     assert warp.main(["--config", cfg, "--quiet"]) == 2
@@ -39,7 +39,7 @@ def test_one_corrupt_video_does_not_sink_the_run(tmp_path, tiny_checkpoints, dem
     # a rerun redoes only the failed item
     assert depth.main(["--config", cfg, "--quiet"]) == 2
     items = json.loads((tmp_path / "out/run_summary.json").read_text())["depth"]["items"]
-    assert {i["item"]: i["status"] for i in items}["video=first"] == "skipped"
+    assert {i["item"]["video"]: i["status"] for i in items}["first"] == "skipped"
 
 
 @pytest.mark.slow
@@ -65,7 +65,7 @@ def test_two_processes_split_items_and_match_single_process(tmp_path, tiny_check
         by_proc = {0: set(), 1: set()}
         for item in summary["items"]:
             assert item["status"] == "done"
-            by_proc[item["process"]].add(item["item"])
+            by_proc[item["process"]].add(tuple(sorted(item["item"].items())))
         assert by_proc[0] and by_proc[1] and not by_proc[0] & by_proc[1]
         assert len(by_proc[0] | by_proc[1]) == len(summary["items"]) == n
         assert {p: p.read_bytes() for p in out.glob(pattern)} == single[stage]  # byte-identical to one process

@@ -9,10 +9,13 @@ current directory (`run_all.sh` runs from the project root).
 (`METHOD_PRESETS`); a key written in the config (or given with --set) always wins over the preset.
 """
 
-from .loader import load_config, select
+from ..infra.errors import UnresolvedAuto
+from .loader import build_trajectory, config_from_dict, config_with, load_config, select
 from .markdown import config_reference
-from .paths import PROJECT_ROOT, read_prompt, resolve_path
+from .needs import needed_models
+from .paths import PROJECT_ROOT, depth_source, read_prompt, resolve_path
 from .presets import METHOD_PRESETS, REFERENCE_NEGATIVE_PROMPT
+from .resolve import model_hw, resolve_config, warp_hw
 from .schema import (
     SECTIONS,
     CameraConfig,
@@ -24,9 +27,9 @@ from .schema import (
     InversionConfig,
     ModelConfig,
     RunConfig,
+    Selection,
     SLMConfig,
     TrajectorySpec,
-    UnresolvedAuto,
     VideoSpec,
     WarpConfig,
     json_ready,
@@ -35,5 +38,7 @@ from .schema import (
 
 __all__ = ["METHOD_PRESETS", "PROJECT_ROOT", "REFERENCE_NEGATIVE_PROMPT", "SECTIONS", "CameraConfig", "CaptionConfig",
            "Config", "DepthConfig", "EvalConfig", "InferenceConfig", "InversionConfig", "ModelConfig", "RunConfig",
-           "SLMConfig", "TrajectorySpec", "UnresolvedAuto", "VideoSpec", "WarpConfig", "config_reference", "json_ready",
-           "load_config", "read_prompt", "resolve_path", "section_dict", "select"]
+           "SLMConfig", "Selection", "TrajectorySpec", "UnresolvedAuto", "VideoSpec", "WarpConfig", "build_trajectory",
+           "config_from_dict", "config_reference", "config_with", "depth_source", "json_ready", "load_config",
+           "model_hw", "needed_models", "read_prompt", "resolve_config", "resolve_path", "section_dict", "select",
+           "warp_hw"]

@@ -19,7 +19,17 @@ from ..core.camera import PRESETS
 from ..infra.errors import ConfigError
 from .paths import PROJECT_ROOT, glob_files, name_from_stem, resolve_paths
 from .presets import METHOD_PRESETS
-from .schema import METHODS, NAME_RE, SECTIONS, TOP_KEYS, Config, TrajectorySpec, VideoSpec, check_value
+from .schema import (
+    METHODS,
+    NAME_RE,
+    SECTIONS,
+    TOP_KEYS,
+    Config,
+    Selection,
+    TrajectorySpec,
+    VideoSpec,
+    check_value,
+)
 
 
 class _Loader(yaml.SafeLoader):
@@ -171,33 +181,39 @@ def _build_trajectories(data: Any) -> tuple[TrajectorySpec, ...]:
                           "{poses: PATH.json}.")
     out = []
     for name, spec in data.items():
-        key = f"trajectories.{name}"
         check_value(isinstance(name, str) and NAME_RE.match(name) is not None, "trajectories", name,
-               "trajectory names made of letters, digits, '_', '-', '.'")
-        if not isinstance(spec, dict):
-            raise ConfigError(f"config key '{key}' must be a mapping, got {spec!r}.")
-        t = _build(TrajectorySpec, {**spec, "name": name}, key)
-        forms = [t.file is not None, t.preset is not None, t.poses is not None,
-                 any(x is not None for x in (t.theta, t.phi, t.r))]
-        if sum(forms) != 1:
-            raise ConfigError(f"config key '{key}' must use exactly one of: 'file', inline 'theta'/'phi'/'r', "
-                              f"'preset' (+ 'amount'), 'poses'; got keys {sorted(spec)}.")
-        if t.kind == "keyframes":
-            for k in ("theta", "phi", "r"):
-                check_value(getattr(t, k) is not None and len(getattr(t, k)) >= 1, f"{key}.{k}", getattr(t, k),
-                       "a non-empty list of numbers (all of theta, phi and r are needed)")
-        if t.kind == "preset":
-            for part in t.preset.split("+"):
-                if part not in PRESETS:
-                    raise ConfigError(f"config key '{key}.preset' has unknown preset '{part}'."
-                                      f"{_did_you_mean(part, PRESETS)} "
-                                      f"Allowed: {', '.join(PRESETS)}, combined with '+' (e.g. orbit_left+arc_up).")
-            amount = 20.0 if t.amount is None else t.amount
-            t = dataclasses.replace(t, amount=amount)
-        elif t.amount is not None:
-            raise ConfigError(f"config key '{key}.amount' only applies to presets; remove it or add 'preset'.")
-        out.append(t)
+                    "trajectory names made of letters, digits, '_', '-', '.'")
+        out.append(build_trajectory(name, spec))
     return tuple(out)
+
+
+def build_trajectory(name: str, spec: Any, key: str | None = None) -> TrajectorySpec:
+    """One camera path from its mapping (`{file}`, `{theta, phi, r}`, `{preset, amount}` or `{poses}`), checked;
+    errors name `key` (default `trajectories.NAME`). File paths are taken as given (`resolve_paths` resolves a
+    config's)."""
+    key = key or f"trajectories.{name}"
+    if not isinstance(spec, dict):
+        raise ConfigError(f"config key '{key}' must be a mapping, got {spec!r}.")
+    t = _build(TrajectorySpec, {**spec, "name": name}, key)
+    forms = [t.file is not None, t.preset is not None, t.poses is not None,
+             any(x is not None for x in (t.theta, t.phi, t.r))]
+    if sum(forms) != 1:
+        raise ConfigError(f"config key '{key}' must use exactly one of: 'file', inline 'theta'/'phi'/'r', "
+                          f"'preset' (+ 'amount'), 'poses'; got keys {sorted(spec)}.")
+    if t.kind == "keyframes":
+        for k in ("theta", "phi", "r"):
+            check_value(getattr(t, k) is not None and len(getattr(t, k)) >= 1, f"{key}.{k}", getattr(t, k),
+                        "a non-empty list of numbers (all of theta, phi and r are needed)")
+    if t.kind == "preset":
+        for part in t.preset.split("+"):
+            if part not in PRESETS:
+                raise ConfigError(f"config key '{key}.preset' has unknown preset '{part}'."
+                                  f"{_did_you_mean(part, PRESETS)} "
+                                  f"Allowed: {', '.join(PRESETS)}, combined with '+' (e.g. orbit_left+arc_up).")
+        t = dataclasses.replace(t, amount=20.0 if t.amount is None else t.amount)
+    elif t.amount is not None:
+        raise ConfigError(f"config key '{key}.amount' only applies to presets; remove it or add 'preset'.")
+    return t
 
 
 def _set_dotted(data: dict, assignment: str) -> None:
@@ -218,7 +234,9 @@ def _set_dotted(data: dict, assignment: str) -> None:
 
 def load_config(path: str | Path = "config.yml", overrides: typing.Sequence[str] = ()) -> Config:
     """Read, override, type-check and validate a config file; resolve relative paths. Raises ConfigError naming the
-    key. Missing input files are not errors here: they fail their own items (and preflight lists them up front)."""
+    key. Pure data and checks: nothing but the file itself is read (missing input files fail their own items, and
+    preflight lists them up front); `resolve_config` is the explicit step that reads the video model's config files
+    and resolves `auto`."""
     path = Path(path)
     if not path.is_file():
         what = "is a folder, not a file" if path.is_dir() else f"does not exist (looked in {path.absolute().parent})"
@@ -235,81 +253,74 @@ def load_config(path: str | Path = "config.yml", overrides: typing.Sequence[str]
         raise ConfigError(f"config file '{path}' must be a mapping of sections, got {type(data).__name__}.")
     for o in overrides:
         _set_dotted(data, o)
-    for key in data:
-        if key not in TOP_KEYS:
-            raise _unknown(str(key), TOP_KEYS)
     for key in ("videos", "trajectories"):
         if key not in data:
             raise ConfigError(f"config file '{path}' has no '{key}' section; see config.yml for an example.")
-    base = path.resolve().parent
+    return config_from_dict(data, path.resolve().parent, str(path))
+
+
+def config_from_dict(data: typing.Mapping[str, Any], base: Path | str = PROJECT_ROOT, source: str = "<python>",
+                     require_items: bool = True) -> Config:
+    """A Config from a mapping of sections, as a config file gives them, with the same checks and errors; relative
+    paths are looked up in `base`, then the project root. `require_items=False`: the `videos` and `trajectories`
+    sections may be left out (a pipeline object made in Python gets its videos and paths per call)."""
+    data = dict(data)
+    for key in data:
+        if key not in TOP_KEYS:
+            raise _unknown(str(key), TOP_KEYS)
+    base = Path(base)
     method = data.get("method", "paper")
     check_value(method in METHODS, "method", method, "one of " + ", ".join(repr(m) for m in METHODS))
-    sections, custom = {}, []
+    sections = {}
     for name, cls in SECTIONS.items():
         preset = METHOD_PRESETS[method].get(name, {})
         given = data.get(name)
         merged = {**preset, **given} if isinstance(given, dict) else (given if given is not None else dict(preset))
         sections[name] = _build(cls, merged, name)
-        if preset and isinstance(given, dict):
-            pure = _build(cls, preset, name)
-            custom += [(f"{name}.{k}", getattr(sections[name], k)) for k in preset
-                       if k in given and getattr(sections[name], k) != getattr(pure, k)]
-    cfg = Config(videos=_build_videos(data["videos"], base), trajectories=_build_trajectories(data["trajectories"]),
-                 source=str(path), base_dir=str(base), method=method, custom=tuple(custom), **sections)
+    optional = not require_items
+    videos = _build_videos(data["videos"], base) if not (optional and not data.get("videos")) else ()
+    trajectories = _build_trajectories(data["trajectories"]) if not (optional and not data.get("trajectories")) else ()
+    cfg = Config(videos=videos, trajectories=trajectories, source=source, base_dir=str(base), method=method,
+                 custom=_custom(method, sections), **sections)
     cfg = resolve_paths(cfg, base)
-    cfg = _resolve_backbone(cfg)
-    _cross_checks(cfg)
+    check_config(cfg)
     return cfg
 
 
-def _resolve_backbone(cfg: Config) -> Config:
-    """Read the video model's family from its config files (`weights.read_backbone`) when they are on this machine:
-    resolve the camera's `auto` keys that do not depend on the video, check explicit sizes and frame counts against
-    the family, and turn the official LoRA off for a family it was not trained for. Without the files, `auto` keys
-    stay `auto` (stages that need them say so; `weights download` still works)."""
-    import logging
-
-    from ..core.backbone import UnknownBackbone
-    from ..weights import read_backbone
-
-    c = cfg.camera
-    if (c.height == "auto") != (c.width == "auto"):
-        raise ConfigError(f"config keys 'camera.height' ({c.height}) and 'camera.width' ({c.width}): set both to "
-                          "`auto` (the model's size for each video's aspect) or both to numbers.")
-    try:
-        bb = read_backbone(cfg.inversion.model)
-    except UnknownBackbone as exc:
-        raise ConfigError(f"config key 'inversion.model' is '{cfg.inversion.model}', but {exc} Point it at a "
-                          "CogVideoX-5B-I2V or CogVideoX1.5-5B-I2V checkpoint (README → Backbones).") from None
-    if bb is None:
-        return cfg
-    auto = {k: bb.default_frames for k in ("num_frames", "window") if getattr(c, k) == "auto"}
-    if c.height == "auto" and bb.fixed:
-        auto["height"], auto["width"] = bb.table_hw
-    cfg = dataclasses.replace(cfg, camera=dataclasses.replace(c, **auto), backbone=bb)
-    c = cfg.camera
-    if c.height != "auto" and (problem := bb.size_problem(c.height, c.width)):
-        raise ConfigError(problem)
-    key = "camera.window" if cfg.may_window else "camera.num_frames"  # (both resolved above)
-    if problem := bb.frames_problem(cfg.model_frames, key):
-        raise ConfigError(problem)
-    if c.warp_size and c.height == "auto" and "camera.warp_size" not in dict(cfg.custom):
-        logging.getLogger("inverse_dvs").info(
-            "method: reference warps at camera.warp_size %s, the official code's decode size for CogVideoX-5B-I2V's "
-            "480×720; with %s and `auto` sizes each video is warped at its own model size instead.", c.warp_size,
-            bb.name)
-        cfg = dataclasses.replace(cfg, camera=dataclasses.replace(c, warp_size=None))
-    if cfg.model.lora and cfg.method == "reference" and not bb.family.reference_lora \
-            and "model.lora" not in dict(cfg.custom):
-        logging.getLogger("inverse_dvs").warning(
-            "method: reference loads the official code's LoRA (%s), which was trained for CogVideoX-5B-I2V only; "
-            "inversion.model is %s, so the LoRA is off. Set model.lora to a LoRA made for it to use one.",
-            cfg.model.lora, bb.name)
-        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, lora=None, lora_weight_name=None))
-    return cfg
+def _custom(method: str, sections: dict[str, Any], keys: typing.Iterable[str] | None = None
+            ) -> tuple[tuple[str, Any], ...]:
+    """(dotted key, value) of every key the method's preset sets whose value differs from the preset's (among `keys`,
+    dotted, when given: the keys a user wrote)."""
+    out = []
+    for name in SECTIONS:  # (in the sections' order: the run prefix hashes this list)
+        preset = METHOD_PRESETS[method].get(name)
+        if not preset:
+            continue
+        pure = _build(SECTIONS[name], preset, name)
+        out += [(f"{name}.{k}", getattr(sections[name], k)) for k in preset
+                if (keys is None or f"{name}.{k}" in keys) and getattr(sections[name], k) != getattr(pure, k)]
+    return tuple(out)
 
 
-def _cross_checks(cfg: Config) -> None:
+def config_with(cfg: Config, changes: typing.Mapping[str, typing.Mapping[str, Any]]) -> Config:
+    """`cfg` with keys of some sections replaced (`{section: {key: value}}`), checked as a config file's values are
+    (ConfigError naming the key); the paths it names resolved like the file's. The result is not resolved: pass it
+    through `resolve_config`, which checks sizes and frames against its model."""
+    sections = {name: getattr(cfg, name) for name in SECTIONS}
+    for name, values in changes.items():
+        if name not in SECTIONS:
+            raise _unknown(str(name), SECTIONS)
+        if not isinstance(values, typing.Mapping):
+            raise ConfigError(f"config key '{name}' must be a mapping of keys to values, got {values!r}.")
+        sections[name] = _build(SECTIONS[name], {**dataclasses.asdict(sections[name]), **values}, name)
+    written = {k for k, _ in cfg.custom} | {f"{name}.{k}" for name, values in changes.items() for k in values}
+    new = resolve_paths(dataclasses.replace(cfg, custom=_custom(cfg.method, sections, written), backbone=None,
+                                            resolved=False, **sections), Path(cfg.base_dir))
+    check_config(new)
+    return new
+
+def check_config(cfg: Config) -> None:
+    """The checks across keys (ConfigError naming them); `resolve_config` runs them again once `auto` is resolved."""
     inf = cfg.inference
     if cfg.inversion.refine_iterations and cfg.inversion.end == "terminal":
         raise ConfigError(f"config key 'inversion.refine_iterations' is {cfg.inversion.refine_iterations}, but "
@@ -327,12 +338,12 @@ def _cross_checks(cfg: Config) -> None:
                                   f"⌊steps·strength⌋ = {int(n * s)} leaves no sampling step, so no t_start can be "
                                   "reached; raise steps or strength (paper: 50 steps, strength 0.95).")
     c = cfg.camera
+    if (c.height == "auto") != (c.width == "auto"):
+        raise ConfigError(f"config keys 'camera.height' ({c.height}) and 'camera.width' ({c.width}): set both to "
+                          "`auto` (the model's size for each video's aspect) or both to numbers.")
     if c.window != "auto" and c.overlap >= c.window:
         raise ConfigError(f"config key 'camera.overlap' is {c.overlap}, but camera.window is {c.window}: each window "
                           "must add new frames. Use an overlap of 1 + 4m frames below the window, e.g. 9.")
-    if c.warp_size and c.height == "auto" and cfg.backbone is not None:  # (without it, `auto` fails where used)
-        raise ConfigError(f"config key 'camera.warp_size' {c.warp_size} needs explicit camera.height and camera.width: "
-                          "with `auto` each video gets the model size of its own aspect. Set both, or warp_size: null.")
     if c.warp_size and c.height != "auto" and c.resize != "stretch" \
             and abs(c.warp_size[0] / c.warp_size[1] - c.height / c.width) > 0.01:
         raise ConfigError(f"config key 'camera.warp_size' {c.warp_size} has another aspect than camera.height × width "
@@ -352,21 +363,20 @@ def _cross_checks(cfg: Config) -> None:
                           "near must be smaller than far.")
 
 
-def select(cfg: Config, only_video: str | None, only_trajectory: str | None) -> tuple[list[VideoSpec],
-                                                                                        list[TrajectorySpec]]:
-    """Filter videos/trajectories by the CLI's --only-* options (comma-separated names)."""
+def select(cfg: Config, selection: Selection | None = None) -> tuple[list[VideoSpec], list[TrajectorySpec]]:
+    """The config's videos and trajectories a selection keeps (all where it names none); ConfigError naming the
+    option for a name the config does not have."""
 
-    def pick(items, wanted, key):
-        if not wanted:
+    def pick(items, wanted, option):
+        if wanted is None:
             return list(items)
-        names = [w.strip() for w in wanted.split(",")]
         known = [i.name for i in items]
-        for n in names:
+        for n in wanted:
             if n not in known:
-                raise ConfigError(f"{key}: no {key.split('-')[-1]} named '{n}' in the config (have: "
+                raise ConfigError(f"{option}: no {option.split('-')[-1]} named '{n}' in the config (have: "
                                   f"{', '.join(known)}).{_did_you_mean(n, known)}")
-        return [i for i in items if i.name in names]
+        return [i for i in items if i.name in wanted]
 
-    return pick(cfg.videos, only_video, "--only-video"), pick(cfg.trajectories, only_trajectory, "--only-trajectory")
-
-
+    selection = selection or Selection()
+    return (pick(cfg.videos, selection.videos, "--only-video"),
+            pick(cfg.trajectories, selection.trajectories, "--only-trajectory"))

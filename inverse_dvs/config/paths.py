@@ -86,3 +86,12 @@ def read_prompt(video: VideoSpec) -> str:
     return ""
 
 
+def depth_source(cfg: Config, video_path: str) -> Path | None:
+    """The file the depth of a video is imported from (`npz`, `ground_truth` backends); None when it is estimated."""
+    p = Path(video_path)
+    if cfg.depth.backend == "npz":
+        return Path(resolve_path(cfg.depth.npz_path.format(dir=p.parent, stem=p.stem, name=p.stem),
+                                 Path(cfg.base_dir)))
+    if cfg.depth.backend == "ground_truth":
+        return p.with_name(f"{p.stem}_depth.npz")
+    return None

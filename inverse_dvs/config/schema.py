@@ -10,24 +10,14 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from ..infra.errors import ConfigError, UserError
+from ..infra.errors import ConfigError, UnresolvedAuto
 
 METHODS = ("paper", "reference")
 NAME_RE = re.compile(r"^[^\W_][\w.-]*$")  # letters (any script), digits, '_', '.', '-': it becomes a folder name
 MAX_SIDE = 4096  # camera.height/width: beyond any video model's size
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a 64-bit integer
-
-
-class UnresolvedAuto(UserError):
-    """A camera key is `auto`, and the video model's config files, which decide it, are not on this machine."""
-
-    def __init__(self, key: str, model: str):
-        super().__init__(f"config key '{key}' is auto, which the video model's own config files decide, and those of "
-                         f"inversion.model '{model}' are not on this machine. Fetch the model with `python -m "
-                         "inverse_dvs.weights download --config <your config>`, or set camera.height, camera.width, "
-                         "camera.num_frames and camera.window explicitly (README → Backbones).")
 
 
 def check_value(cond: bool, key: str, value: Any, allowed: str) -> None:
@@ -107,6 +97,23 @@ class RunConfig:
                             "`model.offload: sequential` or without Triton (warned); a compile that fails falls back "
                             "to eager with one warning")
     compile_backend: str = _opt(default="inductor", doc="torch.compile backend (`inductor`; `aot_eager` to debug)")
+
+
+class Selection(NamedTuple):
+    """Which of a config's videos and trajectories a run takes (the command line's `--only-video`,
+    `--only-trajectory`); None: all of them."""
+
+    videos: tuple[str, ...] | None = None
+    trajectories: tuple[str, ...] | None = None
+
+    @classmethod
+    def parse(cls, only_video: str | None = None, only_trajectory: str | None = None) -> Selection:
+        """From comma-separated names, as the command line gives them."""
+
+        def names(text: str | None) -> tuple[str, ...] | None:
+            return tuple(n.strip() for n in text.split(",") if n.strip()) if text else None
+
+        return cls(names(only_video), names(only_trajectory))
 
 
 @dataclass(frozen=True)
@@ -379,32 +386,32 @@ class Config:
     method: str = "paper"
     # (dotted key, value) of every preset key whose configured value differs from the method's preset
     custom: tuple[tuple[str, Any], ...] = ()
-    # core.backbone.Backbone of inversion.model, read from its config files at load (None: not on this machine)
+    # core.backbone.Backbone of inversion.model, read from its config files by `resolve_config` (None: not resolved,
+    # or not on this machine)
     backbone: Any = None
+    resolved: bool = False  # `resolve_config` has run
 
     def video(self, name: str) -> VideoSpec:
         return next(v for v in self.videos if v.name == name)
 
-    def model_hw(self, video: VideoSpec) -> tuple[int, int]:
-        """(height, width) the model runs this video at: camera.height/width, or with `auto` the backbone's size
-        for the video's aspect (`core.backbone.Backbone.auto_size`; a fixed-size model's `auto` is resolved at
-        load)."""
+    def model_hw(self, source_hw: tuple[int, int]) -> tuple[int, int]:
+        """(height, width) the model runs a video of `source_hw` (its file's height, width) at: camera.height/width,
+        or with `auto` the backbone's size for the video's aspect (`core.backbone.Backbone.auto_size`; a fixed-size
+        model's `auto` is resolved with the backbone, `config.resolve_config`)."""
         c = self.camera
         if c.height != "auto":
             return c.height, c.width
-        from ..infra.video_io import video_size
+        return self.require_backbone("camera.height").auto_size(source_hw)
 
-        return self.require_backbone("camera.height").auto_size(video_size(video.path))
-
-    def warp_hw(self, video: VideoSpec) -> tuple[int, int]:
-        """Size the source is decoded, given depth and warped at."""
+    def warp_hw(self, source_hw: tuple[int, int]) -> tuple[int, int]:
+        """Size a video of `source_hw` is decoded, given depth and warped at."""
         c = self.camera
-        return tuple(c.warp_size) if c.warp_size else self.model_hw(video)
+        return tuple(c.warp_size) if c.warp_size else self.model_hw(source_hw)
 
     def require_backbone(self, key: str):
         """The backbone, or UserError: `key` is `auto` and the model's config files are not on this machine."""
         if self.backbone is None:
-            raise UnresolvedAuto(key, self.inversion.model)
+            raise UnresolvedAuto(key, self.inversion.model, self.resolved)
         return self.backbone
 
     @property
@@ -413,7 +420,7 @@ class Config:
         c = self.camera
         for key in ("num_frames", "window"):
             if getattr(c, key) == "auto":
-                raise UnresolvedAuto(f"camera.{key}", self.inversion.model)
+                raise UnresolvedAuto(f"camera.{key}", self.inversion.model, self.resolved)
         return c.num_frames == "all" or c.num_frames > c.window
 
     @property

@@ -17,6 +17,22 @@ class UpstreamBusy(UserError):
     """An input is being computed right now by another process (its folder is locked); not a failure."""
 
 
+class UnresolvedAuto(UserError):
+    """A camera key is `auto`, and the video model's config files, which decide it, are not on this machine (or the
+    config was not resolved: `config.resolve_config` reads them)."""
+
+    def __init__(self, key: str, model: str, resolved: bool = True):
+        if not resolved:
+            super().__init__(f"config key '{key}' is auto, which the video model's own config files decide, and this "
+                             "config has not read them: pass it through `inverse_dvs.config.resolve_config` first "
+                             "(every entry point of the package does).")
+            return
+        super().__init__(f"config key '{key}' is auto, which the video model's own config files decide, and those of "
+                         f"inversion.model '{model}' are not on this machine. Fetch the model with `python -m "
+                         "inverse_dvs.weights download --config <your config>`, or set camera.height, camera.width, "
+                         "camera.num_frames and camera.window explicitly (README → Backbones).")
+
+
 class WeightsMissingError(UserError):
     """Model weights are not on disk; stages never download on their own."""
 

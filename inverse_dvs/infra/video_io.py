@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .artifacts import atomic_path
-from .errors import UserError
+from .errors import UnresolvedAuto, UserError
 
 
 @dataclass(frozen=True)
@@ -37,12 +37,10 @@ class FrameSelection:
     def of(cls, cfg) -> FrameSelection:
         """The frames `camera.num_frames/start/stride/pad_short` of a config (config.Config) select; `num_frames:
         all` takes every frame, and at least one `camera.window` (UserError while either is an unresolved `auto`)."""
-        from ..config import UnresolvedAuto
-
         camera = cfg.camera
         for key in ("num_frames",) + (("window",) if camera.num_frames == "all" else ()):
             if getattr(camera, key) == "auto":
-                raise UnresolvedAuto(f"camera.{key}", cfg.inversion.model)
+                raise UnresolvedAuto(f"camera.{key}", cfg.inversion.model, getattr(cfg, "resolved", True))
         n = None if camera.num_frames == "all" else camera.num_frames
         return cls(n, camera.start, camera.stride, camera.pad_short, camera.window if n is None else 1)
 

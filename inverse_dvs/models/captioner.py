@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..infra.device import resolve_device, torch_dtype
-from ..weights import component_config, resolve_model
+from ..infra.device import torch_dtype
+from ..infra.hub import component_config, resolve_model
 from .lazy import Lazy
 
 
@@ -16,12 +16,12 @@ class Captioner:
     """The vision-language model and the video model's tokenizer (to count the caption's tokens); loads at
     construction — wrap it in `Lazy` (`captioner`) to load on first use."""
 
-    def __init__(self, cfg, state):
+    def __init__(self, cfg, device):
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
 
         self.cfg, self.torch = cfg, torch
-        self.device = resolve_device(cfg.run.device, state)
+        self.device = device
         dtype = torch_dtype(cfg.run.dtype, self.device)
         path = resolve_model(cfg.caption.model)
         self._processor = AutoProcessor.from_pretrained(path)
@@ -50,6 +50,6 @@ class Captioner:
         return self._processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)[0].strip()
 
 
-def captioner(cfg, state) -> Lazy[Captioner]:
-    """The configured captioner on this process's device, loaded on first use (cfg: config.Config)."""
-    return Lazy(lambda: Captioner(cfg, state), f"captioner {cfg.caption.model}")
+def captioner(cfg, device) -> Lazy[Captioner]:
+    """The configured captioner (cfg: config.Config) on `device` (torch.device), loaded on first use."""
+    return Lazy(lambda: Captioner(cfg, device), f"captioner {cfg.caption.model}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..infra.device import resolve_device
-from ..weights import alexnet_weights, resolve_model
+from ..infra.hub import alexnet_weights, resolve_model
 from .lazy import Lazy
 
 

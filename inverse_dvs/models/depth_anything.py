@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..infra.device import resolve_device, torch_dtype
-from ..weights import resolve_model
+from ..infra.device import torch_dtype
+from ..infra.hub import resolve_model
 from .lazy import Lazy
 
 
@@ -39,11 +39,7 @@ class DepthAnything:
         return np.concatenate(out).astype(np.float32)
 
 
-def depth_model(cfg, state) -> Lazy[DepthAnything]:
-    """The configured depth model on this process's device, loaded on first use (cfg: config.Config)."""
-
-    def make() -> DepthAnything:
-        device = resolve_device(cfg.run.device, state)
-        return DepthAnything(cfg.depth.model, device, torch_dtype(cfg.run.dtype, device))
-
-    return Lazy(make, f"depth model {cfg.depth.model}")
+def depth_model(cfg, device) -> Lazy[DepthAnything]:
+    """The configured depth model (cfg: config.Config) on `device` (torch.device), loaded on first use."""
+    return Lazy(lambda: DepthAnything(cfg.depth.model, device, torch_dtype(cfg.run.dtype, device)),
+                f"depth model {cfg.depth.model}")

@@ -1,6 +1,6 @@
 """The denoiser, k-diffusion style: the transformer call (`model_v`), the classifier-free guidance wrapper around it
 (`guided_v`); the samplers (core.ddim) only see v(x, t). This is the one place the transformer is called, apart
-from the compile warm-up (`models.cogvideo.warm_up`)."""
+from the compile warm-up (`models.compile.warm_up`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from collections.abc import Callable
 
 import torch
 
-from ..models.cogvideo import ModelStats, StepClock, execution_device, ofs_embedding, rotary_embeddings
+from ..models.caches import StepClock
+from ..models.layout import ofs_embedding, rotary_embeddings
+from ..models.placement import execution_device
+from ..models.video_model import ModelStats
 
 VFn = Callable[[torch.Tensor, int], torch.Tensor]
 
@@ -19,7 +22,7 @@ def model_v(pipe, image_latents: torch.Tensor, embeddings: torch.Tensor, stats: 
 
     image_latents: the I2V condition [1, t, C, h, w], repeated for the batch; embeddings: [B, L, D], one prompt
     embedding per latent. x and image_latents are in the transformer's layout, latent frames padded to its temporal
-    patch (`cogvideo.encode_video`); a transformer with an `ofs` embedding gets it on every call (CogVideoX1.5).
+    patch (`models.vae.encode_video`); a transformer with an `ofs` embedding gets it on every call (CogVideoX1.5).
     `stats` counts the passes (NFE); `clock` receives each call's timestep (for cache hooks)."""
     dev, dtype = execution_device(pipe), pipe.transformer.dtype
     batch = embeddings.shape[0]

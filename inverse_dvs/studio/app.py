@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import model_hw
 from ..config.paths import PROJECT_ROOT
 from ..core.camera import PRESETS
 from ..infra.errors import UserError
@@ -95,7 +96,7 @@ def build(studio: Studio):
             p = studio.preview(video, spec, size)
         except UserError as exc:
             return None, gr.update(), None, f"⚠ {exc}", None
-        mh, mw = cfg.model_hw(studio.video(video))
+        mh, mw = model_hw(cfg, studio.video(video))
         reduced = "" if size == "full" else f"; the warp stage renders at {mw}×{mh}"
         note = (f"Preview at {p.size[1]}×{p.size[0]} ({size} size{reduced}), {len(p.render)} frames warped in "
                 f"{p.seconds:.2f} s. Lowest visible fraction {p.fractions.min():.0%} at frame "

@@ -1,9 +1,10 @@
 """The studio's work, without any web framework: what the page calls, and what the tests call.
 
-A `Studio` holds one config. It opens a video (its depth through the depth stage itself, so a later `run_all.sh`
-finds it up to date), turns a path the user edits into cameras exactly as the warp stage does, draws them over the
-first frame's point cloud, previews the warp, saves the path as a trajectory file in the config, and starts
-`run_all.sh` for it. Every path the page names is checked against the folders the studio may read.
+A `Studio` holds one config and one `InverseDVSPipeline` over it. It opens a video (its depth through the depth
+stage's public `run`, so a later `run_all.sh` finds it up to date), turns a path the user edits into cameras with
+the pipeline's `cameras` (what the warp stage runs), draws them over the first frame's point cloud, previews the
+pipeline's `render`, saves the path as a trajectory file in the config, and starts `run_all.sh` for it. Every path
+the page names is checked against the folders the studio may read.
 """
 
 from __future__ import annotations
@@ -14,18 +15,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import NamedTuple
 
 import numpy as np
 
-from ..config import Config, TrajectorySpec, VideoSpec, load_config
+from ..config import Config, Selection, TrajectorySpec, VideoSpec, load_config, model_hw, resolve_config
 from ..config.paths import PROJECT_ROOT, name_from_stem
 from ..config.schema import NAME_RE
 from ..core.camera import PRESETS, invert_rigid
 from ..infra.errors import UserError
 from ..infra.layout import depth_dir, result_dir
-from ..infra.trajectories import trajectory_keyframes, trajectory_source_to_target
+from ..infra.trajectories import trajectory_keyframes
+from ..pipeline import InverseDVSPipeline, visibility_report, visible_fractions
+from ..runner.inputs import load_scene
+from ..runner.workqueue import Item
 
 PREVIEW_SCALES = {"full": 1.0, "half": 0.5, "quarter": 0.25}
 
@@ -45,24 +48,16 @@ class Saved(NamedTuple):
     command: str
 
 
-class _Collect:
-    """A logger stand-in that keeps the warp stage's warnings as text."""
-
-    def __init__(self):
-        self.lines: list[str] = []
-
-    def warning(self, fmt: str, *args) -> None:
-        self.lines.append(fmt % args)
-
-
 class Studio:
     """One config's studio (`config`: its path; `overrides`: `--set` values)."""
 
     def __init__(self, config: str | Path, overrides: tuple[str, ...] = (), device: str = "cpu"):
         self.config_path = Path(config).resolve()
         self.overrides = tuple(overrides)
-        self.cfg: Config = load_config(self.config_path, self.overrides)
+        self.cfg: Config = resolve_config(load_config(self.config_path, self.overrides))
         self.device = device
+        self.pipe = InverseDVSPipeline(self.cfg, device=device)
+        self.pipe.set_progress_bar_config(disable=True)
         self._scenes: dict[str, object] = {}
         self._runs: dict[str, tuple[subprocess.Popen, Path, str, str]] = {}
 
@@ -112,29 +107,28 @@ class Studio:
         return spec
 
     def open_video(self, name_or_path: str):
-        """The video's scene (`warp.Scene`): its depth is made (or found up to date) by the depth stage's own code in
-        `{work_dir}/depths/{name}/`, as `run_all.sh` would."""
-        from .. import depth as depth_stage
-        from ..warp import load_scene
+        """The video's scene (`runner.inputs.Scene`): its depth is made (or found up to date) by the depth stage's
+        `run` in `{work_dir}/depths/{name}/`, as `run_all.sh` would, with this studio's depth model."""
+        from ..depth import run as depth_run
 
         video = self.video(name_or_path)
         if video.name not in self._scenes:
-            args = SimpleNamespace(only_video=video.name, only_trajectory=None, force=False, quiet=True)
-            if depth_stage._body(self.cfg, args) != 0:
+            if depth_run(self.cfg, Selection(videos=(video.name,)), quiet=True, model=self.pipe) != 0:
                 raise UserError(self._failure("depth", video.name) or f"the depth of video '{video.name}' failed.")
             self._scenes[video.name] = load_scene(self.cfg, video)
         return self._scenes[video.name]
 
     def _failure(self, stage: str, video: str) -> str | None:
+        """The reason the stage's last run gave for an item of this very video (None when it did not fail)."""
         import json
 
         try:
             summary = json.loads((self.cfg.work_dir / "run_summary.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        for item in summary.get(stage, {}).get("items", []):
-            if f"video={video}" in item["item"] and item["status"] == "failed":
-                return item["reason"]
+        for it in summary.get(stage, {}).get("items", []):
+            if Item.from_json(it.get("item")).video == video and it.get("status") == "failed":
+                return it.get("reason")
         return None
 
     # paths of the camera ----------------------------------------------------------------------------------------
@@ -172,7 +166,7 @@ class Studio:
         problem = self.problem(spec)
         if problem:
             raise UserError(problem)
-        return trajectory_source_to_target(spec, len(scene.clip.frames), scene.radius, self.cfg.camera.r_spline)
+        return self.pipe.cameras(spec, len(scene.clip.frames), scene.radius)
 
     def figure(self, video: str, spec: TrajectorySpec, points: int = 6000, every: int = 4):
         """A plotly figure: the first frame's coloured point cloud, the source camera, the pivot and the path's
@@ -185,17 +179,16 @@ class Studio:
                             every)
 
     def preview(self, video: str, spec: TrajectorySpec, size: str = "full") -> Preview:
-        """The warp stage's render and visibility along the path; `size` `full` (the model size, as the warp stage)
-        or `half` / `quarter` (warped from the clip and depth at that fraction of the warp size, faster)."""
+        """The pipeline's render and visibility along the path (what the warp stage writes); `size` `full` (the model
+        size, as the warp stage) or `half` / `quarter` (warped from the clip and depth at that fraction of the warp
+        size, faster). Its warnings are the warp stage's, and the error it would stop with."""
         import cv2
-
-        from ..warp import check_visible, render_path
 
         scene = self.open_video(video)
         s2t = self.cameras(video, spec)
         s = PREVIEW_SCALES[size]
-        full_hw = self.cfg.model_hw(self.video(video))
-        frames, depth, K, model_hw = scene.clip.frames, scene.depth, scene.K, full_hw
+        full_hw = model_hw(self.cfg, self.video(video))
+        frames, depth, K, size_hw = scene.clip.frames, scene.depth, scene.K, full_hw
         if s != 1.0:
             h, w = (max(16, round(x * s)) for x in frames.shape[1:3])
             frames = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames])
@@ -203,17 +196,14 @@ class Studio:
             K = K.copy()
             K[0] *= w / scene.clip.frames.shape[2]
             K[1] *= h / scene.clip.frames.shape[1]
-            model_hw = (max(16, round(full_hw[0] * s)), max(16, round(full_hw[1] * s)))
+            size_hw = (max(16, round(full_hw[0] * s)), max(16, round(full_hw[1] * s)))
         t0 = time.perf_counter()
-        render, visibility, _ = render_path(self.cfg, frames, depth, K, s2t, self.device, model_hw)
+        out = self.pipe.render(frames, depth, K, s2t, size_hw)
         seconds = time.perf_counter() - t0
-        frac = visibility.reshape(len(visibility), -1).mean(1)
-        log = _Collect()
-        try:
-            check_visible(frac, self.cfg.warp.min_visible_warn, f"video '{video}'", log)
-        except UserError as exc:
-            log.lines.append(str(exc))
-        return Preview(render, visibility, frac, log.lines, model_hw, round(seconds, 3))
+        frac = visible_fractions(out.visibility)
+        warnings, error = visibility_report(frac, self.cfg.warp.min_visible_warn, f"video '{video}'")
+        return Preview(out.render, out.visibility, frac, warnings + ([error] if error else []), size_hw,
+                       round(seconds, 3))
 
     # saving and running -----------------------------------------------------------------------------------------
     def save(self, name: str, video: str, spec: TrajectorySpec, new_config: bool = False) -> Saved:
@@ -262,7 +252,7 @@ class Studio:
             data.setdefault("videos", []).append(added)
         with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8") as fh:
             yaml.dump(data, fh)
-        load_config(target, self.overrides)  # what run_all.sh would read: a ConfigError here is a bug of ours
+        resolve_config(load_config(target, self.overrides))  # what run_all.sh reads: a ConfigError is a bug of ours
         try:
             config_arg = target.relative_to(PROJECT_ROOT)
         except ValueError:

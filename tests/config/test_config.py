@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from inverse_dvs.config import load_config
+from inverse_dvs.config import load_config, warp_hw
 from inverse_dvs.infra.errors import ConfigError
 
 BASE = """
@@ -114,7 +114,7 @@ def test_paths_resolve_from_the_config_folder_then_the_project_root(tmp_path):
 
 
 def test_unknown_names_suggest_the_nearest(tmp_path):
-    from inverse_dvs.config import select
+    from inverse_dvs.config import Selection, select
 
     p = make(tmp_path, "")
     with pytest.raises(ConfigError, match="unknown preset 'orbit_lft'. Did you mean 'orbit_left'"):
@@ -124,9 +124,9 @@ def test_unknown_names_suggest_the_nearest(tmp_path):
     cfg = load_config(p)
     name = cfg.trajectories[0].name
     with pytest.raises(ConfigError, match=f"no trajectory named '{name}x'.*Did you mean '{name}'"):
-        select(cfg, None, name + "x")
+        select(cfg, Selection(trajectories=(name + "x",)))
     with pytest.raises(ConfigError, match="no video named 'zzzz'") as err:
-        select(cfg, "zzzz", None)
+        select(cfg, Selection.parse("zzzz"))
     assert "Did you mean" not in str(err.value)
 
 
@@ -136,11 +136,11 @@ def test_warp_size_aspect_needs_stretch(tmp_path):
     with pytest.raises(ConfigError, match="camera.resize: stretch"):
         load_config(p, [*size, "camera.warp_size=[576, 1024]"])
     cfg = load_config(p, [*size, "camera.warp_size=[576, 1024]", "camera.resize=stretch"])
-    assert cfg.warp_hw(cfg.videos[0]) == (576, 1024)
+    assert warp_hw(cfg, cfg.videos[0]) == (576, 1024)
     same = load_config(p, [*size, "camera.warp_size=[960, 1440]"])  # same aspect: fine
-    assert same.warp_hw(same.videos[0]) == (960, 1440)
+    assert warp_hw(same, same.videos[0]) == (960, 1440)
     ref = load_config(p, [*size, "method=reference"])
-    assert ref.warp_hw(ref.videos[0]) == (576, 1024) and ref.camera.resize == "stretch"
+    assert warp_hw(ref, ref.videos[0]) == (576, 1024) and ref.camera.resize == "stretch"
     assert ref.camera.intrinsics == "reference"
     assert ref.depth.mapping == "reference" and ref.warp.splat == "reference"
 
@@ -169,7 +169,7 @@ def test_choice_lists_match_the_modules_that_dispatch_on_them():
     """config.py spells each mode list out (it must not import torch); they have to stay the math modules' lists."""
     from inverse_dvs import config
     from inverse_dvs.core import ddim, guidance, krnr, masks, slm, splat
-    from inverse_dvs.models.cogvideo import SAMPLING_CACHES
+    from inverse_dvs.models.caches import SAMPLING_CACHES
 
     def choices(section: type, key: str) -> tuple:
         return next(f for f in dataclasses.fields(section) if f.name == key).metadata["check"].choices

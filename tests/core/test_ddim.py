@@ -106,7 +106,7 @@ def test_refined_inversion_round_trip_on_a_nonlinear_model():
 def test_terminal_inversion_equals_diffusers_on_the_tiny_model(tiny_model):
     """Every step of the terminal inversion equals DDIMInverseScheduler.step with the real (tiny) transformer, and the
     latent at 999 is the model's noise estimate at the last step."""
-    from inverse_dvs.models.cogvideo import alphas_cumprod
+    from inverse_dvs.models.video_model import alphas_cumprod
 
     pipe, x0, v_fn, stats = tiny_model[:4]
     plan = inversion_plan("terminal", 966, 30)

@@ -24,7 +24,7 @@ def test_a_fixed_gpu_is_refused_when_each_process_needs_its_own(tmp_path, tiny_c
     from inverse_dvs.config import load_config
     from inverse_dvs.infra.device import resolve_device
     from inverse_dvs.infra.errors import ConfigError
-    from inverse_dvs.infra.workqueue import Processes
+    from inverse_dvs.runner.workqueue import Processes
 
     second = Processes(1, 2, "cuda:1", "token")
     assert resolve_device("auto", second) == resolve_device("cuda", second) == torch.device("cuda:1")

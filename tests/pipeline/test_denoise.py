@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 import inverse_dvs
-from inverse_dvs.models.cogvideo import ModelStats
+from inverse_dvs.models.video_model import ModelStats
 from inverse_dvs.pipeline.denoise import guided_v, model_v
 
 PACKAGE = Path(inverse_dvs.__file__).parent
@@ -19,8 +19,8 @@ def test_only_the_pipeline_calls_the_transformer():
         n = len(re.findall(r"\.transformer\(\s*hidden_states", path.read_text(encoding="utf-8")))
         if n:
             calls[str(path.relative_to(ROOT))] = n
-    assert calls == {"inverse_dvs/pipeline/denoise.py": 1, "inverse_dvs/models/cogvideo.py": 1}  # + warm_up
-    assert "def warm_up(" in (PACKAGE / "models/cogvideo.py").read_text(encoding="utf-8")
+    assert calls == {"inverse_dvs/pipeline/denoise.py": 1, "inverse_dvs/models/compile.py": 1}  # + warm_up
+    assert "def warm_up(" in (PACKAGE / "models/compile.py").read_text(encoding="utf-8")
 
 
 def test_guidance_is_the_unconditional_plus_scaled_difference(tiny_model):

@@ -1,4 +1,5 @@
-"""Tests of models.cogvideo."""
+"""Tests of the video model's modules: models.video_model (loading, LazyPipeline), placement, compile, vae, text
+and caches."""
 
 from __future__ import annotations
 
@@ -12,14 +13,9 @@ import torch
 from inverse_dvs import chain, depth, warp
 from inverse_dvs.config import ModelConfig
 from inverse_dvs.core.ddim import ddim_sample, sampling_schedule
-from inverse_dvs.models.cogvideo import (
-    SAMPLING_CACHES,
-    ModelStats,
-    StepClock,
-    alphas_cumprod,
-    place_pipeline,
-    sampling_cache,
-)
+from inverse_dvs.models.caches import SAMPLING_CACHES, StepClock, sampling_cache
+from inverse_dvs.models.placement import place_pipeline
+from inverse_dvs.models.video_model import ModelStats, alphas_cumprod
 from inverse_dvs.pipeline.denoise import guided_v
 from tests.conftest import tiny_run_config, with_sections
 
@@ -94,11 +90,11 @@ def _graphs() -> int:
 def _model(cfg_path, build=None, overrides=()):
     import logging
 
-    from inverse_dvs.config import load_config
-    from inverse_dvs.models.cogvideo import LazyPipeline
+    from inverse_dvs.config import load_config, resolve_config
+    from inverse_dvs.models.video_model import LazyPipeline
 
-    return LazyPipeline(load_config(cfg_path, overrides), torch.device("cpu"), torch.float32, ModelStats(),
-                        logging.getLogger("inverse_dvs"), build=build)
+    return LazyPipeline(resolve_config(load_config(cfg_path, overrides)), torch.device("cpu"), torch.float32,
+                        ModelStats(), logging.getLogger("inverse_dvs"), build=build)
 
 
 def test_sequential_offload_cannot_be_compiled_so_auto_leaves_it_eager(tmp_path, tiny_checkpoints, demo_video):
@@ -110,7 +106,7 @@ def test_sequential_offload_cannot_be_compiled_so_auto_leaves_it_eager(tmp_path,
 
     from inverse_dvs.config import load_config
     from inverse_dvs.infra.errors import ConfigError
-    from inverse_dvs.models.cogvideo import compile_blocks, compile_choice, warm_up
+    from inverse_dvs.models.compile import compile_blocks, compile_choice, warm_up
 
     pipe = CogVideoXImageToVideoPipeline.from_pretrained(str(tiny_checkpoints / "tiny-cogvideox-i2v"))
     cpu_offload(pipe.transformer, execution_device=torch.device("cpu"))
@@ -206,9 +202,10 @@ def test_vae_tiling_resolves_from_total_memory_and_is_recorded_resolved(monkeypa
                                                                          demo_video):
     from types import SimpleNamespace
 
-    from inverse_dvs.config import load_config
-    from inverse_dvs.infra.records import infer_depends, invert_depends, sweep
-    from inverse_dvs.models.cogvideo import resolve_vae_tiling
+    from inverse_dvs.config import load_config, resolve_config
+    from inverse_dvs.models.placement import resolve_vae_tiling
+    from inverse_dvs.pipeline import sweep
+    from inverse_dvs.runner.records import infer_depends, invert_depends
 
     total = {"bytes": 80 * 2**30}
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: SimpleNamespace(total_memory=total["bytes"]))
@@ -229,7 +226,7 @@ def test_vae_tiling_resolves_from_total_memory_and_is_recorded_resolved(monkeypa
     assert resolve_vae_tiling("auto", "none", cuda) is False
     assert resolve_vae_tiling("auto", "none", cuda, 81 * 768 * 1360) is True
     # the records hold the resolution, not "auto": an inversion made tiled is never taken for an untiled one
-    cfg = load_config(_config(tmp_path, tiny_checkpoints, demo_video))
+    cfg = resolve_config(load_config(_config(tmp_path, tiny_checkpoints, demo_video)))
     assert cfg.model.vae_tiling == "auto"
     assert invert_depends(cfg, "a ball", True)["model"]["vae_tiling"] == "on"
     assert invert_depends(cfg, "a ball", False) != invert_depends(cfg, "a ball", True)
@@ -238,7 +235,7 @@ def test_vae_tiling_resolves_from_total_memory_and_is_recorded_resolved(monkeypa
 
 
 def test_cache_hooks_leave_no_trace_on_compiled_blocks(tiny_model, monkeypatch, request):
-    from inverse_dvs.models.cogvideo import compile_blocks, uncompile_blocks, warm_up
+    from inverse_dvs.models.compile import compile_blocks, uncompile_blocks, warm_up
 
     pipe, x0, _, stats, img, cond, uncond = tiny_model
     compile_blocks(pipe, "aot_eager")
@@ -286,14 +283,14 @@ def test_stages_warm_up_only_what_runs_compiled_and_encode_each_text_once(tmp_pa
     from transformers import T5EncoderModel
 
     from inverse_dvs import infer, invert
-    from inverse_dvs.models import cogvideo
+    from inverse_dvs.models import video_model
 
     cfg = _config(tmp_path, tiny_checkpoints, demo_video)
     args = ["--config", cfg, "--quiet", "--set", "run.compile=on", "--set", "run.compile_backend=aot_eager"]
     assert depth.main(args) == 0 and warp.main(args) == 0
     warmed, encoded = [], []
-    original_warm_up, original_forward = cogvideo.warm_up, T5EncoderModel.forward
-    monkeypatch.setattr(cogvideo, "warm_up",
+    original_warm_up, original_forward = video_model.warm_up, T5EncoderModel.forward
+    monkeypatch.setattr(video_model, "warm_up",
                         lambda pipe, *shape: warmed.append(shape[-1]) or original_warm_up(pipe, *shape))
     monkeypatch.setattr(T5EncoderModel, "forward", lambda self, *a, **k: encoded.append(1) or original_forward(
         self, *a, **k))
@@ -314,13 +311,10 @@ def test_stages_warm_up_only_what_runs_compiled_and_encode_each_text_once(tmp_pa
 def test_lora_blocks_compile_and_match_eager(tiny_checkpoints):
     import torch._dynamo
 
-    from inverse_dvs.models.cogvideo import (
-        compile_blocks,
-        encode_image_latents,
-        encode_texts,
-        encode_video,
-        load_pipeline,
-    )
+    from inverse_dvs.models.compile import compile_blocks
+    from inverse_dvs.models.text import encode_texts
+    from inverse_dvs.models.vae import encode_image_latents, encode_video
+    from inverse_dvs.models.video_model import load_pipeline
     from inverse_dvs.testing.tiny import TINY_LORA_FILE
 
     lora = ModelConfig(lora=str(tiny_checkpoints / "tiny-lora"), lora_weight_name=TINY_LORA_FILE)
@@ -347,7 +341,7 @@ def test_a_truncated_prompt_is_said_once_per_process(tmp_path, tiny_checkpoints,
     about) each text once."""
     import logging
 
-    from inverse_dvs.infra.cli import setup_logging
+    from inverse_dvs.runner.cli import setup_logging
 
     setup_logging(False)
     model = _model(_config(tmp_path, tiny_checkpoints, demo_video))

@@ -7,17 +7,13 @@ Stages never import each other; they meet here and on disk.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import itertools
-import json
-import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-from ..config import Config, TrajectorySpec, VideoSpec, read_prompt, resolve_path, section_dict
-from ..core.ddim import inversion_end, sampling_schedule
-from .artifacts import input_hashes, read_meta, sha256, upstream
-from .layout import caption_dir, depth_dir, render_file, result_dir
+from ..config import Config, TrajectorySpec, VideoSpec, read_prompt, section_dict, warp_hw
+from ..infra.artifacts import input_hashes, read_meta, sha256, upstream
+from ..infra.layout import caption_dir, depth_dir, render_file, result_dir
+from ..pipeline.schedule import SWEEP_KEYS, SweepPoint, inversion_ends
 
 
 def depth_depends(cfg: Config, video: VideoSpec) -> dict:
@@ -29,18 +25,7 @@ def depth_depends(cfg: Config, video: VideoSpec) -> dict:
         keys += ("mapping",) + (("near", "far", "stabilize", "ema") if d.mapping == "percentile" else ())
     depth = {k: getattr(d, k) for k in keys}
     camera = {k: getattr(cfg.camera, k) for k in ("num_frames", "start", "stride", "pad_short", "resize")}
-    return {"depth": depth, "camera": camera, "size": list(cfg.warp_hw(video))}
-
-
-def depth_source(cfg: Config, video_path: str) -> Path | None:
-    """The file the depth of a video is imported from (`npz`, `ground_truth` backends); None when it is estimated."""
-    p = Path(video_path)
-    if cfg.depth.backend == "npz":
-        return Path(resolve_path(cfg.depth.npz_path.format(dir=p.parent, stem=p.stem, name=p.stem),
-                                 Path(cfg.base_dir)))
-    if cfg.depth.backend == "ground_truth":
-        return p.with_name(f"{p.stem}_depth.npz")
-    return None
+    return {"depth": depth, "camera": camera, "size": list(warp_hw(cfg, video))}
 
 
 WINDOW_KEYS = ("window", "overlap", "last_window", "stitch")  # camera keys of long clips (README → Long videos)
@@ -56,16 +41,6 @@ def warp_depends(cfg: Config, traj: TrajectorySpec) -> dict:
     camera = {k: v for k, v in section_dict(cfg.camera).items() if k not in WINDOW_KEYS}  # depth and warp: per frame
     return {"camera": camera, "warp": section_dict(cfg.warp),
             "trajectory": {k: v for k, v in dataclasses.asdict(traj).items() if v is not None}}
-
-
-def t_starts(cfg: Config) -> list[int]:
-    """Distinct first sampling timesteps of the inference sweep (steps × strength)."""
-    return sorted({sampling_schedule(n, s).t_start for n in cfg.inference.steps for s in cfg.inference.strength})
-
-
-def inversion_ends(cfg: Config) -> list[int]:
-    """Distinct timesteps the stored inversions end at (one file each)."""
-    return sorted({inversion_end(cfg.inversion.end, t) for t in t_starts(cfg)})
 
 
 def caption_depends(cfg: Config) -> dict:
@@ -136,60 +111,6 @@ def render_chain(cfg: Config, video: VideoSpec, traj: TrajectorySpec) -> dict[st
                              {"render": render_file(cfg.work_dir, traj.name, video.name), "masks": rdir / "masks.npz",
                               "input": rdir / "input.mp4"},
                              hashes, what=f"render of video '{video.name}' along '{traj.name}'")
-
-
-# list-valued inference keys: each combination is one run, named in its run_tag
-SWEEP_KEYS = ("steps", "strength", "guidance_scale", "preservation_scale", "k_order", "adaptive_order", "seeds")
-
-
-@dataclass(frozen=True)
-class SweepPoint:
-    steps: int
-    strength: float
-    guidance_scale: float
-    preservation_scale: float
-    k_order: float | None  # None: not used (reference noise initialisation)
-    adaptive_order: float | None
-    seed: int
-
-    def run_tag(self, prefix: str, cache: str = "none") -> str:
-        """`{prefix}_steps…_str…_cfg…_pres…[_k…_d…]_seed…[_cache-…]` (the cache only when one is on)."""
-
-        def n(x) -> str:
-            return "none" if x is None else f"{x:g}"
-
-        orders = "" if self.k_order is None else f"_k{n(self.k_order)}_d{n(self.adaptive_order)}"
-        return (f"{prefix}_steps{self.steps}_str{n(self.strength)}_cfg{n(self.guidance_scale)}"
-                f"_pres{n(self.preservation_scale)}{orders}_seed{self.seed}"
-                + ("" if cache == "none" else f"_cache-{cache}"))
-
-
-def run_prefix(cfg: Config) -> str:
-    """The method, plus a short hash when a non-sweep key was set away from the method's preset, so outputs of
-    different settings sit side by side instead of replacing each other."""
-    custom = [(k, v) for k, v in cfg.custom if k.split(".", 1)[1] not in SWEEP_KEYS and k != "inference.cache"]
-    if not custom:
-        return cfg.method
-    return f"{cfg.method}+{hashlib.sha256(json.dumps(custom, sort_keys=True).encode()).hexdigest()[:6]}"
-
-
-def sweep(cfg: Config, log=None) -> list[SweepPoint]:
-    """Every combination of the list-valued inference keys, once each (k and δ dropped where unused)."""
-    inf = cfg.inference
-    seeds = inf.seeds or [cfg.run.seed]
-    uses_orders = inf.noise_init == "adaptive"
-    if not uses_orders and (len(set(inf.k_order)) > 1 or len(set(inf.adaptive_order)) > 1):
-        (log or logging.getLogger("inverse_dvs")).warning(
-            "inference.k_order %s / adaptive_order %s have no effect with inference.noise_init: reference (its "
-            "adaptive step reduces to order 2; README → Fidelity): each other combination runs once.", inf.k_order,
-            inf.adaptive_order)
-    points = []
-    for steps, strength, g, p, k, d, seed in itertools.product(inf.steps, inf.strength, inf.guidance_scale,
-                                                               inf.preservation_scale, inf.k_order,
-                                                               inf.adaptive_order, seeds):
-        points.append(SweepPoint(steps, strength, g, g if p is None else p, k if uses_orders else None,
-                                 d if uses_orders else None, seed))
-    return list(dict.fromkeys(points))  # repeated combinations (e.g. preservation null = a listed value) run once
 
 
 def output_fps(cfg: Config, video: VideoSpec, traj: TrajectorySpec) -> float:

@@ -1,9 +1,9 @@
-"""Tests of pipeline.method."""
+"""Tests of pipeline.latents (the render's latents) and of the inversion round trip on the tiny model."""
 
 import torch
 
 from inverse_dvs.core.ddim import inversion_plan, roundtrip_error, sampling_schedule
-from inverse_dvs.models.cogvideo import alphas_cumprod
+from inverse_dvs.models.video_model import alphas_cumprod
 
 
 def test_refined_round_trip_on_tiny_model(tiny_model):
@@ -21,8 +21,8 @@ def test_reference_posterior_is_the_mode_and_a_fresh_generator_image_sample(tiny
     `prepare_latents` with a fresh generator seeded with the run seed."""
     import numpy as np
 
-    from inverse_dvs.models.cogvideo import _to_pixels, encode_video
-    from inverse_dvs.pipeline.method import encode_render
+    from inverse_dvs.models.vae import _to_pixels, encode_video
+    from inverse_dvs.pipeline.latents import encode_render
 
     pipe = tiny_model.pipe
     frames = np.random.default_rng(3).integers(0, 255, (49, 96, 144, 3), dtype=np.uint8)

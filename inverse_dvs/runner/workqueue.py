@@ -20,20 +20,62 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .artifacts import ItemLock, clean_partials, run_item, write_json
-from .errors import EXIT_USER_ERROR, UpstreamBusy, UserError
+from ..infra.artifacts import ItemLock, clean_partials, run_item, write_json
+from ..infra.errors import EXIT_USER_ERROR, UpstreamBusy, UserError
 
 EXIT_ITEM_FAILED = 1
 
 
 @dataclass(frozen=True)
+class Item:
+    """What one stage item is: its video, trajectory and sweep point's run tag (None where the stage has none: depth
+    items are videos, warp and invert items (trajectory, video) pairs, infer items add the run)."""
+
+    video: str | None = None
+    trajectory: str | None = None
+    run: str | None = None
+
+    @property
+    def label(self) -> str:
+        """`trajectory=… video=… run=…` (the parts it has), for messages."""
+        return " ".join(f"{k}={v}" for k, v in (("trajectory", self.trajectory), ("video", self.video),
+                                                  ("run", self.run)) if v is not None)
+
+    def __str__(self) -> str:
+        return self.label
+
+    def covers(self, other: Item) -> bool:
+        """Whether this item failing stands in for `other`: the same video and trajectory where this one names them
+        (a failed video fails every item of that video; a failed (trajectory, video) every run of it)."""
+        return self.video in (None, other.video) and self.trajectory in (None, other.trajectory)
+
+    def to_json(self) -> dict[str, str]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, data) -> Item:
+        """An item as a summary stores it ({video, trajectory, run}); anything else (an older summary's text) is
+        an item of nothing, which covers nothing."""
+        if not isinstance(data, dict):
+            return cls(run=str(data))
+        return cls(**{k: data.get(k) for k in ("video", "trajectory", "run")})
+
+
+@dataclass(frozen=True)
 class ItemResult:
-    item: str
+    item: Item
     status: str  # done | skipped | busy (another process holds it) | failed
     seconds: float
     reason: str = ""
     process: int = 0
     user_error: bool = False
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "item": self.item.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> ItemResult:
+        return cls(**{**data, "item": Item.from_json(data.get("item"))})
 
 
 @dataclass(frozen=True)
@@ -66,17 +108,6 @@ def process_state() -> Processes | None:
     return Processes(state.process_index, state.num_processes, str(state.device), token[0])
 
 
-def item_key(label: str) -> tuple[str, str]:
-    """(video, trajectory) of an item label like 'trajectory=a video=b run=…' ('' where the label has none)."""
-    parts = dict(p.split("=", 1) for p in label.split() if "=" in p)
-    return parts.get("video", ""), parts.get("trajectory", "")
-
-
-def covers(failed: tuple[str, str], key: tuple[str, str]) -> bool:
-    """Whether a failed (video, trajectory) item — '' for a whole video or trajectory — stands in for `key`."""
-    return failed[0] in ("", key[0]) and failed[1] in ("", key[1])
-
-
 class StageRunner:
     """Runs the items of one stage in this process: its shard only, each failure isolated."""
 
@@ -90,8 +121,8 @@ class StageRunner:
         self._next = 0
         self._upstream_failed = self._failed_earlier()
 
-    def _failed_earlier(self) -> list[tuple[str, str, str]]:
-        """(video, trajectory, stage) of items that failed in an earlier stage of this run_all.sh run ('' = any)."""
+    def _failed_earlier(self) -> list[tuple[Item, str]]:
+        """(item, stage) of the items that failed in an earlier stage of this run_all.sh run."""
         run_id = os.environ.get("INVERSE_DVS_RUN_ID")
         try:
             summary = json.loads((self.work_dir / "run_summary.json").read_text(encoding="utf-8"))
@@ -103,17 +134,16 @@ class StageRunner:
                 continue
             for it in section.get("items", []):
                 if it.get("status") == "failed":
-                    out.append((*item_key(it["item"]), stage))
+                    out.append((Item.from_json(it.get("item")), stage))
         return out
 
-    def _earlier_failure(self, label: str) -> str | None:
-        key = item_key(label)
-        for video, traj, stage in self._upstream_failed:
-            if covers((video, traj), key):
+    def _earlier_failure(self, item: Item) -> str | None:
+        for failed, stage in self._upstream_failed:
+            if failed.covers(item):
                 return stage
         return None
 
-    def run(self, label: str, folder: Path, depends: Mapping[str, Any], inputs: Callable[[], Mapping[str, str]],
+    def run(self, item: Item, folder: Path, depends: Mapping[str, Any], inputs: Callable[[], Mapping[str, str]],
             compute) -> None:
         """Run one item if it belongs to this process. `inputs` is evaluated only for owned items; a UserError or
         any other exception there or in `compute` marks the item failed."""
@@ -121,10 +151,11 @@ class StageRunner:
         self._next += 1
         if not mine:
             return
-        earlier = self._earlier_failure(label)
+        label = item.label
+        earlier = self._earlier_failure(item)
         if earlier is not None:  # reported there already; run_all.sh names it once in its summary
             self.log.info("%s %s: not run, the %s stage failed for it in this run.", self.stage, label, earlier)
-            self.results.append(ItemResult(label, "failed", 0.0, f"not run: {earlier} failed for it", self.index,
+            self.results.append(ItemResult(item, "failed", 0.0, f"not run: {earlier} failed for it", self.index,
                                            True))
             return
         t0 = time.perf_counter()
@@ -133,46 +164,46 @@ class StageRunner:
         if holder is not None:
             self.log.warning("%s %s: skipped, in progress in another process (%s); rerun when it has finished.",
                              self.stage, label, holder)
-            self.results.append(ItemResult(label, "busy", 0.0, f"in progress: {holder}", self.index))
+            self.results.append(ItemResult(item, "busy", 0.0, f"in progress: {holder}", self.index))
             return
         try:
             for p in clean_partials(folder):
                 self.log.info("%s %s: removed %s left by an interrupted run", self.stage, label, p.name)
             status = run_item(folder, self.stage, depends, inputs(), self.force, label, compute, self.log,
                               process_index=self.index)
-            self.results.append(ItemResult(label, status, round(time.perf_counter() - t0, 3), process=self.index))
+            self.results.append(ItemResult(item, status, round(time.perf_counter() - t0, 3), process=self.index))
         except UpstreamBusy as exc:
             self.log.warning("%s %s: skipped: %s", self.stage, label, exc)
-            self.results.append(ItemResult(label, "busy", 0.0, str(exc), self.index))
+            self.results.append(ItemResult(item, "busy", 0.0, str(exc), self.index))
         except UserError as exc:
-            self._failed(label, t0, str(exc), True)
+            self._failed(item, t0, str(exc), True)
         except Exception as exc:  # isolate any failing item; KeyboardInterrupt still stops the run
             self.log.exception("%s %s: failed", self.stage, label)
-            self._failed(label, t0, f"{type(exc).__name__}: {exc}", False)
+            self._failed(item, t0, f"{type(exc).__name__}: {exc}", False)
         finally:
             lock.release()
             with contextlib.suppress(OSError):  # an item stopped before writing anything leaves no empty folder
                 if folder.is_dir() and not any(folder.iterdir()):
                     folder.rmdir()
 
-    def fail(self, label: str, exc: UserError) -> None:
+    def fail(self, item: Item, exc: UserError) -> None:
         """Record an item of this process as failed before it could start (e.g. its prompt is not available)."""
         mine = self._next % self.count == self.index
         self._next += 1
         if not mine:
             return
         if isinstance(exc, UpstreamBusy):
-            self.log.warning("%s %s: skipped: %s", self.stage, label, exc)
-            self.results.append(ItemResult(label, "busy", 0.0, str(exc), self.index))
-        elif (earlier := self._earlier_failure(label)) is None:
-            self._failed(label, time.perf_counter(), str(exc), True)
+            self.log.warning("%s %s: skipped: %s", self.stage, item, exc)
+            self.results.append(ItemResult(item, "busy", 0.0, str(exc), self.index))
+        elif (earlier := self._earlier_failure(item)) is None:
+            self._failed(item, time.perf_counter(), str(exc), True)
         else:  # reported by the earlier stage already
-            self.results.append(ItemResult(label, "failed", 0.0, f"not run: {earlier} failed for it", self.index,
+            self.results.append(ItemResult(item, "failed", 0.0, f"not run: {earlier} failed for it", self.index,
                                            True))
 
-    def _failed(self, label: str, t0: float, reason: str, user_error: bool) -> None:
-        self.log.error("%s %s: failed: %s", self.stage, label, reason)
-        self.results.append(ItemResult(label, "failed", round(time.perf_counter() - t0, 3), reason, self.index,
+    def _failed(self, item: Item, t0: float, reason: str, user_error: bool) -> None:
+        self.log.error("%s %s: failed: %s", self.stage, item, reason)
+        self.results.append(ItemResult(item, "failed", round(time.perf_counter() - t0, 3), reason, self.index,
                                        user_error))
 
     def _wait_for_all(self, logs: Path, token: str) -> list[list[dict]]:
@@ -207,12 +238,12 @@ class StageRunner:
         logs = self.work_dir / "logs"
         token = self.state.token if self.state is not None else ""
         write_json(logs / f"{self.stage}.rank{self.index}.json",
-                   {"token": token, "items": [asdict(r) for r in self.results]})
+                   {"token": token, "items": [r.to_json() for r in self.results]})
         results = list(self.results)
         if self.count > 1:
             per_rank = self._wait_for_all(logs, token)
             if self.index == 0:
-                results = [ItemResult(**x) for items in per_rank for x in items]
+                results = [ItemResult.from_json(x) for items in per_rank for x in items]
         if self.index == 0:
             summary_path = self.work_dir / "run_summary.json"
             try:
@@ -220,7 +251,7 @@ class StageRunner:
             except (OSError, ValueError):
                 summary = {}
             summary[self.stage] = {"processes": self.count, "run_id": os.environ.get("INVERSE_DVS_RUN_ID", ""),
-                                   "items": [asdict(r) for r in results],
+                                   "items": [r.to_json() for r in results],
                                    "failed": sum(r.status == "failed" for r in results)}
             write_json(summary_path, summary)
             if results:

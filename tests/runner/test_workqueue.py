@@ -1,4 +1,4 @@
-"""Tests of infra.workqueue."""
+"""Tests of runner.workqueue."""
 
 import json
 
@@ -10,7 +10,7 @@ def test_the_stage_end_waits_on_files_for_a_slow_process(tmp_path):
     import threading
     import time
 
-    from inverse_dvs.infra.workqueue import Processes, StageRunner
+    from inverse_dvs.runner.workqueue import Item, Processes, StageRunner
 
     log = logging.getLogger("inverse_dvs.test")
     work = tmp_path / "w"
@@ -23,7 +23,7 @@ def test_the_stage_end_waits_on_files_for_a_slow_process(tmp_path):
     def process(rank: int, delay: float) -> None:
         runner = runners[rank]
         for name in ("a", "b", "c", "d"):  # every process walks all items and runs its own (i mod 2)
-            runner.run(f"video={name}", work / name, {}, dict, lambda folder: ([], {}))
+            runner.run(Item(video=name), work / name, {}, dict, lambda folder: ([], {}))
         time.sleep(delay)
         codes[rank] = runner.finish()
         finished[rank] = time.perf_counter()
@@ -37,5 +37,21 @@ def test_the_stage_end_waits_on_files_for_a_slow_process(tmp_path):
         t.join(timeout=30)
     assert codes == {0: 0, 1: 0} and finished[0] >= finished[1] - 0.1
     summary = json.loads((work / "run_summary.json").read_text())["infer"]
-    assert {(i["item"], i["process"]) for i in summary["items"]} == {("video=a", 0), ("video=b", 1), ("video=c", 0),
-                                                                   ("video=d", 1)}
+    assert {(i["item"]["video"], i["process"]) for i in summary["items"]} == {("a", 0), ("b", 1), ("c", 0), ("d", 1)}
+
+
+def test_items_are_values_and_a_failure_covers_only_its_own_video():
+    """An item is its (video, trajectory, run), not a formatted string: a failed video `cat` stands in for its own
+    items only, never for those of `cat2` (which a substring match of 'video=cat' would also hit)."""
+    from inverse_dvs.runner.workqueue import Item, ItemResult
+
+    cat = Item(video="cat")
+    assert cat.covers(Item(video="cat", trajectory="left", run="paper_x"))
+    assert not cat.covers(Item(video="cat2", trajectory="left"))
+    assert Item(trajectory="left").covers(Item(video="cat2", trajectory="left"))
+    assert not Item(video="cat", trajectory="left").covers(Item(video="cat", trajectory="right"))
+    assert Item(video="a b", trajectory="t", run="r").label == "trajectory=t video=a b run=r"
+    result = ItemResult(Item(video="a b", trajectory="t"), "failed", 1.5, "why", 1, True)
+    assert json.loads(json.dumps(result.to_json()))["item"] == {"video": "a b", "trajectory": "t"}
+    assert ItemResult.from_json(json.loads(json.dumps(result.to_json()))) == result
+    assert Item.from_json("trajectory=t video=old-style text") == Item(run="trajectory=t video=old-style text")

@@ -7,11 +7,12 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
-from ..config import Config, load_config
-from .artifacts import check_writable
-from .errors import EXIT_USER_ERROR, UserError
+from ..config import Config, Selection, load_config, resolve_config
+from ..infra.artifacts import check_writable
+from ..infra.errors import EXIT_USER_ERROR, UserError
 
 LOGGER_NAME = "inverse_dvs"
 
@@ -59,20 +60,23 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def run_stage(stage: str, description: str, body: Callable[[Config, argparse.Namespace], int],
-              argv: Sequence[str] | None = None,
-              extra_args: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
-    """Parse options, load and validate the config, run `body`; map UserError to exit 2 with its message."""
-    parser = build_parser(stage, description)
-    if extra_args is not None:
-        extra_args(parser)
-    args = parser.parse_args(argv)
+class StageRun(Protocol):
+    """A stage's public entry: `run(cfg, selection, *, force, quiet, model=None) -> exit code`."""
+
+    def __call__(self, cfg: Config, selection: Selection, *, force: bool = False, quiet: bool = False) -> int: ...
+
+
+def run_stage(stage: str, description: str, run: StageRun, argv: Sequence[str] | None = None) -> int:
+    """The command line of a stage: parse its options, load the config and resolve it (`config.resolve_config`, the
+    one step that reads the model's config files), check the work folder, then `run(cfg, selection, force=,
+    quiet=)`; a UserError becomes its message and exit code 2, Ctrl-C exit code 130."""
+    args = build_parser(stage, description).parse_args(argv)
     log = setup_logging(args.quiet)
     t0 = time.perf_counter()
     try:
-        cfg = load_config(args.config, args.overrides)
+        cfg = resolve_config(load_config(args.config, args.overrides))
         check_writable(cfg.work_dir, "run.work_dir")
-        rc = body(cfg, args)
+        rc = run(cfg, Selection.parse(args.only_video, args.only_trajectory), force=args.force, quiet=args.quiet)
     except UserError as exc:
         log.error("%s: %s", stage, exc)
         return EXIT_USER_ERROR
