@@ -106,6 +106,6 @@ def plan_point(cfg, point: SweepPoint, prefix: str) -> PointPlan:
 
 
 def plan_sweep(cfg, log=None) -> list[PointPlan]:
-    """Every sweep point of the config (`records.sweep`), planned."""
+    """Every sweep point of the config (`sweep`), planned."""
     prefix = run_prefix(cfg)
     return [plan_point(cfg, pt, prefix) for pt in sweep(cfg, log)]

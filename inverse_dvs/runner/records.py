@@ -77,7 +77,7 @@ def inversion_prompt(cfg: Config, video: VideoSpec, traj: TrajectorySpec) -> str
 
 
 def model_settings(cfg: Config, vae_tiling: bool) -> dict:
-    """The `model` section as it applied: `vae_tiling` resolved (`cogvideo.resolve_vae_tiling`), since tiled and
+    """The `model` section as it applied: `vae_tiling` resolved (`models.placement.resolve_vae_tiling`), since tiled and
     untiled VAE passes give different latents and `auto` can resolve either way on another GPU."""
     return section_dict(cfg.model) | {"vae_tiling": "on" if vae_tiling else "off"}
 

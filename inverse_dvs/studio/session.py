@@ -114,11 +114,11 @@ class Studio:
         video = self.video(name_or_path)
         if video.name not in self._scenes:
             if depth_run(self.cfg, Selection(videos=(video.name,)), quiet=True, model=self.pipe) != 0:
-                raise UserError(self._failure("depth", video.name) or f"the depth of video '{video.name}' failed.")
+                raise UserError(self.failure("depth", video.name) or f"the depth of video '{video.name}' failed.")
             self._scenes[video.name] = load_scene(self.cfg, video)
         return self._scenes[video.name]
 
-    def _failure(self, stage: str, video: str) -> str | None:
+    def failure(self, stage: str, video: str) -> str | None:
         """The reason the stage's last run gave for an item of this very video (None when it did not fail)."""
         import json
 

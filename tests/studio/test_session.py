@@ -38,6 +38,17 @@ def test_opening_a_video_makes_its_depth_through_the_depth_stage(setup, capsys):
     assert "skipped (up to date)" in capsys.readouterr().err
 
 
+def test_a_failure_is_the_one_of_its_own_video(setup):
+    """The failure the depth stage recorded for `cat2` is not `cat`'s (items are matched by their video, never by a
+    substring of a label)."""
+    studio, cfg, out = setup
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "run_summary.json").write_text(json.dumps({"depth": {"items": [
+        {"item": {"video": "cat2"}, "status": "failed", "reason": "cat2 is broken"},
+        {"item": {"video": "cat"}, "status": "done", "reason": ""}]}}))
+    assert studio.failure("depth", "cat") is None and studio.failure("depth", "cat2") == "cat2 is broken"
+
+
 def test_an_edit_gives_the_warp_stages_cameras_and_the_preview_its_render(setup):
     studio, cfg, out = setup
     studio.open_video("demo")  # the depth the warp stage then reads
