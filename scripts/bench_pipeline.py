@@ -108,8 +108,8 @@ def bench_config(arch: Arch, method: str = "paper", compile_mode: str = "off", b
 
 
 def make_model(cfg, arch: Arch, device: torch.device, log: logging.Logger):
-    """A `models.video_model.LazyPipeline` for `cfg`: a real architecture with random weights built on `device` (5b, 1.5), or
-    the tiny checkpoint loaded as the stages load it (tiny, tiny15)."""
+    """A `models.video_model.LazyPipeline` for `cfg`: a real architecture with random weights built on `device` (5b,
+    1.5), or the tiny checkpoint loaded as the stages load it (tiny, tiny15)."""
     from inverse_dvs.infra.device import torch_dtype
     from inverse_dvs.models.placement import largest_call, place_pipeline, resolve_vae_tiling
     from inverse_dvs.models.video_model import LazyPipeline, ModelStats
