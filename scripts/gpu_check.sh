@@ -5,7 +5,7 @@
 # model on the CPU (a test of this script, no targets).
 #
 # Environment: the project's .venv when there is one (setup_env.sh), else python3. On a bare CUDA machine without
-# diffusers, decord or ffmpeg (the lent GPU), first run `bash ../shared/gpu/prepare.sh` here, carry `.gpu`, and this
+# diffusers, decord or ffmpeg (the lent GPU), first run `bash scripts/gpu_prepare.sh` here, carry `.gpu`, and this
 # installs the packed wheels to /tmp/site. Through the device tool, in one call of at most 9 minutes:
 #   run(command="bash scripts/gpu_check.sh", carry=[".gpu"], timeout_s=560)
 set -uo pipefail
@@ -15,7 +15,7 @@ PY=python3
 if ! "$PY" -c "import diffusers" >/dev/null 2>&1; then
   if [ ! -d .gpu/whl ]; then
     echo "gpu_check.sh: diffusers is not installed and there is no .gpu/whl; run 'bash setup_env.sh', or on a bare" \
-         "GPU machine 'bash ../shared/gpu/prepare.sh' beforehand and carry .gpu." >&2
+         "GPU machine 'bash scripts/gpu_prepare.sh' beforehand and carry .gpu." >&2
     exit 2
   fi
   "$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/whl/*.whl || exit 2
