@@ -36,7 +36,7 @@ def test_lpips_without_torchvision_says_exactly_what_to_install(tmp_path, monkey
     assert re.search(rf"pip install '{re.escape(expected)}'", note)
 
 
-def _config(tmp_path, ckpt, video, extra=""):
+def small_config(tmp_path, ckpt, video, extra=""):
     own = "inference: {steps: [4], strength: [0.75], guidance_scale: [5.0]}"
     return tiny_run_config(tmp_path, ckpt, f"{{path: {video}, name: demo, prompt: a ball}}", with_sections(own, extra))
 
@@ -45,7 +45,7 @@ def test_clip_scorer_loads_once_and_is_deterministic(tmp_path, tiny_checkpoints,
     from inverse_dvs.config import load_config
     from inverse_dvs.models.clip_scorer import clip_scorer
 
-    cfg = load_config(_config(tmp_path, tiny_checkpoints, demo_video,
+    cfg = load_config(small_config(tmp_path, tiny_checkpoints, demo_video,
                               f"eval: {{clip_model: {tiny_checkpoints / 'tiny-clip'}, lpips: false}}"))
     model = clip_scorer(cfg, None)
     assert not model.loaded  # nothing loads before the first use
