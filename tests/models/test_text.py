@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.models.helpers import small_config, lazy_model
+from tests.models.helpers import lazy_model, small_config
 
 
 def test_a_truncated_prompt_is_said_once_per_process(tmp_path, tiny_checkpoints, demo_video, capsys):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from inverse_dvs import chain, depth, warp
-from tests.models.helpers import small_config, lazy_model
+from tests.models.helpers import lazy_model, small_config
 
 
 @pytest.mark.slow
