@@ -72,6 +72,17 @@ inference: {{steps: [3], strength: [0.7], guidance_scale: [5.0]}}
     return str(cfg)
 
 
+def config_without_model(tmp_path: Path, *overrides: str):
+    """A loaded config of one video and one preset, 49 frames per window, whose model's files are not here (so
+    `auto` stays unresolved): for the sweep and the records, which need no model."""
+    from inverse_dvs.config import load_config
+
+    p = tmp_path / "c.yml"
+    p.write_text("videos: [{path: v.mp4}]\ntrajectories: {a: {preset: orbit_left}}\n"
+                 "camera: {num_frames: 49, window: 49}\n")
+    return load_config(p, list(overrides))
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
