@@ -40,6 +40,7 @@ from ..config import (
     config_with,
     depth_source,
     load_config,
+    needed_models,
     resolve_config,
 )
 from ..core.camera import PRESETS, Keyframes, intrinsics, scene_radius
@@ -53,7 +54,7 @@ from ..core.windows import Window, clip_length, hand_over, plan_windows, stitch
 from ..infra.depth_files import load_depth_file
 from ..infra.device import resolve_device, torch_dtype
 from ..infra.errors import ConfigError, UserError
-from ..infra.hub import ModelNeed, require
+from ..infra.hub import require
 from ..infra.video_io import FrameSelection, frame_indices, read_clip, resize_frames, video_size
 from ..models.caches import StepClock, sampling_cache
 from ..models.captioner import captioner
@@ -195,7 +196,8 @@ class InverseDVSPipeline:
         data["run"] = {"device": device, "dtype": dtype, **data.get("run", {})}
         data["inversion"] = {**data.get("inversion", {}), "model": str(pretrained_model_name_or_path)}
         cfg = config_from_dict(data, Path.cwd(), require_items=False)
-        require([ModelNeed(cfg.inversion.model, "model")])  # missing weights fail here, with the command to fetch
+        # missing weights (the video model, and a LoRA the method names) fail here, with the command that fetches them
+        require(needed_models(cfg, ("invert", "infer")))
         return cls(cfg)
 
     @classmethod

@@ -45,6 +45,8 @@ def test_from_pretrained_checks_weights_and_settings_before_loading_anything(tin
         InverseDVSPipeline.from_pretrained(model, inference={"strength": [1.5]})
     with pytest.raises(ConfigError, match="'method'"):
         InverseDVSPipeline.from_pretrained(model, method="official")
+    with pytest.raises(WeightsMissingError, match="model.lora = Eyeline-Research/Go-with-the-Flow"):
+        InverseDVSPipeline.from_pretrained(model, "reference")  # the official method's LoRA is not here
     pipe = InverseDVSPipeline.from_pretrained(model, "reference", device="cpu", model={"lora": None})
     assert pipe.config.method == "reference" and pipe.config.backbone.name == "CogVideoX-5B-I2V"
     assert pipe.config.camera.num_frames == 49 and (pipe.config.camera.height, pipe.config.camera.width) == (96, 144)
