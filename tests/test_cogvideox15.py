@@ -46,7 +46,7 @@ def _frames(n: int = 33, h: int = 128, w: int = 224, seed: int = 0) -> np.ndarra
 def test_the_latent_layout_is_diffusers_own(method15):
     """x0 and the image condition have 9 + 1 latent frames, the padding in front as diffusers' pipeline puts it: its
     own `prepare_latents`, given the padded frame count as its `__call__` gives it, builds the same condition."""
-    from inverse_dvs.models.vae import _to_pixels
+    from inverse_dvs.models.vae import to_pixels
     from inverse_dvs.pipeline.latents import encode_render
 
     pipe = method15.video_model.get()
@@ -54,7 +54,7 @@ def test_the_latent_layout_is_diffusers_own(method15):
     enc = encode_render(pipe, frames, "reference", 42)
     assert enc.padding == 1 and enc.x0.shape[1] == 10 and enc.image_latents.shape[1] == 10
     assert torch.equal(enc.x0[:, 0], enc.x0[:, 1])  # the padding frame starts as the first latent frame
-    _, oracle = pipe.prepare_latents(_to_pixels(frames[:1], "cpu", torch.float32)[:, :, 0], 1, 4, 33 + 4, 128, 224,
+    _, oracle = pipe.prepare_latents(to_pixels(frames[:1], "cpu", torch.float32)[:, :, 0], 1, 4, 33 + 4, 128, 224,
                                      torch.float32, torch.device("cpu"), torch.Generator().manual_seed(42))
     assert oracle.shape[1] == 10 and torch.equal(enc.image_latents, oracle)  # divided by the VAE scale, image first
 

@@ -1,6 +1,7 @@
 """The import graph of inverse_dvs/: the layers (written once, here and in the README's Code map) import only
 downwards, no module imports itself back through others (no circles), core/ and testing/ import nothing from the
-package, and the front ends (stage shells, the stage list, chain, studio, scripts) use public names only."""
+package, and the front ends (stage shells, the stage list, chain, studio, scripts, examples) and the tests use
+public names only."""
 
 import ast
 from pathlib import Path
@@ -154,11 +155,12 @@ def _private_uses(path: Path) -> list[str]:
     return found
 
 
-def test_front_ends_use_public_names_only():
+def test_front_ends_and_tests_use_public_names_only():
     fronts = [p for p in _files() if _unit(_module_name(p)) in FRONT_ENDS]
-    scripts = sorted((ROOT / "scripts").glob("*.py"))
-    assert len(fronts) > 10 and len(scripts) > 5
-    problems = {str(p.relative_to(ROOT)): u for p in fronts + scripts if (u := _private_uses(p))}
+    scripts = sorted([*(ROOT / "scripts").glob("*.py"), *(ROOT / "examples").glob("*.py")])
+    tests = sorted(p for p in (ROOT / "tests").rglob("*.py") if p.name != "test_imports.py")
+    assert len(fronts) > 10 and len(scripts) > 5 and len(tests) > 40
+    problems = {str(p.relative_to(ROOT)): u for p in fronts + scripts + tests if (u := _private_uses(p))}
     assert not problems, problems
 
 

@@ -225,7 +225,7 @@ class _Raster(NamedTuple):
     quad: torch.Tensor | None  # [K] int64 the quad covering the pixel (if asked for)
 
 
-def _raster_quads(u: torch.Tensor, v: torch.Tensor, attrs: torch.Tensor, H: int, W: int, pitch: int | None = None,
+def raster_quads(u: torch.Tensor, v: torch.Tensor, attrs: torch.Tensor, H: int, W: int, pitch: int | None = None,
                   offset: torch.Tensor | int = 0, with_quad: bool = False, by_columns: bool = False) -> _Raster:
     """Scan conversion of quads (corners in polygon order) with attributes interpolated over them.
 
@@ -360,7 +360,7 @@ def _quad_pixels(p: _Projection, quads: torch.Tensor, H: int, W: int, nearest: b
         offset = padding * pitch + padding
         if HW < p.u.numel():  # several frames: each quad's frame
             offset = q // HW * ((H + 2 * padding) * pitch) + offset
-        r = _raster_quads(u.index_select(1, sel), v.index_select(1, sel), torch.stack(attrs, 1), H, W, pitch, offset,
+        r = raster_quads(u.index_select(1, sel), v.index_select(1, sel), torch.stack(attrs, 1), H, W, pitch, offset,
                           nearest, by_columns)
         corner = None
         if nearest:

@@ -11,7 +11,7 @@ from .layout import latent_padding
 from .placement import execution_device
 
 
-def _to_pixels(frames: np.ndarray, device, dtype) -> torch.Tensor:
+def to_pixels(frames: np.ndarray, device, dtype) -> torch.Tensor:
     """frames [T, H, W, 3] uint8 → [1, 3, T, H, W] in [-1, 1]."""
     x = torch.as_tensor(frames, device=device).permute(3, 0, 1, 2).unsqueeze(0)
     return (x.to(torch.float32) / 127.5 - 1.0).to(dtype)
@@ -29,7 +29,7 @@ def encode_video(pipe, frames: np.ndarray, posterior: str = "mode",
     padding frame sits where diffusers' pipeline puts it, under the image condition, and `decode` drops it)."""
     dev, dtype = execution_device(pipe), pipe.vae.dtype
     with torch.inference_mode():
-        z = _encode(pipe, _to_pixels(frames, dev, dtype), posterior, generator)
+        z = _encode(pipe, to_pixels(frames, dev, dtype), posterior, generator)
     s = pipe.vae_scale_factor_spatial
     if z.shape[-2:] != (frames.shape[1] // s, frames.shape[2] // s):
         raise UserError(f"the VAE encoded {frames.shape[1]}×{frames.shape[2]} frames to {z.shape[-2]}×{z.shape[-1]} "
@@ -48,7 +48,7 @@ def encode_image_latents(pipe, first_frame: np.ndarray, latent_frames: int, post
     """
     dev, dtype = execution_device(pipe), pipe.vae.dtype
     with torch.inference_mode():
-        z = _encode(pipe, _to_pixels(first_frame[None], dev, dtype), posterior, generator).float()
+        z = _encode(pipe, to_pixels(first_frame[None], dev, dtype), posterior, generator).float()
     scale = pipe.vae_scaling_factor_image
     z = z * (1 / scale) if pipe.vae.config.invert_scale_latents else z * scale  # (1 / scale: as diffusers rounds)
     pad = torch.zeros((1, latent_frames - 1, *z.shape[2:]), device=z.device, dtype=z.dtype)

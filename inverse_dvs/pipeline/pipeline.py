@@ -600,10 +600,10 @@ class InverseDVSPipeline:
         steps … seed: this output's sampling settings (`inference.*`; default the config's, the first of a sweep;
             `seed` draws SLM and VAE resamples, as `inference.seeds`);
         on_window: the window hook of long clips (`generate`);
-        settings: config sections changed for this call, e.g. `slm={"mode": "frame"}` (not the model's keys).
+        settings: config sections changed for this call, e.g. `slm={"mode": "frame"}` (`with_settings`).
         """
         # 1. check the inputs and settings
-        pipe = self._with(settings)
+        pipe = self.with_settings(**settings)
         cfg = pipe.config
         plan = pipe.plan(steps=steps, strength=strength, guidance_scale=guidance_scale,
                          preservation_scale=preservation_scale, k_order=k_order, adaptive_order=adaptive_order,
@@ -644,9 +644,10 @@ class InverseDVSPipeline:
                            "fps": cfg.inference.fps or clip.fps, "seconds": seconds, "warnings": warped.warnings}
         return InverseDVSOutput(out.frames, warped.render, warped.visibility, depth, warped.source_to_target, info)
 
-    def _with(self, settings: dict[str, Any]) -> InverseDVSPipeline:
-        """This pipeline, or a view of it (the same models) with a call's config changes; the model keys cannot
-        change per call."""
+    def with_settings(self, **settings: dict[str, Any]) -> InverseDVSPipeline:
+        """A view of this pipeline with some config sections changed (`slm={"mode": "frame"}`, checked as the config
+        checks them), sharing its models; itself when nothing changes. The model's own keys (`inversion.model`,
+        `model.*`, `run.device`/`dtype`/`compile`, the depth and caption models) cannot change: a UserError says so."""
         if not settings:
             return self
         cfg = resolve_config(config_with(self.config, settings))

@@ -282,6 +282,11 @@ class Studio:
         self._runs[key] = (proc, log_path, video, trajectory)
         return key
 
+    @property
+    def runs(self) -> list[str]:
+        """The keys (`video/trajectory`) of the runs started here."""
+        return list(self._runs)
+
     def _set_args(self) -> list[str]:
         return [a for o in self.overrides for a in ("--set", o)]
 

@@ -161,7 +161,7 @@ def test_surfaces_seen_from_behind_are_holes():
 
 @pytest.mark.parametrize("by_columns", [False, True])
 def test_quad_scan_conversion_matches_an_inside_test(by_columns):
-    from inverse_dvs.core.splat import _raster_quads
+    from inverse_dvs.core.splat import raster_quads
 
     gen = torch.Generator().manual_seed(0)
     H, W = 40, 60
@@ -173,7 +173,7 @@ def test_quad_scan_conversion_matches_an_inside_test(by_columns):
     u, v = centre[:, :1] + scale * ang.cos(), centre[:, 1:] + scale * ang.sin()
     attrs = torch.stack([u, v], -1)  # interpolating the coordinates themselves must give the pixel centre
     # the rasteriser takes corner-major tables: [4, Q] coordinates, [4, A, Q] attributes
-    r = _raster_quads(u.t(), v.t(), attrs.permute(1, 2, 0), H, W, with_quad=True, by_columns=by_columns)
+    r = raster_quads(u.t(), v.t(), attrs.permute(1, 2, 0), H, W, with_quad=True, by_columns=by_columns)
     row, col, quad, a = r.index // W, r.index % W, r.quad, r.attrs
     ys, xs = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")
     for q in range(200):
@@ -187,7 +187,7 @@ def test_quad_scan_conversion_matches_an_inside_test(by_columns):
                                                                                    atol=1e-3)
     # the same pixels in a padded buffer (row pitch W + 6) behind a per-quad offset
     offset = torch.arange(200) * 10_000
-    padded = _raster_quads(u.t(), v.t(), attrs.permute(1, 2, 0), H, W, pitch=W + 6, offset=offset,
+    padded = raster_quads(u.t(), v.t(), attrs.permute(1, 2, 0), H, W, pitch=W + 6, offset=offset,
                            by_columns=by_columns)
     assert torch.equal(padded.index, offset[quad] + row * (W + 6) + col) and torch.equal(padded.attrs, a)
 

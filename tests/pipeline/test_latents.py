@@ -21,7 +21,7 @@ def test_reference_posterior_is_the_mode_and_a_fresh_generator_image_sample(tiny
     `prepare_latents` with a fresh generator seeded with the run seed."""
     import numpy as np
 
-    from inverse_dvs.models.vae import _to_pixels, encode_video
+    from inverse_dvs.models.vae import encode_video, to_pixels
     from inverse_dvs.pipeline.latents import encode_render
 
     pipe = tiny_model.pipe
@@ -29,7 +29,7 @@ def test_reference_posterior_is_the_mode_and_a_fresh_generator_image_sample(tiny
     x0, img, padding = encode_render(pipe, frames, "reference", 42)
     assert padding == 0  # CogVideoX-5B-I2V has no temporal patch
     assert torch.equal(x0, encode_video(pipe, frames, "mode"))
-    _, oracle = pipe.prepare_latents(_to_pixels(frames[:1], "cpu", torch.float32)[:, :, 0], 1, 4, 49, 96, 144,
+    _, oracle = pipe.prepare_latents(to_pixels(frames[:1], "cpu", torch.float32)[:, :, 0], 1, 4, 49, 96, 144,
                                      torch.float32, torch.device("cpu"), torch.Generator().manual_seed(42))
     assert torch.equal(img, oracle)
     # the other modes: one generator for both (x0 drawn first), or no draw at all

@@ -177,7 +177,7 @@ def test_call_settings_and_sweep_arguments_change_only_that_call(pipe, demo_vide
     base = pipe.plan()
     assert pipe.plan(guidance_scale=2.0, seed=7).run_tag != base.run_tag
     assert pipe.plan(guidance_scale=2.0, seed=7).point.seed == 7 and pipe.plan() == base
-    view = pipe._with({"slm": {"mode": "frame"}})
+    view = pipe.with_settings(slm={"mode": "frame"})
     assert view.config.slm.mode == "frame" and pipe.config.slm.mode == "paper"
     assert view.video_model is pipe.video_model  # the same models
     with pytest.raises(UserError, match="unknown sampling setting 'cfg'"):

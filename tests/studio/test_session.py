@@ -140,7 +140,7 @@ def test_a_run_shows_preflights_message_instead_of_starting(setup, tiny_checkpoi
     broken = Studio(cfg, ("inversion.model=/nowhere/CogVideoX",))
     with pytest.raises(UserError, match="weights of .*/nowhere/CogVideoX.* are not on this machine"):
         broken.start_run(cfg, "demo", "mine")
-    assert not broken._runs and not (cfg.parent / "out/studio").exists()
+    assert not broken.runs and not (cfg.parent / "out/studio").exists()
 
 
 @pytest.mark.slow
