@@ -100,12 +100,14 @@ def window_store(folder: Path, depends: dict, inputs: dict[str, str], force: boo
     window. A window's inputs are the sweep point's plus the window before it's frames."""
     log = get_logger()
     window_depends = {k: v for k, v in depends.items() if k != "fps"}  # the frame rate only enters the mp4s
-    last: list[Path] = []
+
+    def wdir_of(index: int) -> Path:
+        return folder / "windows" / f"w{index:02d}"
 
     def hook(win: Window, compute) -> WindowResult:
-        wdir = folder / "windows" / f"w{win.index:02d}"
+        wdir = wdir_of(win.index)
         clean_partials(wdir)  # half-written files of a window a killed run was computing
-        previous = {"previous": sha256(last[-1] / "frames.npz")} if last else {}
+        previous = {"previous": sha256(wdir_of(win.index - 1) / "frames.npz")} if win.index else {}
 
         def write(out: Path) -> tuple[list[str], dict]:
             result = compute()
@@ -114,7 +116,6 @@ def window_store(folder: Path, depends: dict, inputs: dict[str, str], force: boo
 
         run_item(wdir, "infer-window", window_depends | {"window": win._asdict()}, dict(inputs) | previous, force,
                  f"{label} window {win.index} (frames {win.start}–{win.end - 1})", write, log)
-        last.append(wdir)
         meta = read_meta(wdir)
         return WindowResult(read_frames(wdir / "frames.npz"), {k: meta[k] for k in WINDOW_KEYS if k in meta})
 

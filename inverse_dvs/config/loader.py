@@ -277,9 +277,8 @@ def config_from_dict(data: typing.Mapping[str, Any], base: Path | str = PROJECT_
         given = data.get(name)
         merged = {**preset, **given} if isinstance(given, dict) else (given if given is not None else dict(preset))
         sections[name] = _build(cls, merged, name)
-    optional = not require_items
-    videos = _build_videos(data["videos"], base) if not (optional and not data.get("videos")) else ()
-    trajectories = _build_trajectories(data["trajectories"]) if not (optional and not data.get("trajectories")) else ()
+    videos = _build_videos(data["videos"], base) if require_items or data.get("videos") else ()
+    trajectories = _build_trajectories(data["trajectories"]) if require_items or data.get("trajectories") else ()
     cfg = Config(videos=videos, trajectories=trajectories, source=source, base_dir=str(base), method=method,
                  custom=_custom(method, sections), **sections)
     cfg = resolve_paths(cfg, base)
@@ -318,6 +317,7 @@ def config_with(cfg: Config, changes: typing.Mapping[str, typing.Mapping[str, An
                                             resolved=False, **sections), Path(cfg.base_dir))
     check_config(new)
     return new
+
 
 def check_config(cfg: Config) -> None:
     """The checks across keys (ConfigError naming them); `resolve_config` runs them again once `auto` is resolved."""

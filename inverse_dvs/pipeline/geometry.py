@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..core.camera import Keyframes, invert_rigid, keyframe_path, rigid_problem
+from ..core.camera import Keyframes, intrinsics, invert_rigid, keyframe_path, rigid_problem, scene_radius
 from ..core.disparity import depth_from_disparity
 from ..infra.errors import UserError
 from ..infra.trajectories import check_keyframes, trajectory_source_to_target
@@ -83,6 +83,15 @@ def depth_of_disparity(cfg, disp: np.ndarray, where: str, log: logging.Logger,
 
 
 # --------------------------------------------------------------------------------------------------------- cameras
+def camera_geometry(cfg, hw: tuple[int, int], first_depth: np.ndarray) -> tuple[np.ndarray, float]:
+    """The intrinsics K [3, 3] at the warp size `hw` (`camera.intrinsics`, `fov_deg`, `focal`, `cx`, `cy`) and the
+    scene radius ρ a trajectory's r is a fraction of (`camera.radius_scale`, `max_radius`, from the first frame's
+    depth [h, w])."""
+    c = cfg.camera
+    return (intrinsics(hw[0], hw[1], c.intrinsics, c.fov_deg, c.focal, c.cx, c.cy),
+            scene_radius(first_depth, c.radius_scale, c.max_radius))
+
+
 def source_to_target(trajectory, num_frames: int, radius: float, r_spline: str) -> np.ndarray:
     """The per-frame cameras of a trajectory → source_to_target [T, 4, 4] float64.
 
@@ -93,14 +102,21 @@ def source_to_target(trajectory, num_frames: int, radius: float, r_spline: str) 
         check_keyframes(trajectory, "trajectory")
         return keyframe_path(trajectory, num_frames, radius, r_spline)
     if isinstance(trajectory, np.ndarray):
-        c2w = np.asarray(trajectory, dtype=np.float64)
-        if c2w.shape != (num_frames, 4, 4):
-            raise UserError(f"trajectory: camera-to-world poses must be [T, 4, 4] with T = {num_frames} (one per frame "
-                            f"of the clip), got {tuple(c2w.shape)}.")
-        if problem := rigid_problem(c2w):
-            raise UserError(f"trajectory: the poses are not rigid camera-to-world matrices: {problem}.")
+        c2w = check_poses(trajectory, num_frames)
         return invert_rigid(c2w) @ c2w[0]
     return trajectory_source_to_target(trajectory, num_frames, radius, r_spline)
+
+
+def check_poses(poses: np.ndarray, num_frames: int) -> np.ndarray:
+    """Camera-to-world poses given as the `trajectory` → float64 [T, 4, 4], checked: one per frame of the clip
+    (`num_frames`), each a rigid transform; UserError naming `trajectory` otherwise."""
+    c2w = np.asarray(poses, dtype=np.float64)
+    if c2w.shape != (num_frames, 4, 4):
+        raise UserError(f"trajectory: camera-to-world poses must be [T, 4, 4] with T = {num_frames} (one per frame "
+                        f"of the clip), got {tuple(c2w.shape)}.")
+    if problem := rigid_problem(c2w):
+        raise UserError(f"trajectory: the poses are not rigid camera-to-world matrices: {problem}.")
+    return c2w
 
 
 # ------------------------------------------------------------------------------------------------------------ warp

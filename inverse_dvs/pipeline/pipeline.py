@@ -43,7 +43,7 @@ from ..config import (
     needed_models,
     resolve_config,
 )
-from ..core.camera import PRESETS, Keyframes, intrinsics, scene_radius
+from ..core.camera import PRESETS, Keyframes
 from ..core.ddim import ddim_invert, ddim_sample, inversion_plan, roundtrip_error
 from ..core.guidance import RegionGuidance, uses_cfg
 from ..core.krnr import noise_init
@@ -52,7 +52,7 @@ from ..core.streams import generator
 from ..core.text import even_frames, shorten_caption
 from ..core.windows import Window, clip_length, hand_over, plan_windows, stitch
 from ..infra.depth_files import load_depth_file
-from ..infra.device import resolve_device, torch_dtype
+from ..infra.device import resolve_device
 from ..infra.errors import ConfigError, UserError
 from ..infra.hub import require
 from ..infra.video_io import FrameSelection, frame_indices, read_clip, resize_frames, video_size
@@ -62,10 +62,12 @@ from ..models.depth_anything import depth_model
 from ..models.layout import latent_padding
 from ..models.placement import release_memory, synchronize
 from ..models.vae import decode, sampling_latents
-from ..models.video_model import LazyPipeline, ModelStats, alphas_cumprod, oom_hint
+from ..models.video_model import LazyPipeline, ModelStats, alphas_cumprod, lazy_pipeline, oom_hint
 from .denoise import guided_v
 from .geometry import (
     Rendered,
+    camera_geometry,
+    check_poses,
     depth_of_disparity,
     render_path,
     source_to_target,
@@ -170,7 +172,7 @@ class InverseDVSPipeline:
         self.config = resolve_config(config)
         self.log = log or logging.getLogger("inverse_dvs")
         self.device = torch.device(device) if device is not None else resolve_device(self.config.run.device)
-        # one holder, shared by the views a call with its own settings makes (`_with`): the models load once
+        # one holder, shared by the views with other settings (`with_settings`): the models load once
         self._models = _Models(video_model, depth_model(self.config, self.device),
                                captioner(self.config, self.device))
         self.progress = True
@@ -223,8 +225,7 @@ class InverseDVSPipeline:
     def video_model(self) -> LazyPipeline:
         """The video model (CogVideoX-I2V, `models.video_model.LazyPipeline`), loaded on first use."""
         if self._models.video is None:
-            self._models.video = LazyPipeline(self.config, self.device,
-                                              torch_dtype(self.config.run.dtype, self.device), ModelStats(), self.log)
+            self._models.video = lazy_pipeline(self.config, self.device, self.log)
         return self._models.video
 
     @property
@@ -340,12 +341,10 @@ class InverseDVSPipeline:
         if depth.shape != frames.shape[:3]:
             raise UserError(f"depth: shape {list(depth.shape)} does not match the frames {list(frames.shape[:3])} "
                             "(frames, height, width); give one depth map per frame at the frames' size.")
-        c = self.config.camera
-        h, w = frames.shape[1:3]
-        K = intrinsics(h, w, c.intrinsics, c.fov_deg, c.focal, c.cx, c.cy)
-        radius = scene_radius(depth[0], c.radius_scale, c.max_radius)
+        hw = frames.shape[1:3]
+        K, radius = camera_geometry(self.config, hw, depth[0])
         cams = self.cameras(trajectory, len(frames), radius)
-        out = self.render(frames, depth, K, cams, model_hw or self.config.model_hw((h, w)))
+        out = self.render(frames, depth, K, cams, model_hw or self.config.model_hw(hw))
         warnings, error = visibility_report(visible_fractions(out.visibility), self.config.warp.min_visible_warn,
                                             where)
         if error:
@@ -611,7 +610,7 @@ class InverseDVSPipeline:
         path = as_trajectory(trajectory)
         clip = pipe.read_video(video, fps)
         if isinstance(path, np.ndarray):
-            source_to_target(path, len(clip.frames), 1.0, cfg.camera.r_spline)  # poses: their count and rigidity
+            check_poses(path, len(clip.frames))
         if depth is not None:
             depth = pipe.check_depth(depth, "depth")
             if depth.shape != clip.frames.shape[:3]:

@@ -61,7 +61,8 @@ class _StderrHandler(logging.StreamHandler):
 
 
 class StageRun(Protocol):
-    """A stage's public entry: `run(cfg, selection, *, force, quiet, model=None) -> exit code`."""
+    """What the command line calls: `run(cfg, selection, *, force, quiet) -> exit code` (a stage's public `run`, whose
+    `model=None` it leaves to the stage, or chain's, which passes one pipeline to its stages)."""
 
     def __call__(self, cfg: Config, selection: Selection, *, force: bool = False, quiet: bool = False) -> int: ...
 

@@ -8,10 +8,10 @@ from typing import NamedTuple
 import numpy as np
 
 from ..config import Config, VideoSpec, warp_hw
-from ..core.camera import intrinsics, scene_radius
 from ..infra.errors import UserError
 from ..infra.layout import depth_dir
 from ..infra.video_io import Clip, FrameSelection, read_clip
+from ..pipeline.geometry import camera_geometry
 
 
 def load_depth(path: Path, expected: tuple[int, int, int]) -> np.ndarray:
@@ -39,11 +39,9 @@ class Scene(NamedTuple):
 
 def load_scene(cfg: Config, video: VideoSpec) -> Scene:
     """The clip (`camera` selection at the warp size), its depth from the depth stage, intrinsics and scene radius."""
-    c = cfg.camera
     hw = warp_hw(cfg, video)
-    clip = read_clip(video.path, FrameSelection.of(cfg), hw, c.resize)
+    clip = read_clip(video.path, FrameSelection.of(cfg), hw, cfg.camera.resize)
     depth = load_depth(depth_dir(cfg.work_dir, video.name) / "depth.npz", clip.frames.shape[:3])
-    return Scene(clip, depth, intrinsics(hw[0], hw[1], c.intrinsics, c.fov_deg, c.focal, c.cx, c.cy),
-                 scene_radius(depth[0], c.radius_scale, c.max_radius))
+    return Scene(clip, depth, *camera_geometry(cfg, hw, depth[0]))
 
 
