@@ -36,3 +36,21 @@ def test_reference_posterior_is_the_mode_and_a_fresh_generator_image_sample(tiny
     x0_s, img_s, _ = encode_render(pipe, frames, "sample", 42)
     assert not torch.equal(x0_s, x0) and not torch.equal(img_s, img)
     assert torch.equal(encode_render(pipe, frames, "mode", 42)[0], x0)
+
+
+def test_the_background_mask_is_taken_at_the_model_size():
+    """Depth at a warp size other than the model size (camera.warp_size) gives the background cells of the model's
+    latent grid, as the visibility's masks are."""
+    import numpy as np
+
+    from inverse_dvs.config import SLMConfig
+    from inverse_dvs.pipeline.latents import clip_masks
+
+    class Cfg:
+        slm = SLMConfig()
+
+    visibility = np.ones((9, 96, 144), np.float32)
+    near_left = np.tile(np.linspace(1.0, 10.0, 256, dtype=np.float32), (9, 144, 1))  # 144×256 warp size
+    m = clip_masks(Cfg, visibility, near_left)
+    assert m.background.shape == m.masks.occluded.shape == (3, 12, 18)
+    assert m.background[:, :, -1].all() and not m.background[:, :, 0].any()  # far on the right: background

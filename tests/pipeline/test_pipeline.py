@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from inverse_dvs import ConfigError, InverseDVSPipeline, UserError
 from inverse_dvs.infra.errors import WeightsMissingError
@@ -182,3 +183,13 @@ def test_call_settings_and_sweep_arguments_change_only_that_call(pipe, demo_vide
     assert view.video_model is pipe.video_model  # the same models
     with pytest.raises(UserError, match="unknown sampling setting 'cfg'"):
         pipe.plan(cfg=3)
+
+
+def test_inversion_prompt_empty_inverts_every_window_with_the_empty_prompt(pipe, demo_video):
+    """`inversion.prompt: empty` (official) holds inside the pipeline's `invert`, which every window of a long clip
+    calls: the video's prompt is not used for the inversion (it once was for windows after the first)."""
+    render = pipe.read_video(demo_video).frames
+    empty = pipe.with_settings(inversion={"prompt": "empty"})
+    inverted = empty.invert(render, "a ball")
+    assert torch.equal(inverted.eps_inv, empty.invert(render, "").eps_inv)
+    assert not torch.equal(inverted.eps_inv, pipe.invert(render, "a ball").eps_inv)  # the video's prompt counts
