@@ -2,8 +2,9 @@
 # Run the whole pipeline for one config: preflight, then depth → warp → caption → invert → infer, each stage once
 # over every (trajectory, video) item so each model is loaded once per stage process (one process per GPU through
 # `accelerate launch` when run.gpus lists several). A failing item never stops the others: every healthy item goes
-# through all the stages, and the run ends with a summary naming each failed item and its stage (exit code 2 when
-# every failure is bad input, 1 otherwise). Finished items are skipped, so an interrupted run resumes.
+# through all the stages, and the run ends with a summary naming each failed item and its stage. Finished items are
+# skipped, so an interrupted run resumes. Exit codes (README → Exit codes; inverse_dvs/infra/errors.py): 0 done,
+# 1 some items failed, 2 bad input or preflight, 130 interrupted.
 usage() {
   cat <<'EOF'
 Usage: bash run_all.sh [CONFIG] [options]
@@ -50,6 +51,10 @@ case "$CONFIG" in
   /*) ;;
   *) if [ -f "$CALLER/$CONFIG" ]; then CONFIG="$CALLER/$CONFIG"; fi ;;  # else: relative to the project folder
 esac
+
+# Ctrl-C reaches the stage too (one process group), which keeps its finished items and exits 130; so does this script,
+# after the stage has ended, whenever the signal came
+trap 'echo "run_all.sh: interrupted; finished items are kept, rerun to resume." >&2; exit 130' INT
 
 PY=python3
 [ -x "$ROOT/.venv/bin/python" ] && PY="$ROOT/.venv/bin/python"

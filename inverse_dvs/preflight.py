@@ -10,13 +10,12 @@ missing weights, or nothing left to run, stop the run here with exit code 2 befo
 from __future__ import annotations
 
 from .config import Config, Selection, depth_source, needed_models, read_prompt, select
-from .infra.artifacts import write_json
 from .infra.errors import EXIT_USER_ERROR, UserError
 from .infra.hub import missing_models
 from .infra.trajectories import read_pose_json, trajectory_keyframes
 from .infra.video_io import FrameSelection, frame_indices, probe_video
 from .runner.cli import get_logger, run_stage
-from .runner.workqueue import Item, ItemResult
+from .runner.workqueue import Item, ItemResult, record_section, run_id
 
 STAGE = "preflight"
 
@@ -46,8 +45,6 @@ def run(cfg: Config, selection: Selection | None = None, *, force: bool = False,
         model=None) -> int:
     """Check the selected videos and trajectories and the weights the run needs (cfg: a resolved config; `force` and
     `model` are not used: nothing is computed). Returns 0, or 2 when nothing can run."""
-    import os
-
     log = get_logger()
     videos, trajectories = select(cfg, selection)
     problems: dict[Item, str] = {}
@@ -86,10 +83,10 @@ def run(cfg: Config, selection: Selection | None = None, *, force: bool = False,
     if not healthy:
         log.error("preflight: no (trajectory, video) item can run (see above); nothing was run.")
         return EXIT_USER_ERROR
-    summary = {"preflight": {"run_id": os.environ.get("INVERSE_DVS_RUN_ID", ""), "failed": len(problems),
-                             "items": [ItemResult(item, "failed", 0.0, reason, user_error=True).to_json()
-                                       for item, reason in problems.items()]}}
-    write_json(cfg.work_dir / "run_summary.json", summary)  # a new run: the stages add their sections
+    record_section(cfg.work_dir, STAGE, {"run_id": run_id(), "failed": len(problems),
+                                         "items": [ItemResult(item, "failed", 0.0, reason, user_error=True).to_json()
+                                                   for item, reason in problems.items()]},
+                   new_run=True)  # a new run: the stages add their sections
     log.info("preflight: %d of %d item(s) ready%s.", len(healthy), len(items),
              f"; {len(items) - len(healthy)} will fail (above)" if problems else "")
     return 0

@@ -8,8 +8,6 @@ whether a non-zero exit came from failing items (go on with the healthy ones) or
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from collections import defaultdict
 
@@ -17,7 +15,7 @@ from .config import load_config
 from .infra.artifacts import read_meta
 from .infra.errors import EXIT_USER_ERROR, UserError
 from .infra.layout import depth_dir, eval_dir, inversion_dir, result_dir
-from .runner.workqueue import Item
+from .runner.workqueue import Item, read_summary, run_id
 from .stages import STAGES
 
 
@@ -99,13 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         sys.stderr.write(f"summary: {exc}\n")
         return EXIT_USER_ERROR
-    try:
-        summary = json.loads((cfg.work_dir / "run_summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        summary = {}
+    rid = run_id()
+    summary = read_summary(cfg.work_dir, rid)  # this run's own, whatever another run on the work folder wrote since
     if a.ran:
         ran = (summary.get(a.ran) or {}).get("run_id")
-        return 0 if ran and ran == os.environ.get("INVERSE_DVS_RUN_ID") else 1
+        return 0 if ran and ran == rid else 1
     out = sys.stdout
     stages = [s for s in a.stages.split(",") if s]
     spans = [s.split("-") for s in a.spans.split(",") if s]
@@ -114,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, (t0, t1) in zip(stages, spans, strict=False):
         out.write(f"{name:<{width}} {float(t1) - float(t0):8.1f}\n")
     per = compute_seconds(cfg)
-    counts = item_counts(summary, os.environ.get("INVERSE_DVS_RUN_ID", ""))
+    counts = item_counts(summary, rid)
     out.write("\ncompute seconds per stage and trajectory (as recorded when each item was computed, in this run or an "
               "earlier one), and this run's items\n")
     out.write(f"{'stage':<9} {'trajectory':<20} {'seconds':>8}  items\n")
@@ -126,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     if busy:
         out.write(f"\n{len(busy)} item(s) in progress in another process, not done here (rerun when it finishes):\n")
         out.writelines(f"  {s:<9} {item}\n" for s, item in busy)
-    failed = failures(summary, os.environ.get("INVERSE_DVS_RUN_ID", ""))
+    failed = failures(summary, rid)
     if failed:
         out.write(f"\nFAILED: {len(failed)} item(s); the other items went through every stage "
                   f"(details in {cfg.work_dir / 'run_summary.json'}):\n")

@@ -120,29 +120,50 @@ def test_missing_video_model_weights_stop_before_anything_is_written(tmp_path, t
     assert not (tmp_path / "out").exists()  # preflight stopped it before the depth stage wrote anything
 
 
-def test_a_second_process_skips_a_locked_item_and_takes_over_a_dead_lock(tmp_path, tiny_checkpoints, demo_video,
-                                                                          capsys):
+def _holder(script: str) -> subprocess.Popen:
+    """Another process: runs `script` (with os and time imported); reaped when it ends, since a zombie's pid is
+    alive to `os.kill(pid, 0)`."""
+    import threading
+
+    proc = subprocess.Popen([sys.executable, "-c", f"import os, time\n{script}"])
+    threading.Thread(target=proc.wait, daemon=True).start()
+    return proc
+
+
+def _lock(folder: Path, pid: int) -> None:
+    (folder / ".lock").write_text(json.dumps({"pid": pid, "host": host_name(), "started": "now"}))
+
+
+def test_a_stage_waits_for_items_another_process_holds_and_never_fails_them(tmp_path, tiny_checkpoints, demo_video,
+                                                                           capsys):
+    """Another process holding an item, or the input it needs, is "in progress elsewhere": the stage goes on, waits
+    for it before it ends and tries it again (up to date by then, or taken over when the holder died); exit 0."""
     cfg = _config(tmp_path, tiny_checkpoints, f"{{path: {demo_video}, name: demo}}")
-    folder = tmp_path / "out/depths/demo"
-    folder.mkdir(parents=True)
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        (folder / ".lock").write_text(json.dumps({"pid": holder.pid, "host": host_name(), "started": "now"}))
-        assert depth.main(["--config", cfg]) == 0
-        err = capsys.readouterr().err
-        assert "in progress in another process" in err and f"pid {holder.pid}" in err
-        assert not (folder / "depth.npz").exists()
-        summary = json.loads((tmp_path / "out/run_summary.json").read_text())["depth"]
-        assert summary["items"][0]["status"] == "busy"
-        # downstream waits too instead of failing
-        assert warp.main(["--config", cfg, "--quiet"]) == 0
-        assert json.loads((tmp_path / "out/run_summary.json").read_text())["warp"]["items"][0]["status"] == "busy"
-    finally:
-        holder.kill()
-        holder.wait()
-    # the holder died without releasing: the next run takes the lock over and computes
+    ddir = tmp_path / "out/depths/demo"
     assert depth.main(["--config", cfg, "--quiet"]) == 0
-    assert (folder / "depth.npz").is_file() and not (folder / ".lock").exists()
+    capsys.readouterr()
+    # the depth's record is not written yet and another process holds the folder: it finishes it 2 s later
+    (ddir / "meta.json").rename(ddir / "meta.later")
+    holder = _holder(f"time.sleep(2); os.replace({str(ddir / 'meta.later')!r}, {str(ddir / 'meta.json')!r}); "
+                     f"os.remove({str(ddir / '.lock')!r})")
+    _lock(ddir, holder.pid)
+    assert warp.main(["--config", cfg]) == 0  # waited, then warped
+    holder.wait()
+    err = capsys.readouterr().err
+    assert "waiting" in err and f"pid {holder.pid}" in err and "failed" not in err
+    assert json.loads((tmp_path / "out/run_summary.json").read_text())["warp"]["items"][0]["status"] == "done"
+    # so the next stage finds its input: when warp only skipped the busy item, invert failed here with "no finished
+    # warp record", exit 2, for an item another run was still making
+    assert invert.main(["--config", cfg, "--quiet"]) == 0
+    # a holder that dies without releasing: its lock is taken over once it is dead, and the item is up to date
+    holder = _holder("time.sleep(1.5)")
+    _lock(ddir, holder.pid)
+    assert depth.main(["--config", cfg]) == 0
+    err = capsys.readouterr().err
+    assert "in progress in another process" in err and f"pid {holder.pid}" in err
+    assert json.loads((tmp_path / "out/run_summary.json").read_text())["depth"]["items"][0]["status"] == "skipped"
+    assert not (ddir / ".lock").exists()
+    holder.wait()
 
 
 def test_partial_files_of_dead_processes_are_removed(tmp_path, tiny_checkpoints, demo_video):

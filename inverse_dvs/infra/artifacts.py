@@ -308,11 +308,17 @@ def upstream(folder: str | Path, stage: str, depends: Mapping[str, Any], files: 
     folder = Path(folder)
     rerun = f"rerun `python -m inverse_dvs.{stage}` (or `bash run_all.sh`), then this stage"
     label = what or str(folder)
+    # the lock, then the record, then the lock again: a process finishing the item writes its record before it
+    # releases the lock, and one starting it takes the lock before it drops the record (`run_item`), so an item
+    # finished or started between the two reads is never taken for one that failed
+    lock = ItemLock(folder)
+    holder = lock.holder()
     meta = read_meta(folder)
-    holder = ItemLock(folder).holder()
+    if holder is None and meta is None:
+        holder = lock.holder()
     if holder is not None and (meta is None or meta.get("depends") != _canonical(depends)):
-        raise UpstreamBusy(f"{label}: the {stage} stage is computing it in another process ({holder}); rerun when "
-                           "that has finished.")
+        raise UpstreamBusy(f"{label}: the {stage} stage is computing it in another process ({holder}); this stage "
+                           "comes back to it when that has finished.", folder)
     if meta is None or meta.get("stage") != stage:
         raise UserError(f"{label}: no finished {stage} record in {folder} (the {stage} stage has not run for it, or "
                         f"its last run failed); {rerun}.")

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-EXIT_USER_ERROR = 2
+# The exit codes of every command (run_all.sh, each stage, preflight, chain), defined here once; README → Exit codes
+# is the same table, and tests/test_exit_codes.py holds run_all.sh and the README to it.
+EXIT_OK = 0  # every item is complete: computed, found up to date, or finished by another run it waited for
+EXIT_ITEMS_FAILED = 1  # some items failed for another reason than their input (a crash, out of memory)
+EXIT_USER_ERROR = 2  # bad input: config, preflight or weights stopped the run, or every failed item's input is bad
+EXIT_INTERRUPTED = 130  # Ctrl-C: finished items are kept; rerun to resume
+EXIT_CODES = {EXIT_OK: "done", EXIT_ITEMS_FAILED: "some items failed", EXIT_USER_ERROR: "bad input or preflight",
+              EXIT_INTERRUPTED: "interrupted"}
 
 
 class UserError(Exception):
@@ -14,7 +21,12 @@ class ConfigError(UserError):
 
 
 class UpstreamBusy(UserError):
-    """An input is being computed right now by another process (its folder is locked); not a failure."""
+    """An input is being computed right now by another process (its folder is locked); not a failure: the stage waits
+    for that folder's lock and tries the item again."""
+
+    def __init__(self, message: str, folder=None):
+        super().__init__(message)
+        self.folder = folder
 
 
 class UnresolvedAuto(UserError):

@@ -3,13 +3,21 @@
 Every process enumerates the same items in the same order; item i belongs to process i mod N (N = accelerate's
 `num_processes`, 1 without `accelerate launch`). So no two processes ever write the same item, and results do not
 depend on N (seeds come from the item, never from the rank). A failing item is logged and recorded, the others go
-on; at the end each process writes `{work_dir}/logs/{stage}.rank{R}.json`, and the main process merges them into
-`{work_dir}/run_summary.json` and prints one line per item.
+on; at the end each process writes `{work_dir}/logs/{stage}.rank{R}[.{token}].json`, and the main process merges
+them into `{work_dir}/run_summary.json` and prints one line per item.
+
+Two runs on one work_dir (two `run_all.sh`, or machines sharing a file system) share the work: an item another live
+process holds (its `.lock`), or whose input another process is computing, is put aside and the stage goes on with
+the others; before it ends, it waits for each item put aside and tries it again (up to date by then, or computed here
+if the other process failed or died). So a stage ends only when each of its items is complete or has failed, and a
+run never reports as failed what another run was still doing. Each run_all.sh run keeps its own summary,
+`{work_dir}/logs/runs/{run id}.json`; `run_summary.json` is the one of the run that wrote last.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -18,12 +26,58 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..infra.artifacts import ItemLock, clean_partials, run_item, write_json
-from ..infra.errors import EXIT_USER_ERROR, UpstreamBusy, UserError
+from ..infra.errors import EXIT_ITEMS_FAILED, EXIT_OK, EXIT_USER_ERROR, UpstreamBusy, UserError
 
-EXIT_ITEM_FAILED = 1
+SUMMARY = "run_summary.json"
+
+
+def run_id() -> str:
+    """The id of the run_all.sh run this process belongs to ("" for a stage run alone)."""
+    return os.environ.get("INVERSE_DVS_RUN_ID", "")
+
+
+def _run_file(work_dir: Path, rid: str) -> Path:
+    return Path(work_dir) / "logs" / "runs" / f"{rid}.json"
+
+
+def read_summary(work_dir: str | Path, rid: str | None = None) -> dict:
+    """The summary of run `rid` (its own file, which no other run writes), or with rid None or "" the work folder's
+    `run_summary.json` (the run that wrote last); {} when there is none."""
+    path = _run_file(Path(work_dir), rid) if rid else Path(work_dir) / SUMMARY
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+@contextlib.contextmanager
+def _summary_lock(work_dir: Path):
+    path = Path(work_dir) / "logs" / ".summary.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def record_section(work_dir: str | Path, stage: str, section: dict, new_run: bool = False) -> None:
+    """Put one stage's section into this run's summary (`new_run`: start it afresh, as preflight does) and make that
+    `run_summary.json`; a stage run alone updates `run_summary.json` in place. Under a file lock, so processes of
+    several runs finishing at once lose nothing."""
+    work_dir = Path(work_dir)
+    rid = run_id()
+    with _summary_lock(work_dir):
+        summary = {} if new_run else read_summary(work_dir, rid)
+        summary[stage] = section
+        if rid:
+            write_json(_run_file(work_dir, rid), summary)
+        write_json(work_dir / SUMMARY, summary)
 
 
 @dataclass(frozen=True)
@@ -64,7 +118,7 @@ class Item:
 @dataclass(frozen=True)
 class ItemResult:
     item: Item
-    status: str  # done | skipped | busy (another process holds it) | failed
+    status: str  # done | skipped | busy (its input is another process's, not run here) | failed
     seconds: float
     reason: str = ""
     process: int = 0
@@ -119,18 +173,17 @@ class StageRunner:
         self.poll_seconds = poll_seconds
         self.results: list[ItemResult] = []
         self._next = 0
+        self._aside: list[_Aside] = []  # items another process holds, tried again before the stage ends
         self._upstream_failed = self._failed_earlier()
 
     def _failed_earlier(self) -> list[tuple[Item, str]]:
         """(item, stage) of the items that failed in an earlier stage of this run_all.sh run."""
-        run_id = os.environ.get("INVERSE_DVS_RUN_ID")
-        try:
-            summary = json.loads((self.work_dir / "run_summary.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        rid = run_id()
+        if not rid:
             return []
         out = []
-        for stage, section in summary.items():
-            if not run_id or not isinstance(section, dict) or section.get("run_id") != run_id or stage == self.stage:
+        for stage, section in read_summary(self.work_dir, rid).items():
+            if not isinstance(section, dict) or stage == self.stage:
                 continue
             for it in section.get("items", []):
                 if it.get("status") == "failed":
@@ -146,35 +199,40 @@ class StageRunner:
     def run(self, item: Item, folder: Path, depends: Mapping[str, Any], inputs: Callable[[], Mapping[str, str]],
             compute) -> None:
         """Run one item if it belongs to this process. `inputs` is evaluated only for owned items; a UserError or
-        any other exception there or in `compute` marks the item failed."""
+        any other exception there or in `compute` marks the item failed. An item another process is computing, or
+        whose input it is computing, is put aside and tried again when that has finished (`finish`)."""
         mine = self._next % self.count == self.index
         self._next += 1
         if not mine:
             return
-        label = item.label
         earlier = self._earlier_failure(item)
         if earlier is not None:  # reported there already; run_all.sh names it once in its summary
-            self.log.info("%s %s: not run, the %s stage failed for it in this run.", self.stage, label, earlier)
+            self.log.info("%s %s: not run, the %s stage failed for it in this run.", self.stage, item, earlier)
             self.results.append(ItemResult(item, "failed", 0.0, f"not run: {earlier} failed for it", self.index,
                                            True))
             return
+        self._attempt(_Aside(item, Path(folder), depends, inputs, compute, Path(folder)))
+
+    def _attempt(self, job: _Aside) -> None:
+        """Try one item: its result, or put aside (another process holds it or the input it needs)."""
+        item, folder, label = job.item, job.folder, job.item.label
         t0 = time.perf_counter()
         lock = ItemLock(folder)
         holder = lock.acquire()
         if holder is not None:
-            self.log.warning("%s %s: skipped, in progress in another process (%s); rerun when it has finished.",
-                             self.stage, label, holder)
-            self.results.append(ItemResult(item, "busy", 0.0, f"in progress: {holder}", self.index))
+            self.log.info("%s %s: in progress in another process (%s); coming back to it when that has finished.",
+                          self.stage, label, holder)
+            self._aside.append(job._replace(wait_on=folder))
             return
         try:
             for p in clean_partials(folder):
                 self.log.info("%s %s: removed %s left by an interrupted run", self.stage, label, p.name)
-            status = run_item(folder, self.stage, depends, inputs(), self.force, label, compute, self.log,
+            status = run_item(folder, self.stage, job.depends, job.inputs(), self.force, label, job.compute, self.log,
                               process_index=self.index)
             self.results.append(ItemResult(item, status, round(time.perf_counter() - t0, 3), process=self.index))
         except UpstreamBusy as exc:
-            self.log.warning("%s %s: skipped: %s", self.stage, label, exc)
-            self.results.append(ItemResult(item, "busy", 0.0, str(exc), self.index))
+            self.log.info("%s %s: waiting: %s", self.stage, label, exc)
+            self._aside.append(job._replace(wait_on=Path(exc.folder) if exc.folder else folder))
         except UserError as exc:
             self._failed(item, t0, str(exc), True)
         except Exception as exc:  # isolate any failing item; KeyboardInterrupt still stops the run
@@ -186,14 +244,29 @@ class StageRunner:
                 if folder.is_dir() and not any(folder.iterdir()):
                     folder.rmdir()
 
+    def _settle(self) -> None:
+        """Wait for each item put aside until the folder it waits on is free, then try it again (it may be put aside
+        again, by a third process). Waits as long as the holder lives: a lock of a dead process is free."""
+        while self._aside:
+            job = self._aside.pop(0)
+            lock, waited, next_note = ItemLock(job.wait_on), 0.0, 0.0
+            while (holder := lock.holder()) is not None:
+                if waited >= next_note:
+                    self.log.info("%s %s: waiting for %s (%s) to finish it.", self.stage, job.item,
+                                  "another process" if job.wait_on == job.folder else job.wait_on, holder)
+                    next_note = waited + 600.0
+                time.sleep(self.poll_seconds)
+                waited += self.poll_seconds
+            self._attempt(job)
+
     def fail(self, item: Item, exc: UserError) -> None:
         """Record an item of this process as failed before it could start (e.g. its prompt is not available)."""
         mine = self._next % self.count == self.index
         self._next += 1
         if not mine:
             return
-        if isinstance(exc, UpstreamBusy):
-            self.log.warning("%s %s: skipped: %s", self.stage, item, exc)
+        if isinstance(exc, UpstreamBusy):  # e.g. its caption in progress elsewhere: not run here, never a failure
+            self.log.warning("%s %s: not run here: %s", self.stage, item, exc)
             self.results.append(ItemResult(item, "busy", 0.0, str(exc), self.index))
         elif (earlier := self._earlier_failure(item)) is None:
             self._failed(item, time.perf_counter(), str(exc), True)
@@ -206,6 +279,12 @@ class StageRunner:
         self.results.append(ItemResult(item, "failed", round(time.perf_counter() - t0, 3), reason, self.index,
                                        user_error))
 
+    def _rank_file(self, logs: Path, rank: int, token: str) -> Path:
+        """Where process `rank` of this stage run writes its results: named by the run's token when there are
+        several processes, so two launches on one work_dir never read each other's."""
+        suffix = f".{token[:12]}" if self.count > 1 else ""
+        return logs / f"{self.stage}.rank{rank}{suffix}.json"
+
     def _wait_for_all(self, logs: Path, token: str) -> list[list[dict]]:
         """Wait until every process of this stage run has written its results (same token), then return them by rank.
 
@@ -217,7 +296,7 @@ class StageRunner:
             per_rank = []
             for r in range(self.count):
                 try:
-                    data = json.loads((logs / f"{self.stage}.rank{r}.json").read_text(encoding="utf-8"))
+                    data = json.loads(self._rank_file(logs, r, token).read_text(encoding="utf-8"))
                 except (OSError, ValueError):
                     data = None
                 if not isinstance(data, dict) or data.get("token") != token:
@@ -233,11 +312,13 @@ class StageRunner:
             waited += self.poll_seconds
 
     def finish(self) -> int:
-        """Write this process's results, merge all processes' into run_summary.json (main process), print the
-        summary; return 0, EXIT_USER_ERROR (bad input in some item) or EXIT_ITEM_FAILED."""
+        """Settle the items put aside, write this process's results, merge all processes' into the run's summary
+        (main process), print it; return EXIT_OK, EXIT_USER_ERROR (every failed item's input is bad) or
+        EXIT_ITEMS_FAILED."""
+        self._settle()
         logs = self.work_dir / "logs"
         token = self.state.token if self.state is not None else ""
-        write_json(logs / f"{self.stage}.rank{self.index}.json",
+        write_json(self._rank_file(logs, self.index, token),
                    {"token": token, "items": [r.to_json() for r in self.results]})
         results = list(self.results)
         if self.count > 1:
@@ -245,15 +326,9 @@ class StageRunner:
             if self.index == 0:
                 results = [ItemResult.from_json(x) for items in per_rank for x in items]
         if self.index == 0:
-            summary_path = self.work_dir / "run_summary.json"
-            try:
-                summary = json.loads(summary_path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                summary = {}
-            summary[self.stage] = {"processes": self.count, "run_id": os.environ.get("INVERSE_DVS_RUN_ID", ""),
-                                   "items": [r.to_json() for r in results],
-                                   "failed": sum(r.status == "failed" for r in results)}
-            write_json(summary_path, summary)
+            record_section(self.work_dir, self.stage, {"processes": self.count, "run_id": run_id(),
+                                                       "items": [r.to_json() for r in results],
+                                                       "failed": sum(r.status == "failed" for r in results)})
             if results:
                 lines = [f"{self.stage} summary ({self.count} process(es)):"]
                 lines += [f"  {r.status:<8} {r.seconds:7.1f} s  {r.item}" + (f"  — {r.reason}" if r.reason else "")
@@ -261,10 +336,21 @@ class StageRunner:
                 self.log.info("\n".join(lines))
         failed = [r for r in results if r.status == "failed"]
         if not failed:
-            return 0
+            return EXIT_OK
         others = len(results) - len(failed)
         tail = (f"; the other {others} item(s) are complete" if others and not any(r.status == "busy" for r in results)
                 else (f"; {others} other item(s) are complete or in progress elsewhere" if others else ""))
         self.log.error("%s: %d item(s) failed (see above and %s)%s.", self.stage, len(failed),
-                       self.work_dir / "run_summary.json", tail)
-        return EXIT_USER_ERROR if all(r.user_error for r in failed) else EXIT_ITEM_FAILED
+                       self.work_dir / SUMMARY, tail)
+        return EXIT_USER_ERROR if all(r.user_error for r in failed) else EXIT_ITEMS_FAILED
+
+
+class _Aside(NamedTuple):
+    """An item to try (again): what `StageRunner.run` was given, and the folder whose lock it waits for."""
+
+    item: Item
+    folder: Path
+    depends: Mapping[str, Any]
+    inputs: Callable[[], Mapping[str, str]]
+    compute: Any
+    wait_on: Path
