@@ -8,7 +8,9 @@ binds elsewhere and then asks for the password printed at start.
 from __future__ import annotations
 
 import argparse
+import html
 import os
+import re
 import secrets
 import sys
 from pathlib import Path
@@ -25,6 +27,31 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 DEFAULT_KEYFRAMES = [[0.0, 0.0, 0.0], [0.0, -10.0, 0.0]]
 EDIT_MODES = ("preset", "keyframes", "file")
+_MARKDOWN = re.compile(r"([\\`*_\[\]|~#])")
+
+
+def plain(text) -> str:
+    """Text shown as it is in a Markdown message: HTML escaped (a video path like `<img src=x onerror=…>.mp4` stays
+    text, whatever the page's own sanitiser does) and Markdown's markup characters backslash-escaped."""
+    return _MARKDOWN.sub(r"\\\1", html.escape(str(text), quote=False))
+
+
+def code(text) -> str:
+    """Text shown as code in a Markdown message, escaped as `plain` (Markdown goes on inside an HTML tag)."""
+    return f"<code>{plain(text)}</code>"
+
+
+def warn(exc) -> str:
+    """A problem for the page: ⚠ and its message as plain text."""
+    return f"⚠ {plain(exc)}"
+
+
+def windows_note(windows) -> str:
+    """Where a long clip's windows fall, for the preview note ("" for a clip of one window)."""
+    if not windows:
+        return ""
+    spans = ", ".join(f"{w.start}–{w.end - 1}" + (f" (overlap {w.overlap})" if w.overlap else "") for w in windows)
+    return f"\n\nThe clip runs in {len(windows)} windows, frames {spans}: each is one model call."
 
 
 def _frame_image(render: np.ndarray, visibility: np.ndarray, i: int) -> np.ndarray:
@@ -34,17 +61,26 @@ def _frame_image(render: np.ndarray, visibility: np.ndarray, i: int) -> np.ndarr
     return np.concatenate([render[i], mask], 1)
 
 
-def _fraction_figure(fractions: np.ndarray, warn_below: float):
+def fraction_figure(fractions: np.ndarray, warn_below: float, windows=()):
+    """The visible fraction per frame, the warning line and, for a long clip, its windows (alternating bands) with
+    their overlaps (darker)."""
     import plotly.graph_objects as go
 
     x = np.arange(len(fractions))
+    shapes = [{"type": "rect", "xref": "x", "yref": "paper", "x0": w.start - 0.5, "x1": w.end - 0.5, "y0": 0,
+               "y1": 1, "fillcolor": "#1f77b4" if w.index % 2 else "#ff7f0e", "opacity": 0.08, "line": {"width": 0},
+               "layer": "below"} for w in windows]
+    shapes += [{"type": "rect", "xref": "x", "yref": "paper", "x0": w.start - 0.5, "x1": w.start + w.overlap - 0.5,
+                "y0": 0, "y1": 1, "fillcolor": "#444", "opacity": 0.15, "line": {"width": 0}, "layer": "below"}
+               for w in windows if w.overlap]
     return go.Figure([
         {"type": "scatter", "x": x, "y": fractions, "mode": "lines+markers", "name": "visible fraction",
          "marker": {"size": 4}},
         {"type": "scatter", "x": [0, len(fractions) - 1], "y": [warn_below, warn_below], "mode": "lines",
          "name": f"warp.min_visible_warn ({warn_below:g})", "line": {"dash": "dash", "color": "red"}},
     ], {"margin": {"l": 40, "r": 10, "t": 10, "b": 30}, "height": 220, "yaxis": {"range": [0, 1.02]},
-        "xaxis": {"title": {"text": "frame"}}, "legend": {"orientation": "h", "y": -0.35}}, _validate=False)
+        "xaxis": {"title": {"text": "frame"}}, "legend": {"orientation": "h", "y": -0.35}, "shapes": shapes},
+        _validate=False)
 
 
 def build(studio: Studio):
@@ -79,46 +115,49 @@ def build(studio: Studio):
         try:
             return studio.figure(video, spec_of(mode, presets, amount, table, file_path)), ""
         except UserError as exc:
-            return gr.update(), f"⚠ {exc}"
+            return gr.update(), warn(exc)
 
     def opened(video):
         try:
             scene = studio.open_video(video)
         except UserError as exc:
-            return f"⚠ {exc}"
+            return warn(exc)
         t, h, w = scene.depth.shape
-        return (f"**{video}**: {t} frames, warped at {w}×{h}, scene radius {scene.radius:.2f}; depth from "
-                f"`{studio.depth_file(video)}` (the depth stage's own artifact: `run_all.sh` finds it up to date).")
+        return (f"**{plain(video)}**: {t} frames, warped at {h}×{w} (height × width), scene radius "
+                f"{scene.radius:.2f}; depth from {code(studio.depth_file(video))} (the depth stage's own artifact: "
+                "`run_all.sh` finds it up to date).")
 
     def previewed(video, mode, presets, amount, table, file_path, size):
         try:
             spec = spec_of(mode, presets, amount, table, file_path)
             p = studio.preview(video, spec, size)
         except UserError as exc:
-            return None, gr.update(), None, f"⚠ {exc}", None
+            return None, gr.update(), None, warn(exc), None
         mh, mw = model_hw(cfg, studio.video(video))
-        reduced = "" if size == "full" else f"; the warp stage renders at {mw}×{mh}"
-        note = (f"Preview at {p.size[1]}×{p.size[0]} ({size} size{reduced}), {len(p.render)} frames warped in "
-                f"{p.seconds:.2f} s. Lowest visible fraction {p.fractions.min():.0%} at frame "
+        reduced = "" if size == "full" else f"; the warp stage renders at {mh}×{mw}"
+        note = (f"Preview at {p.size[0]}×{p.size[1]} (height × width; {size} size{reduced}), {len(p.render)} frames "
+                f"warped in {p.seconds:.2f} s. Lowest visible fraction {p.fractions.min():.0%} at frame "
                 f"{int(p.fractions.argmin())}.")
-        note += "".join(f"\n\n⚠ {w}" for w in p.warnings)
+        note += windows_note(p.windows)
+        note += "".join(f"\n\n{warn(w)}" for w in p.warnings)
         last = len(p.render) - 1  # shown first: where the camera has moved furthest (frame 0 is the source view)
-        return (_frame_image(p.render, p.visibility, last), gr.update(maximum=last, value=last),
-                _fraction_figure(p.fractions, cfg.warp.min_visible_warn), note, (p.render, p.visibility))
+        return (studio.still(_frame_image(p.render, p.visibility, last)), gr.update(maximum=last, value=last),
+                fraction_figure(p.fractions, cfg.warp.min_visible_warn, p.windows), note, (p.render, p.visibility))
 
     def scrubbed(state, i):
         if state is None:
             return None
         render, visibility = state
-        return _frame_image(render, visibility, min(int(i), len(render) - 1))
+        return studio.still(_frame_image(render, visibility, min(int(i), len(render) - 1)))
 
     def saved(video, mode, presets, amount, table, file_path, name, new_config):
         try:
             s = studio.save(name.strip(), video, spec_of(mode, presets, amount, table, file_path), new_config)
         except UserError as exc:
-            return f"⚠ {exc}", None
-        return (f"Saved `{s.trajectory_file}` and added trajectory **{name.strip()}** to `{s.config_file}`.\n\n"
-                f"Run it with:\n\n```\n{s.command}\n```", (str(s.config_file), studio.video(video).name, name.strip()))
+            return warn(exc), None
+        return (f"Saved {code(s.trajectory_file)} and added trajectory **{plain(name.strip())}** to "
+                f"{code(s.config_file)}.\n\nRun it with:\n\n{code(s.command)}",
+                (str(s.config_file), studio.video(video).name, name.strip()))
 
     def started(last):
         if last is None:
@@ -127,23 +166,23 @@ def build(studio: Studio):
         try:
             key = studio.start_run(Path(config), video, name)
         except UserError as exc:
-            return f"⚠ Not started. {exc}", None, gr.update(active=False)
-        return f"Started `run_all.sh` for {key}.", key, gr.update(active=True)
+            return f"⚠ Not started. {plain(exc)}", None, gr.update(active=False)
+        return f"Started `run_all.sh` for {plain(key)}.", key, gr.update(active=True)
 
     def polled(key):
         if key is None:
             return gr.update(), gr.update(), gr.update(), gr.update(active=False)
         st = studio.run_status(key)
         marks = " → ".join(("✓ " if s in st["stages"] else "") + s for s in st["all_stages"])
-        head = f"{key}: {marks}"
+        head = f"{plain(key)}: {marks}"
         if st["done"]:
             head += f"\n\nFinished with exit code {st['returncode']}" + (
-                "." if st["returncode"] == 0 else " (see the log).")
-        video = str(st["comparison"]) if st["comparison"] else None
+                "." if st["returncode"] == 0 else " (see the log and README → Exit codes).")
+        video = str(studio.snapshot(st["comparison"])) if st["comparison"] else None
         return head, st["log"], video, gr.update(active=not st["done"])
 
     with gr.Blocks(title="inverse-dvs studio", analytics_enabled=False) as page:
-        gr.Markdown(f"## inverse-dvs studio — `{studio.config_path.name}`\nDesign a camera path on the video's own "
+        gr.Markdown(f"## inverse-dvs studio — {code(studio.config_path.name)}\nDesign a camera path on the video's own "
                     "points, preview the warped render and its holes (what the model must keep and invent), save "
                     "it, run it.")
         with gr.Row():
@@ -245,7 +284,7 @@ def launch(studio: Studio, host: str = "127.0.0.1", port: int | None = None, blo
         sys.stdout.write(f"studio: listening on {host}; log in as 'studio' with password {token}\n")
     _, url, _ = page.launch(server_name=host, server_port=port, share=False, auth=auth, prevent_thread_lock=True,
                             quiet=True, theme=offline_theme(), ssr_mode=False, pwa=False, mcp_server=False,
-                            allowed_paths=[str(studio.cfg.work_dir.resolve())], footer_links=[])
+                            allowed_paths=[str(studio.view_dir)], footer_links=[])
     sys.stdout.write(f"studio: {url} (config {studio.config_path})\n")
     sys.stdout.flush()
     if block:

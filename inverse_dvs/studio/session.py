@@ -10,6 +10,8 @@ the page names is checked against the folders the studio may read.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import logging
 import re
 import subprocess
 import sys
@@ -26,11 +28,14 @@ from ..core.camera import PRESETS, invert_rigid
 from ..infra.errors import UserError
 from ..infra.layout import depth_dir, result_dir
 from ..infra.trajectories import trajectory_keyframes
-from ..pipeline import InverseDVSPipeline, visibility_report, visible_fractions
+from ..pipeline import InverseDVSPipeline, clip_windows, visibility_report, visible_fractions
 from ..runner.inputs import load_scene
-from ..runner.workqueue import Item
+from ..runner.workqueue import Item, read_summary
 
 PREVIEW_SCALES = {"full": 1.0, "half": 0.5, "quarter": 0.25}
+# what the page may read, by kind and suffix (`Studio.check_path`)
+READABLE = {"video": (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif"), "trajectory": (".txt", ".json"),
+            "config": (".yml", ".yaml")}
 
 
 class Preview(NamedTuple):
@@ -40,6 +45,7 @@ class Preview(NamedTuple):
     warnings: list[str]  # what the warp stage would warn about (or the error it would stop with)
     size: tuple[int, int]  # (H, W) of the preview
     seconds: float
+    windows: list = []  # the clip's windows (core.windows.Window) when it is longer than one: where each runs
 
 
 class Saved(NamedTuple):
@@ -60,11 +66,12 @@ class Studio:
         self.pipe.set_progress_bar_config(disable=True)
         self._scenes: dict[str, object] = {}
         self._runs: dict[str, tuple[subprocess.Popen, Path, str, str]] = {}
+        self._view_dir: Path | None = None
 
     # paths ------------------------------------------------------------------------------------------------------
     @property
     def allowed_roots(self) -> list[Path]:
-        """Folders the page may read below: the project and the work folder."""
+        """Folders the page may read below: the project (not its hidden folders: .git, .venv) and the work folder."""
         return [PROJECT_ROOT.resolve(), self.cfg.work_dir.resolve()]
 
     def named_files(self) -> set[Path]:
@@ -73,15 +80,27 @@ class Studio:
         files |= {Path(p).resolve() for t in self.cfg.trajectories for p in (t.file, t.poses) if p}
         return files
 
-    def check_path(self, path: str | Path) -> Path:
-        """The resolved path when the page may read it, else a UserError naming it and the allowed folders."""
+    def check_path(self, path: str | Path, kind: str = "video") -> Path:
+        """The resolved path when the page may read it as a `kind` (video, trajectory: a 3-line file or a JSON pose
+        file; config), else a UserError naming it and what the studio reads. The page reads only the files the
+        config names, and files of those kinds (by their suffix) in the project — outside its hidden folders — or
+        the work folder: never `.git/config` or a file elsewhere, not even to count its lines."""
         p = Path(path).expanduser()
         p = (p if p.is_absolute() else PROJECT_ROOT / p).resolve()
-        if p in self.named_files() or any(p.is_relative_to(root) for root in self.allowed_roots):
+        if p in self.named_files():
             return p
-        roots = ", ".join(str(r) for r in self.allowed_roots)
-        raise UserError(f"'{path}' is outside the folders the studio may read ({roots}) and is not a file the config "
-                        f"names; copy it into the project or its work folder, or name it in {self.config_path.name}.")
+        work, project = self.cfg.work_dir.resolve(), PROJECT_ROOT.resolve()
+        inside = p.is_relative_to(work) or (p.is_relative_to(project) and not any(
+            part.startswith(".") for part in p.relative_to(project).parts))
+        if not inside:
+            roots = ", ".join(str(r) for r in self.allowed_roots)
+            raise UserError(f"'{path}' is outside the folders the studio may read ({roots}, not their hidden "
+                            f"folders) and is not a file the config names; copy it into the project or its work "
+                            f"folder, or name it in {self.config_path.name}.")
+        if p.suffix.lower() not in READABLE[kind]:
+            raise UserError(f"'{path}' is not a {kind} file (the studio reads {kind} files ending in "
+                            f"{', '.join(READABLE[kind])} here); pick one of those.")
+        return p
 
     # videos -----------------------------------------------------------------------------------------------------
     def video_names(self) -> list[str]:
@@ -92,7 +111,7 @@ class Studio:
         config when a trajectory is saved for it)."""
         if name_or_path in self.video_names():
             return self.cfg.video(name_or_path)
-        path = self.check_path(name_or_path)
+        path = self.check_path(name_or_path, "video")
         if not path.is_file():
             raise UserError(f"video '{name_or_path}' is not a file; pick a video of the config or give a path to one.")
         for v in self.cfg.videos:
@@ -120,13 +139,7 @@ class Studio:
 
     def failure(self, stage: str, video: str) -> str | None:
         """The reason the stage's last run gave for an item of this very video (None when it did not fail)."""
-        import json
-
-        try:
-            summary = json.loads((self.cfg.work_dir / "run_summary.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        for it in summary.get(stage, {}).get("items", []):
+        for it in read_summary(self.cfg.work_dir).get(stage, {}).get("items", []):
             if Item.from_json(it.get("item")).video == video and it.get("status") == "failed":
                 return it.get("reason")
         return None
@@ -143,7 +156,7 @@ class Studio:
 
     def from_file(self, path: str) -> TrajectorySpec:
         """A 3-line trajectory file or a JSON pose file (by its suffix) the page may read."""
-        p = self.check_path(path)
+        p = self.check_path(path, "trajectory")
         return TrajectorySpec(name="studio", **({"poses": str(p)} if p.suffix == ".json" else {"file": str(p)}))
 
     def problem(self, spec: TrajectorySpec) -> str | None:
@@ -202,18 +215,56 @@ class Studio:
         seconds = time.perf_counter() - t0
         frac = visible_fractions(out.visibility)
         warnings, error = visibility_report(frac, self.cfg.warp.min_visible_warn, f"video '{video}'")
+        windows = clip_windows(self.cfg, len(out.render), f"video '{video}'", logging.getLogger("inverse_dvs")) \
+            if self.cfg.may_window else []
         return Preview(out.render, out.visibility, frac, warnings + ([error] if error else []), size_hw,
-                       round(seconds, 3))
+                       round(seconds, 3), windows if len(windows) > 1 else [])
+
+    # files the page shows ---------------------------------------------------------------------------------------
+    @property
+    def view_dir(self) -> Path:
+        """This studio's folder of files for the page (a temporary folder Gradio may serve)."""
+        if self._view_dir is None:
+            import tempfile
+
+            self._view_dir = Path(tempfile.mkdtemp(prefix="inverse-dvs-studio-"))
+        return self._view_dir
+
+    def view_file(self, data: bytes, suffix: str) -> Path:
+        """`data` as a file the page may show: named by its content and written once, atomically, so a browser
+        fetching it never gets a file that is half-written or changes under it (a run writing into the work folder,
+        or the page showing one image twice, never touches it)."""
+        from ..infra.artifacts import atomic_path
+
+        path = self.view_dir / f"{hashlib.sha256(data).hexdigest()[:32]}{suffix}"
+        if not path.is_file():
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(data)
+        return path
+
+    def still(self, image: np.ndarray) -> Path:
+        """An RGB uint8 image [H, W, 3] as a PNG file for the page (`view_file`)."""
+        import cv2
+
+        ok, png = cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]))
+        if not ok:
+            raise UserError("the preview image could not be encoded.")
+        return self.view_file(png.tobytes(), ".png")
+
+    def snapshot(self, path: Path) -> Path:
+        """A copy of a work-folder file (e.g. a comparison.mp4 that a later run replaces) for the page (`view_file`):
+        read in one go, so it is one complete version of the file."""
+        return self.view_file(Path(path).read_bytes(), Path(path).suffix)
 
     # saving and running -----------------------------------------------------------------------------------------
     def save(self, name: str, video: str, spec: TrajectorySpec, new_config: bool = False) -> Saved:
         """Write the path as a 3-line trajectory file (`trajectories/{name}.txt` beside the config; a pose file path is
         kept as it is) and add it to the config, keeping the rest of the YAML and its comments (`new_config`: write
         `{stem}.studio.yml` beside it instead). Returns the files and the `run_all.sh` command that runs it."""
-        from ruamel.yaml import YAML
-        from ruamel.yaml.comments import CommentedMap
+        import yaml
 
         from ..infra.artifacts import atomic_path
+        from .config_edit import add_trajectory, add_video
 
         if not NAME_RE.match(name or ""):
             raise UserError(f"trajectory name {name!r} is not usable: letters, digits, '_', '-', '.', starting with a "
@@ -224,34 +275,30 @@ class Studio:
         v = self.video(video)
         base = self.config_path.parent
         target = base / f"{self.config_path.stem}.studio.yml" if new_config else self.config_path
-        yaml = YAML()  # round-trip: comments, order and flow style stay
-        yaml.preserve_quotes = True
         source = target if target.is_file() else self.config_path
-        data = yaml.load(source.read_text(encoding="utf-8"))
-        trajectories = data.setdefault("trajectories", CommentedMap())
-        if name in trajectories:
+        text = source.read_text(encoding="utf-8")
+        data = yaml.safe_load(text) or {}
+        if name in (data.get("trajectories") or {}):
             raise UserError(f"trajectory '{name}' is already in {source.name}; choose another name.")
+        rows = None
         if spec.kind == "poses":
             entry, traj_file = {"poses": spec.poses}, Path(spec.poses)
         else:
-            kf = trajectory_keyframes(spec)  # file, preset or inline keyframes, checked
+            rows = trajectory_keyframes(spec)  # file, preset or inline keyframes, checked
             traj_file = base / "trajectories" / f"{name}.txt"
             if traj_file.exists():
                 raise UserError(f"'{traj_file}' exists already; choose another trajectory name.")
-            traj_file.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(traj_file) as tmp:
-                tmp.write_text("\n".join(" ".join(f"{x:g}" for x in row) for row in kf) + "\n", encoding="utf-8")
             entry = {"file": str(traj_file.relative_to(base))}
-        flow = CommentedMap(entry)
-        flow.fa.set_flow_style()
-        trajectories[name] = flow
+        text = add_trajectory(text, name, entry)  # only lines added: the rest of the file stays as it is
         if all(Path(x["path"]).expanduser() != Path(v.path) and x.get("name") != v.name
                for x in data.get("videos") or [] if isinstance(x, dict)):
-            added = CommentedMap({"path": v.path, "name": v.name})
-            added.fa.set_flow_style()
-            data.setdefault("videos", []).append(added)
-        with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-            yaml.dump(data, fh)
+            text = add_video(text, {"path": v.path, "name": v.name})
+        if rows is not None:
+            traj_file.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(traj_file) as tmp:
+                tmp.write_text("\n".join(" ".join(f"{x:g}" for x in row) for row in rows) + "\n", encoding="utf-8")
+        with atomic_path(target) as tmp:
+            tmp.write_text(text, encoding="utf-8")
         resolve_config(load_config(target, self.overrides))  # what run_all.sh reads: a ConfigError is a bug of ours
         try:
             config_arg = target.relative_to(PROJECT_ROOT)

@@ -9,6 +9,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import numpy as np
 import pytest
 
 pytest.importorskip("gradio", reason="the studio extra is not installed (pip install -e '.[studio]')")
@@ -61,3 +62,31 @@ def test_the_page_binds_locally_and_elsewhere_only_behind_the_printed_password(t
         assert _status(user, f"{base}/config") == 200
     finally:
         page.close()
+
+
+def test_messages_show_paths_and_errors_as_text_never_as_markup():
+    # CommonMark with raw HTML let through, as Gradio's Markdown does before its sanitiser (the browser test runs that)
+    markdown_it = pytest.importorskip("markdown_it", reason="markdown-it-py comes with Gradio (through rich)")
+
+    from inverse_dvs.studio.app import code, plain, warn
+
+    evil = "<img src=x onerror=alert(1)>_*bold*_[link](http://x).mp4"
+    for shown in (plain(evil), warn(f"video '{evil}' is not a file"), code(evil)):
+        rendered = markdown_it.MarkdownIt("commonmark", {"html": True}).render(shown)
+        assert not any(tag in rendered for tag in ("<img", "<a ", "<em>", "<strong>"))
+        assert "&lt;img src=x onerror=alert(1)&gt;" in rendered
+
+
+def test_the_preview_note_says_where_a_long_clips_windows_fall():
+    from inverse_dvs.core.windows import plan_windows
+    from inverse_dvs.studio.app import fraction_figure, windows_note
+
+    windows = plan_windows(100, 49, 9)
+    note = windows_note(windows)
+    assert note.strip().startswith(f"The clip runs in {len(windows)} windows")
+    assert all(f"{w.start}–{w.end - 1}" in note for w in windows) and "(overlap 9)" in note
+    assert windows_note([]) == ""
+    fig = fraction_figure(np.linspace(1, 0.5, 100), 0.3, windows)
+    bands = [(s.x0, s.x1) for s in fig.layout.shapes]
+    assert (windows[1].start - 0.5, windows[1].end - 0.5) in bands  # each window is a band
+    assert (windows[1].start - 0.5, windows[1].start + windows[1].overlap - 0.5) in bands  # and each overlap

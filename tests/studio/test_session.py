@@ -1,5 +1,6 @@
 """The studio through its API (`Studio`, what the page calls): a video, edits, previews, saving, safety, runs."""
 
+import difflib
 import json
 import shutil
 import time
@@ -107,16 +108,60 @@ def test_paths_outside_the_allowed_folders_are_refused(setup, tmp_path):
         studio.check_path(tmp_path / "c.yml.unnamed")
 
 
+def test_the_page_reads_only_videos_trajectories_and_configs_and_never_hidden_folders(setup):
+    """Not `.git/config` (not even its line count, which loading it as a trajectory used to report), not a file of
+    another kind: only the kinds it shows, in the project outside its hidden folders, or the work folder."""
+    from inverse_dvs.config.paths import PROJECT_ROOT
+
+    studio, cfg, out = setup
+    for hidden in (PROJECT_ROOT / ".git/config", PROJECT_ROOT / ".venv/pyvenv.cfg", PROJECT_ROOT / ".git/x.txt"):
+        with pytest.raises(UserError, match="outside the folders") as err:
+            studio.from_file(str(hidden))
+        assert "lines" not in str(err.value)
+    with pytest.raises(UserError, match="not a trajectory file"):
+        studio.from_file(str(PROJECT_ROOT / "pyproject.toml"))
+    with pytest.raises(UserError, match="not a video file"):
+        studio.open_video(str(PROJECT_ROOT / "README.md"))
+    assert studio.check_path(PROJECT_ROOT / "trajectories/loop1.txt", "trajectory").name == "loop1.txt"
+    assert studio.check_path(PROJECT_ROOT / "configs/tiny.yml", "config").name == "tiny.yml"
+    (out / "x").mkdir(parents=True)
+    with pytest.raises(UserError, match="not a video file"):
+        studio.check_path(out / "x/meta.json", "video")
+
+
+def test_files_the_page_shows_are_complete_and_never_change(setup):
+    """The page is given its own files, named by their content and written once: a run replacing comparison.mp4,
+    or the page showing one image twice, never rewrites a file a browser may be fetching."""
+    studio, _, out = setup
+    image = np.zeros((4, 6, 3), np.uint8)
+    first = studio.still(image)
+    stamp = first.stat().st_mtime_ns
+    assert studio.still(image) == first and first.stat().st_mtime_ns == stamp  # not written again
+    assert studio.still(image + 1) != first
+    work = out / "results/x/demo/r/comparison.mp4"
+    work.parent.mkdir(parents=True)
+    work.write_bytes(b"version 1")
+    shown = studio.snapshot(work)
+    work.write_bytes(b"version 2, longer")  # a later run replaces it
+    assert shown.read_bytes() == b"version 1" and studio.snapshot(work).read_bytes() == b"version 2, longer"
+    assert not list(studio.view_dir.glob(".*partial*"))
+
+
 def test_saving_writes_a_trajectory_run_all_accepts_and_keeps_the_config(setup, capsys):
     studio, cfg, _ = setup
     studio.open_video("demo")
     before = cfg.read_text()
     saved = studio.save("beside", "demo", studio.preset("orbit_left+arc_up", 12), new_config=True)
     assert cfg.read_text() == before and saved.config_file == cfg.with_name("c.studio.yml")
+    cfg.write_text(before.replace("\nrun:", "\nrun:     # a comment, and a line far past eighty columns " + "x" * 60)
+                   .replace("  dtype: fp32", "  dtype: 'fp32'"))  # the user's own layout, which a save used to re-wrap
+    before = cfg.read_text()
     saved = studio.save("mine", "demo", studio.keyframes([0, 3], [0, -9], [0, 0.02]))
     assert saved.config_file == cfg
     text = cfg.read_text()
-    assert text.startswith("# my own notes: keep me\n") and "moved:" in text  # the user's content stays
+    diff = [d for d in difflib.unified_diff(before.splitlines(), text.splitlines(), lineterm="", n=0)
+            if d[:1] in "+-" and d[:3] not in ("+++", "---")]
+    assert diff == ["+  mine: {file: trajectories/mine.txt}"]  # one line added, in the block's indentation
     assert saved.trajectory_file == cfg.parent / "trajectories/mine.txt"
     assert saved.trajectory_file.read_text().splitlines() == ["0 3", "0 -9", "0 0.02"]
     assert saved.command.endswith("--only-video demo --only-trajectory mine")
