@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prompt", default=None, help="what the video shows (default: a caption)")
     p.add_argument("--degrees", type=float, default=20.0, help="how far the camera circles to the left")
     p.add_argument("--model", default="THUDM/CogVideoX-5b-I2V", help="the video model: a Hugging Face id or folder")
-    p.add_argument("--method", default="paper", choices=["paper", "reference"])
+    p.add_argument("--method", default="reference", choices=["paper", "reference"],
+                   help="reference (the default: the official code's settings, with its LoRA) or paper")
     p.add_argument("--depth-model", default=None, help="Depth Anything V2 checkpoint (default: the config's)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="orbit.mp4")

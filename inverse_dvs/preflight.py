@@ -13,18 +13,25 @@ from .config import Config, Selection, depth_source, needed_models, read_prompt,
 from .infra.errors import EXIT_USER_ERROR, UserError
 from .infra.hub import missing_models
 from .infra.trajectories import read_pose_json, trajectory_keyframes
-from .infra.video_io import FrameSelection, frame_indices, probe_video
+from .infra.video_io import FrameSelection, frame_indices, probe_video, upscaled
 from .runner.cli import get_logger, run_stage
+from .runner.records import fps_change
 from .runner.workqueue import Item, ItemResult, record_section, run_id
 
 STAGE = "preflight"
 
 
-def check_video(cfg: Config, video) -> str:
+def check_video(cfg: Config, video, log=None) -> str:
     """UserError when the video cannot feed the depth stage (or its prompt file / depth file is unusable); returns
-    the user's prompt ("" when none is given)."""
+    the user's prompt ("" when none is given). With a logger, warns of what the run silently changes: a source
+    scaled up to the model's size, outputs written at another frame rate than the source's."""
     info = probe_video(video.path)
     frame_indices(info.frames, FrameSelection.of(cfg), video.path)
+    if log is not None:
+        if note := upscaled(info.size, cfg.model_hw(info.size), cfg.camera.resize):
+            log.warning("%s", note.replace("the video", f"video '{video.name}'", 1))
+        if note := fps_change(cfg, info.fps, info.frames, video.name):
+            log.warning("%s", note)
     prompt = read_prompt(video)
     aux = depth_source(cfg, video.path)
     if aux is not None and not aux.is_file():
@@ -50,7 +57,7 @@ def run(cfg: Config, selection: Selection | None = None, *, force: bool = False,
     problems: dict[Item, str] = {}
     for v in videos:
         try:
-            if check_video(cfg, v):
+            if check_video(cfg, v, log):
                 continue
             if v.prompt_file:
                 log.warning("prompt file '%s' of video '%s' is empty, so it gives no prompt.", v.prompt_file, v.name)

@@ -60,6 +60,7 @@ def tiny_run_config(tmp_path: Path, ckpt: Path, videos: str, extra: str = "") ->
     tmp_path/c.yml, with the work folder tmp_path/out; returns the config's path."""
     cfg = tmp_path / "c.yml"
     cfg.write_text(with_sections(f"""
+method: paper
 run: {{work_dir: {tmp_path / 'out'}, device: cpu, dtype: fp32}}
 videos: [{videos}]
 trajectories: {{left: {{preset: orbit_left, amount: 5}}}}
@@ -78,7 +79,7 @@ def config_without_model(tmp_path: Path, *overrides: str):
     from inverse_dvs.config import load_config
 
     p = tmp_path / "c.yml"
-    p.write_text("videos: [{path: v.mp4}]\ntrajectories: {a: {preset: orbit_left}}\n"
+    p.write_text("method: paper\nvideos: [{path: v.mp4}]\ntrajectories: {a: {preset: orbit_left}}\n"
                  "camera: {num_frames: 49, window: 49}\n")
     return load_config(p, list(overrides))
 

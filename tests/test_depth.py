@@ -7,6 +7,7 @@ from inverse_dvs import depth as depth_stage
 def _cfg(tmp_path, video, backend, extra=""):
     p = tmp_path / "c.yml"
     p.write_text(f"""
+method: paper
 run: {{work_dir: {tmp_path / 'out'}, device: cpu}}
 videos: [{{path: {video}, name: demo}}]
 trajectories: {{a: {{preset: orbit_left, amount: 5}}}}

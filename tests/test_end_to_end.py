@@ -18,6 +18,7 @@ def workdir(tmp_path, tiny_checkpoints, demo_video):
     traj = tmp_path / "loop.txt"
     traj.write_text("0 2 10 6 0\n0 -3 -10 -5 0\n0 0.02 0.09 0")
     cfg.write_text(f"""
+method: paper
 run: {{work_dir: {tmp_path / 'out'}, device: cpu, dtype: fp32, seed: 42}}
 videos: [{{path: {demo_video}, name: demo, prompt: "a ball"}}]
 trajectories:

@@ -55,6 +55,7 @@ inference: {{steps: [10, 4], strength: [0.8]}}
 def test_adding_a_strength_reuses_existing_inversions(tmp_path, tiny_checkpoints, demo_video):
     cfg = tmp_path / "c.yml"
     cfg.write_text(f"""
+method: paper
 run: {{work_dir: {tmp_path / 'out'}, device: cpu, dtype: fp32}}
 videos: [{{path: {demo_video}, name: a}}]
 trajectories: {{left: {{preset: orbit_left, amount: 5}}}}

@@ -212,6 +212,34 @@ def test_reinterpreted_input_is_said(tmp_path, demo_video, caplog):
     with caplog.at_level(logging.INFO, logger="t"):
         read_clip(demo_video, FrameSelection(49, stride=2, pad_short=True), (96, 96), "crop", logging.getLogger("t"))
     assert "of its width is cropped" in caplog.text and "repeated 24 time(s)" in caplog.text
+    assert "is 96×144 (height × width" in caplog.text  # sizes read height × width, labelled, in every message
+
+
+def test_preflight_warns_of_an_upscale_and_of_outputs_at_another_frame_rate(tmp_path, tiny_checkpoints, demo_video,
+                                                                            capsys):
+    """A source smaller than the model's size is scaled up, and `inference.fps` unlike the source's changes how fast
+    the output plays: both are said before any work, with the numbers; neither is said when it does not happen."""
+    from inverse_dvs import preflight
+    from inverse_dvs.config import load_config
+    from inverse_dvs.infra.video_io import write_video
+
+    small = tmp_path / "small.mp4"
+    write_video(small, np.full((49, 48, 72, 3), 128, np.uint8), 8.0)
+    cfg = _config(tmp_path, tiny_checkpoints, f"{{path: {small}, name: small, prompt: a}}",
+                  "inference: {steps: [3], strength: [0.7], fps: 30}\n"
+                  f"depth: {{backend: depth_anything, model: {tiny_checkpoints / 'tiny-depth-anything'}}}")
+    assert preflight.main(["--config", cfg]) == 0
+    err = capsys.readouterr().err
+    assert "video 'small' is 48×72 (height × width) and is scaled up to 96×144" in err and "4.0× its pixels" in err
+    assert "plays at 8 fps, but inference.fps is 30: its outputs play 3.75× as fast, 6.1 s of video in 1.6 s" in err
+    cfg = _config(tmp_path, tiny_checkpoints, f"{{path: {demo_video}, name: demo, prompt: a}}")
+    assert preflight.main(["--config", cfg]) == 0
+    err = capsys.readouterr().err
+    assert "scaled up" not in err and "inference.fps" not in err
+    # the official method keeps the source's rate (it is a container setting); 30 fps is one key away
+    root = Path(__file__).resolve().parents[1]
+    for name in ("configs/reconstruction.yml", "configs/reference.yml", "config.yml"):
+        assert load_config(root / name).inference.fps is None, name
 
 
 @pytest.mark.parametrize("disp, words", [

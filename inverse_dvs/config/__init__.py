@@ -17,6 +17,7 @@ from .paths import PROJECT_ROOT, depth_source, read_prompt, resolve_path
 from .presets import METHOD_PRESETS, REFERENCE_NEGATIVE_PROMPT
 from .resolve import model_hw, resolve_config, warp_hw
 from .schema import (
+    DEFAULT_METHOD,
     SECTIONS,
     CameraConfig,
     CaptionConfig,
@@ -36,9 +37,9 @@ from .schema import (
     section_dict,
 )
 
-__all__ = ["METHOD_PRESETS", "PROJECT_ROOT", "REFERENCE_NEGATIVE_PROMPT", "SECTIONS", "CameraConfig", "CaptionConfig",
-           "Config", "DepthConfig", "EvalConfig", "InferenceConfig", "InversionConfig", "ModelConfig", "RunConfig",
-           "SLMConfig", "Selection", "TrajectorySpec", "UnresolvedAuto", "VideoSpec", "WarpConfig", "build_trajectory",
-           "config_from_dict", "config_reference", "config_with", "depth_source", "json_ready", "load_config",
-           "model_hw", "needed_models", "read_prompt", "resolve_config", "resolve_path", "section_dict", "select",
-           "warp_hw"]
+__all__ = ["DEFAULT_METHOD", "METHOD_PRESETS", "PROJECT_ROOT", "REFERENCE_NEGATIVE_PROMPT", "SECTIONS", "CameraConfig",
+           "CaptionConfig", "Config", "DepthConfig", "EvalConfig", "InferenceConfig", "InversionConfig", "ModelConfig",
+           "RunConfig", "SLMConfig", "Selection", "TrajectorySpec", "UnresolvedAuto", "VideoSpec", "WarpConfig",
+           "build_trajectory", "config_from_dict", "config_reference", "config_with", "depth_source", "json_ready",
+           "load_config", "model_hw", "needed_models", "read_prompt", "resolve_config", "resolve_path", "section_dict",
+           "select", "warp_hw"]

@@ -20,6 +20,7 @@ from ..infra.errors import ConfigError
 from .paths import PROJECT_ROOT, glob_files, name_from_stem, resolve_paths
 from .presets import METHOD_PRESETS
 from .schema import (
+    DEFAULT_METHOD,
     METHODS,
     NAME_RE,
     SECTIONS,
@@ -269,7 +270,7 @@ def config_from_dict(data: typing.Mapping[str, Any], base: Path | str = PROJECT_
         if key not in TOP_KEYS:
             raise _unknown(str(key), TOP_KEYS)
     base = Path(base)
-    method = data.get("method", "paper")
+    method = data.get("method", DEFAULT_METHOD)
     check_value(method in METHODS, "method", method, "one of " + ", ".join(repr(m) for m in METHODS))
     sections = {}
     for name, cls in SECTIONS.items():

@@ -7,7 +7,7 @@ import dataclasses
 from typing import Any
 
 from .presets import METHOD_PRESETS
-from .schema import SECTIONS
+from .schema import DEFAULT_METHOD, SECTIONS
 
 
 def _fmt(v: Any) -> str:
@@ -21,13 +21,13 @@ def _fmt(v: Any) -> str:
 
 
 def config_reference() -> str:
-    """The README's config table, generated from the dataclasses: every key, its default (`method: paper`), the
-    `method: reference` value where it differs, and what it does."""
+    """The README's config table, generated from the dataclasses: every key, its `method: paper` value (the
+    dataclass default), the `method: reference` value where it differs, and what it does."""
     rows = [
-        "| key | default | `method: reference` | meaning |",
+        "| key | `method: paper` | `method: reference` (where it differs) | meaning |",
         "|---|---|---|---|",
-        "| `method` | `paper` | | `paper` or `reference`: the defaults of every key that has a value in the third "
-        "column (README → Fidelity); a key written in the config wins |",
+        f"| `method` | `{DEFAULT_METHOD}` (the default) | | `paper` or `reference`: which of the two value columns "
+        "gives the defaults (README → Fidelity); a key written in the config wins |",
         "| `videos[]` | | | `{path, name (default: the file stem), prompt}`; a glob path (`videos/*.mp4`) adds every "
         "match, each named by its stem; a missing prompt is read from "
         "`prompts/{name}.txt` (config folder, then project root) |",

@@ -25,7 +25,7 @@ REFERENCE: dict[str, dict[str, Any]] = {
     "inference": {"steps": [30], "strength": [0.98], "guidance_scale": [10.0, 12.0], "preservation_scale": [1.0],
                   "k_order": [10.0], "adaptive_order": [None], "noise_init": "reference",
                   "dynamic_cfg": "reference", "vae_latents": "resample",
-                  "negative_prompt": REFERENCE_NEGATIVE_PROMPT, "fps": 30.0},
+                  "negative_prompt": REFERENCE_NEGATIVE_PROMPT},
     "model": {"lora": "Eyeline-Research/Go-with-the-Flow",
               "lora_weight_name": "I2V5B_final_i38800_nearest_lora_weights.safetensors"},
 }

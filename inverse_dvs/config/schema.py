@@ -15,6 +15,10 @@ from typing import Any, NamedTuple
 from ..infra.errors import ConfigError, UnresolvedAuto
 
 METHODS = ("paper", "reference")
+# The method a config without `method:` runs: the official code's (its README and run_all.sh are the seed system,
+# its code made the paper's published results, and `reference` is proven equal to it step by step: README → Fidelity).
+# The dataclass defaults below are `paper`'s values; `presets.REFERENCE` holds the official code's where they differ.
+DEFAULT_METHOD = "reference"
 NAME_RE = re.compile(r"^[^\W_][\w.-]*$")  # letters (any script), digits, '_', '.', '-': it becomes a folder name
 MAX_SIDE = 4096  # camera.height/width: beyond any video model's size
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a 64-bit integer
@@ -231,7 +235,7 @@ class CameraConfig:
     max_radius: float = _opt(default=5.0, check=_positive, doc="see `radius_scale`")
     intrinsics: str = _opt(default="fov", check=_choice("fov", "focal", "reference"),
                            doc="at the warp size: `fov` (`fov_deg`), `focal` (`focal` px) or `reference` (official: "
-                               "f = 500, c = (512, 288) at 1024×576, scaled per axis)")
+                               "f = 500, c = (512, 288) at 576×1024, scaled per axis)")
     fov_deg: float = _opt(default=60.0, check=lambda k, v: check_value(1.0 <= v <= 170.0, k, v, "degrees in [1, 170]"),
                           doc="`fov`: horizontal field of view in degrees")
     focal: float = _opt(default=500.0, check=_positive, doc="`focal`: focal length in pixels")
@@ -383,7 +387,7 @@ class Config:
     eval: EvalConfig
     source: str = "config.yml"
     base_dir: str = "."  # the config file's folder: relative paths are looked up there, then in PROJECT_ROOT
-    method: str = "paper"
+    method: str = DEFAULT_METHOD
     # (dotted key, value) of every preset key whose configured value differs from the method's preset
     custom: tuple[tuple[str, Any], ...] = ()
     # core.backbone.Backbone of inversion.model, read from its config files by `resolve_config` (None: not resolved,

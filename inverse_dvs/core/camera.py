@@ -30,7 +30,7 @@ def intrinsics(height: int, width: int, mode: str, fov_deg: float = 60.0, focal:
     """K [3, 3] float64 in pixels.
 
     `fov`: horizontal field of view; `focal`: focal length in pixels; `reference`: the official code's fixed
-    f = 500 and principal point (512, 288) for 1024×576 frames. Its warper puts pixel j at coordinate j, where ours
+    f = 500 and principal point (512, 288) for 576×1024 frames. Its warper puts pixel j at coordinate j, where ours
     puts pixel centres at j + 0.5 (module docstring of `splat`), so in our convention c = (512.5, 288.5); other sizes
     scale it per axis.
     """

@@ -196,6 +196,18 @@ def _unreadable(path: Path) -> UserError:
                      "re-encode what is readable with `ffmpeg -err_detect ignore_err -i in.mp4 -c:v libx264 out.mp4`.")
 
 
+def upscaled(src_hw: tuple[int, int], dst_hw: tuple[int, int], policy: str) -> str | None:
+    """The warning for a source smaller than the model's size (it is scaled up: more pixels, no more detail), or
+    None. Sizes are height × width, as everywhere in messages."""
+    (h0, w0), (sh, sw) = src_hw, scaled_size(src_hw, dst_hw, policy)
+    if sh * sw <= 1.02 * h0 * w0:
+        return None
+    return (f"the video is {h0}×{w0} (height × width) and is scaled up to {sh}×{sw} for the model's {dst_hw[0]}×"
+            f"{dst_hw[1]}, {sh * sw / (h0 * w0):.1f}× its pixels: the model computes at that size but sees no detail "
+            "the source lacks. A source at least that large avoids it; with CogVideoX1.5 and `auto` sizes, "
+            "camera.height and camera.width can set a smaller allowed size.")
+
+
 def _notes(path: Path, src_hw: tuple[int, int], dst_hw: tuple[int, int], policy: str, sel: FrameSelection, n: int,
            log) -> None:
     """Say how the input is reinterpreted (one INFO/WARNING line each): alpha, audio, aspect, repeated frames."""
@@ -219,15 +231,17 @@ def _notes(path: Path, src_hw: tuple[int, int], dst_hw: tuple[int, int], policy:
     if policy == "crop" and reshaped:
         lost = 100 * (1 - (h * w) / (sh * sw))
         side = "width" if sw > w else "height"
-        log.warning("video '%s' is %d×%d (aspect %.2f) but the model takes %d×%d (%.2f): %.0f %% of its %s is cropped "
-                    "(camera.resize: crop); camera.resize: pad keeps it all.", path, w0, h0, w0 / h0, w, h, w / h,
-                    lost, side)
+        log.warning("video '%s' is %d×%d (height × width, aspect %.2f) but the model takes %d×%d (%.2f): %.0f %% of "
+                    "its %s is cropped (camera.resize: crop); camera.resize: pad keeps it all.", path, h0, w0, w0 / h0,
+                    h, w, w / h, lost, side)
     elif policy == "pad" and reshaped:
-        log.warning("video '%s' is letterboxed to %d×%d: %.0f %% of each frame is black padding (camera.resize: pad).",
-                    path, w, h, 100 * (1 - sh * sw / (h * w)))
+        log.warning("video '%s' is letterboxed to %d×%d (height × width): %.0f %% of each frame is black padding "
+                    "(camera.resize: pad).", path, h, w, 100 * (1 - sh * sw / (h * w)))
     elif policy == "stretch" and reshaped:
-        log.warning("video '%s' (%d×%d) is stretched to %d×%d: widths scale by %.2f relative to heights "
-                    "(camera.resize: stretch).", path, w0, h0, w, h, (w / w0) / (h / h0))
+        log.warning("video '%s' (%d×%d, height × width) is stretched to %d×%d: widths scale by %.2f relative to "
+                    "heights (camera.resize: stretch).", path, h0, w0, h, w, (w / w0) / (h / h0))
+    if upscale := upscaled(src_hw, dst_hw, policy):
+        log.warning("%s", upscale.replace("the video", f"video '{path}'", 1))
     count = sel.count(n)
     if sel.pad_short and sel.start + sel.stride * (count - 1) + 1 > n:
         repeated = sum(1 for i in range(count) if sel.start + sel.stride * i >= n)

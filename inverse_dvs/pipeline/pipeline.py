@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from ..config import (
+    DEFAULT_METHOD,
     SECTIONS,
     Config,
     TrajectorySpec,
@@ -55,7 +56,7 @@ from ..infra.depth_files import load_depth_file
 from ..infra.device import resolve_device
 from ..infra.errors import ConfigError, UserError
 from ..infra.hub import require
-from ..infra.video_io import FrameSelection, frame_indices, read_clip, resize_frames, video_size
+from ..infra.video_io import FrameSelection, frame_indices, read_clip, resize_frames, upscaled, video_size
 from ..models.caches import StepClock, sampling_cache
 from ..models.captioner import captioner
 from ..models.depth_anything import depth_model
@@ -179,16 +180,16 @@ class InverseDVSPipeline:
 
     # construction --------------------------------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | Path = DEFAULT_MODEL, method: str = "paper", *,
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path = DEFAULT_MODEL, method: str = DEFAULT_METHOD, *,
                         device: str = "auto", dtype: str = "bf16", **settings: dict[str, Any]) -> InverseDVSPipeline:
         """The method on a video model: a Hugging Face id (found in `checkpoints/` or the Hugging Face cache, never
         downloaded: `python -m inverse_dvs.weights download` fetches) or a local folder in the diffusers layout.
 
-        `method`: `paper` or `reference` (the official code's settings); `device`: `auto`, `cpu`, `cuda`, `cuda:N`;
-        `dtype`: `bf16`, `fp16`, `fp32` (the CPU computes in fp32). `settings`: config sections as mappings, e.g.
-        `inference={"steps": [50]}, camera={"num_frames": "all"}, depth={"model": "checkpoints/depth"}` (README →
-        Config reference); a value the config would refuse is a ConfigError naming its key. The weights are checked
-        here and loaded on first use."""
+        `method`: `reference` (the official code's settings, the default, as in config.yml) or `paper`; `device`:
+        `auto`, `cpu`, `cuda`, `cuda:N`; `dtype`: `bf16`, `fp16`, `fp32` (the CPU computes in fp32). `settings`:
+        config sections as mappings, e.g. `inference={"steps": [50]}, camera={"num_frames": "all"},
+        depth={"model": "checkpoints/depth"}` (README → Config reference); a value the config would refuse is a
+        ConfigError naming its key. The weights are checked here and loaded on first use."""
         unknown = [k for k in settings if k not in SECTIONS]
         if unknown:
             raise ConfigError(f"InverseDVSPipeline.from_pretrained: unknown setting '{unknown[0]}'. Settings are the "
@@ -575,11 +576,15 @@ class InverseDVSPipeline:
         sel = FrameSelection.of(cfg)
         if isinstance(video, str | Path):
             source_hw = video_size(video)
+            if note := upscaled(source_hw, cfg.model_hw(source_hw), cfg.camera.resize):
+                self.log.warning("%s", note.replace("the video", f"video '{video}'", 1))
             clip = read_clip(video, sel, cfg.warp_hw(source_hw), cfg.camera.resize, self.log)
             return SourceClip(clip.frames, fps or clip.fps, source_hw)
         frames = check_frames(video, "video")
         frames = frames[frame_indices(len(frames), sel, "video (the array passed)")]
         source_hw = frames.shape[1:3]
+        if note := upscaled(source_hw, cfg.model_hw(source_hw), cfg.camera.resize):
+            self.log.warning("%s", note)
         return SourceClip(resize_frames(frames, cfg.warp_hw(source_hw), cfg.camera.resize), fps, source_hw)
 
     def __call__(self, video: str | Path | np.ndarray, trajectory, prompt: str | None = None,

@@ -13,6 +13,7 @@ from pathlib import Path
 from ..config import Config, TrajectorySpec, VideoSpec, read_prompt, section_dict, warp_hw
 from ..infra.artifacts import input_hashes, read_meta, sha256, upstream
 from ..infra.layout import caption_dir, depth_dir, render_file, result_dir
+from ..infra.video_io import FrameSelection
 from ..pipeline.schedule import SWEEP_KEYS, SweepPoint, inversion_ends
 
 
@@ -111,6 +112,18 @@ def render_chain(cfg: Config, video: VideoSpec, traj: TrajectorySpec) -> dict[st
                              {"render": render_file(cfg.work_dir, traj.name, video.name), "masks": rdir / "masks.npz",
                               "input": rdir / "input.mp4"},
                              hashes, what=f"render of video '{video.name}' along '{traj.name}'")
+
+
+def fps_change(cfg: Config, source_fps: float, frames: int, name: str) -> str | None:
+    """The warning for outputs written at another frame rate than their source's (`inference.fps` set), or None: the
+    clip then plays faster or slower than it was filmed."""
+    fps = cfg.inference.fps
+    if not fps or abs(fps - source_fps) <= 0.01 * source_fps:
+        return None
+    used = FrameSelection.of(cfg).count(frames) if cfg.camera.num_frames not in ("all", "auto") else frames
+    return (f"video '{name}' plays at {source_fps:.3g} fps, but inference.fps is {fps:g}: its outputs play "
+            f"{fps / source_fps:.2f}× as fast, {used / source_fps:.1f} s of video in {used / fps:.1f} s. Remove "
+            "inference.fps (null: the source's rate) to keep its timing.")
 
 
 def output_fps(cfg: Config, video: VideoSpec, traj: TrajectorySpec) -> float:

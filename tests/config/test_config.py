@@ -50,18 +50,21 @@ def test_method_presets_set_defaults_and_explicit_keys_win(tmp_path):
     from inverse_dvs.config import METHOD_PRESETS, REFERENCE_NEGATIVE_PROMPT
 
     p = make(tmp_path)
-    paper = load_config(p)
+    default = load_config(p)
+    assert default.method == "reference" and default.custom == ()  # the official code's method is the default
+    paper = load_config(p, ["method=paper"])
     assert paper.method == "paper" and paper.custom == ()
-    assert load_config(p, ["method=paper"]) == dataclasses.replace(paper)  # the dataclass defaults are the paper's
     for section, keys in METHOD_PRESETS["paper"].items():
         for k, v in keys.items():
             assert getattr(getattr(paper, section), k) == v, (section, k)
     ref = load_config(p, ["method=reference"])
+    assert ref == default
     assert ref.inversion.end == "terminal" and ref.inversion.prompt == "empty" and ref.slm.mode == "reference"
     assert ref.slm.mask_pooling == "reference" and ref.inference.noise_init == "reference"
     assert ref.inference.steps == [30] and ref.inference.strength == [0.98] and ref.inference.guidance_scale == [10, 12]
     assert ref.inference.preservation_scale == [1.0] and ref.inference.dynamic_cfg == "reference"
-    assert ref.inference.negative_prompt == REFERENCE_NEGATIVE_PROMPT and ref.inference.fps == 30.0
+    assert ref.inference.negative_prompt == REFERENCE_NEGATIVE_PROMPT
+    assert ref.inference.fps is None  # a container setting: the output follows the source's rate
     assert ref.model.lora == "Eyeline-Research/Go-with-the-Flow" and ref.inference.vae_latents == "resample"
     # an explicit key wins over the preset, and is recorded as a departure from it
     mixed = load_config(p, ["method=reference", "slm.mode=paper", "inference.steps=[30]"])
@@ -84,7 +87,7 @@ def test_reference_only_checks(tmp_path):
     ("inference: {steps: [-5]}", ["inference.steps[0]", "-5"]),
     ("inference: {strength: [1.0]}", ["inference.strength[0]", "zero terminal SNR"]),
     ("run: {work_dir: out, dtype: fp8}", ["run.dtype", "fp8"]),
-    ("inference: {k_order: [2], adaptive_order: [3]}", ["adaptive_order", "k_order"]),
+    ("method: paper\ninference: {k_order: [2], adaptive_order: [3]}", ["adaptive_order", "k_order"]),
     ("slm: {occlusion_threshold: 1.5}", ["slm.occlusion_threshold", "[0, 1]"]),
     ("camera: {height: true}", ["camera.height", "integer"]),
     ("inference: {steps: [1], strength: [0.5]}", ["no sampling step", "t_start"]),
@@ -132,7 +135,7 @@ def test_unknown_names_suggest_the_nearest(tmp_path):
 
 def test_warp_size_aspect_needs_stretch(tmp_path):
     p = make(tmp_path)
-    size = ["camera.height=480", "camera.width=720"]
+    size = ["method=paper", "camera.height=480", "camera.width=720"]
     with pytest.raises(ConfigError, match="camera.resize: stretch"):
         load_config(p, [*size, "camera.warp_size=[576, 1024]"])
     cfg = load_config(p, [*size, "camera.warp_size=[576, 1024]", "camera.resize=stretch"])

@@ -28,7 +28,7 @@ def test_run_prefix_names_departures_from_the_preset_but_not_sweeps(tmp_path):
 
 def test_each_point_is_planned_once_with_everything_it_needs(tmp_path):
     p = tmp_path / "c.yml"
-    p.write_text("videos: [{path: v.mp4}]\ntrajectories: {a: {preset: orbit_left}}\n"
+    p.write_text("method: paper\nvideos: [{path: v.mp4}]\ntrajectories: {a: {preset: orbit_left}}\n"
                  "inference: {steps: [50, 20], strength: [0.95], guidance_scale: [1.0, 6.0], preservation_scale: "
                  "[1.0]}\n")
     plans = plan_sweep(load_config(p))
