@@ -458,3 +458,46 @@ def test_run_all_names_the_stage_a_killed_worker_was_in(tmp_path, tiny_checkpoin
     assert proc.returncode != 0
     assert "stage 'invert' was killed (signal 9)" in err and "stage 'infer'" not in err
     assert not (tmp_path / "out/inversions/left/demo/meta.json").exists()  # nothing half-made looks done
+
+
+def test_a_full_disk_stops_the_stage_naming_the_folder_the_free_space_and_the_fix(tmp_path, tiny_checkpoints,
+                                                                                  demo_video, capsys, monkeypatch):
+    """ENOSPC while an item writes (a partial file on disk): exit 2 with one paragraph, no traceback, no later item
+    tried, nothing half-written left; the same on a write outside any item (the summary); the rerun resumes."""
+    import errno
+
+    from inverse_dvs.runner import workqueue
+
+    cfg = _config(tmp_path, tiny_checkpoints, f"{{path: {demo_video}, name: demo, prompt: a ball}}",
+                  "trajectories: {left: {preset: orbit_left, amount: 5}, right: {preset: orbit_right, amount: 5}}")
+    assert depth.main(["--config", cfg, "--quiet"]) == 0
+    depth_files = {p: p.read_bytes() for p in (tmp_path / "out/depths").rglob("*") if p.is_file()}
+    real = np.savez_compressed
+    tries = []
+
+    def full(fh, **arrays):
+        tries.append(Path(fh.name).parent)
+        fh.write(b"half an archive")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez_compressed", full)
+    assert warp.main(["--config", cfg, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "the disk is full: writing to" in err and str(tmp_path / "out") in err and " free of " in err
+    assert "run.work_dir" in err and "rerun the same command to resume" in err and "Traceback" not in err
+    assert len(set(tries)) == 1  # one item tried (its two files): the stage stopped, the next would not fit either
+    assert not [p for p in (tmp_path / "out").rglob("*partial*")]
+    assert {p: p.read_bytes() for p in (tmp_path / "out/depths").rglob("*") if p.is_file()} == depth_files
+
+    monkeypatch.setattr(np, "savez_compressed", real)
+
+    def summary_full(path, obj):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(workqueue, "write_json", summary_full)  # every item fits, the run's summary does not
+    assert warp.main(["--config", cfg, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "the disk is full: writing to" in err and "logs" in err and "Traceback" not in err
+    monkeypatch.undo()
+    assert warp.main(["--config", cfg]) == 0
+    assert "up to date" in capsys.readouterr().err  # the items written before the summary failed are kept

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from ..config import Config, Selection, load_config, resolve_config
 from ..infra.artifacts import check_writable
-from ..infra.errors import EXIT_USER_ERROR, UserError
+from ..infra.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError, disk_full
 
 LOGGER_NAME = "inverse_dvs"
 
@@ -74,6 +74,7 @@ def run_stage(stage: str, description: str, run: StageRun, argv: Sequence[str] |
     args = build_parser(stage, description).parse_args(argv)
     log = setup_logging(args.quiet)
     t0 = time.perf_counter()
+    cfg = None
     try:
         cfg = resolve_config(load_config(args.config, args.overrides))
         check_writable(cfg.work_dir, "run.work_dir")
@@ -81,8 +82,13 @@ def run_stage(stage: str, description: str, run: StageRun, argv: Sequence[str] |
     except UserError as exc:
         log.error("%s: %s", stage, exc)
         return EXIT_USER_ERROR
+    except OSError as exc:  # a write outside any item (a summary, a record) on a full disk
+        if (full := disk_full(exc, cfg.work_dir if cfg is not None else ".")) is None:
+            raise
+        log.error("%s: %s", stage, full)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         log.error("%s: interrupted; finished items are kept, rerun to resume.", stage)
-        return 130
+        return EXIT_INTERRUPTED
     log.info("%s: finished in %.1f s", stage, time.perf_counter() - t0)
     return rc

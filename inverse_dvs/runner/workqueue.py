@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..infra.artifacts import ItemLock, clean_partials, run_item, write_json
-from ..infra.errors import EXIT_ITEMS_FAILED, EXIT_OK, EXIT_USER_ERROR, UpstreamBusy, UserError
+from ..infra.errors import EXIT_ITEMS_FAILED, EXIT_OK, EXIT_USER_ERROR, UpstreamBusy, UserError, disk_full
 
 SUMMARY = "run_summary.json"
 
@@ -236,6 +236,8 @@ class StageRunner:
         except UserError as exc:
             self._failed(item, t0, str(exc), True)
         except Exception as exc:  # isolate any failing item; KeyboardInterrupt still stops the run
+            if (full := disk_full(exc, folder)) is not None:  # every later item would fail too: stop, exit 2
+                raise full from exc
             self.log.exception("%s %s: failed", self.stage, label)
             self._failed(item, t0, f"{type(exc).__name__}: {exc}", False)
         finally:
