@@ -68,8 +68,11 @@ worst=0
 # (`inverse_dvs.chain`), sharing one loaded (and compiled) model
 mapfile -t STEPS < <("$PY" -m inverse_dvs.stages $([ $EVALUATE -eq 1 ] && echo --evaluate))
 [ ${#STEPS[@]} -gt 0 ] || { echo "run_all.sh: could not read the stage list (python -m inverse_dvs.stages)" >&2; exit 1; }
+n=0
 for step in "${STEPS[@]}"; do
   read -r -a cmd <<< "$step"
+  n=$((n + 1))
+  export INVERSE_DVS_STEP="$n/${#STEPS[@]}"  # each item's progress line: [step n/N stage] item i of I, time, ETA
   start=$EPOCHREALTIME
   "$PY" -m inverse_dvs.launch "${cmd[@]}" --config "$CONFIG" "${ARGS[@]}"
   rc=$?

@@ -82,7 +82,8 @@ def run(cfg: Config, selection: Selection | None = None, *, force: bool = False,
     if not todo:
         return 0
     require(needed_models(cfg, (STAGE,)))  # before any item: a missing model fails fast
-    runner = StageRunner(STAGE, cfg.work_dir, force, log, state)
+    runner = StageRunner(STAGE, cfg.work_dir, force, log, state,
+                         total=len(todo) * (len(trajectories) if cfg.caption.source == "render" else 1))
     pipe = model or InverseDVSPipeline(cfg, device=resolve_device(cfg.run.device, state), log=log)
     for v in todo:
         for traj in (trajectories if cfg.caption.source == "render" else [None]):

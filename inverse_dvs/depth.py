@@ -55,7 +55,7 @@ def run(cfg: Config, selection: Selection | None = None, *, force: bool = False,
     videos, _ = select(cfg, selection)
     state = process_state()
     require(needed_models(cfg, (STAGE,)))  # before any item: a missing model fails fast
-    runner = StageRunner(STAGE, cfg.work_dir, force, log, state)
+    runner = StageRunner(STAGE, cfg.work_dir, force, log, state, total=len(videos))
     pipe = model or InverseDVSPipeline(cfg, device=resolve_device(cfg.run.device, state), log=log)
     pipe.set_progress_bar_config(disable=quiet)
     for v in videos:

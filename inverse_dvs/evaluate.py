@@ -233,10 +233,10 @@ def run(cfg: Config, selection: Selection | None = None, *, force: bool = False,
     note = lpips_available(cfg)
     if note:
         log.warning("evaluate: LPIPS is left empty: %s. Everything else is computed.", note)
-    runner = StageRunner(STAGE, cfg.work_dir, force, log, state)
+    plans = plan_sweep(cfg, log)
+    runner = StageRunner(STAGE, cfg.work_dir, force, log, state, total=len(trajectories) * len(videos) * len(plans))
     scorer = model or clip_scorer(cfg, state)
     depends = {"eval": section_dict(cfg.eval), "lpips": note is None, "camera": section_dict(cfg.camera)}
-    plans = plan_sweep(cfg, log)
     items = []
     for traj in trajectories:
         for v in videos:

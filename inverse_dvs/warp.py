@@ -126,7 +126,7 @@ def run(cfg: Config, selection: Selection | None = None, *, force: bool = False,
     log = get_logger()
     videos, trajectories = select(cfg, selection)
     state = process_state()
-    runner = StageRunner(STAGE, cfg.work_dir, force, log, state)
+    runner = StageRunner(STAGE, cfg.work_dir, force, log, state, total=len(trajectories) * len(videos))
     pipe = model or InverseDVSPipeline(cfg, device=resolve_device(cfg.run.device, state), log=log)
     pipe.set_progress_bar_config(disable=quiet)
     torch.set_grad_enabled(False)

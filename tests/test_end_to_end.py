@@ -147,7 +147,7 @@ def test_infer_bad_input(workdir, capsys):
     assert "prompts/demo.txt" in err and "not UTF-8" in err
 
 
-def test_reference_method_end_to_end(tmp_path, tiny_checkpoints, demo_video, monkeypatch):
+def test_reference_method_end_to_end(tmp_path, tiny_checkpoints, demo_video, monkeypatch, capsys):
     """`method: reference` on the tiny models: terminal inversion with the empty prompt, the LoRA on for inversion and
     sampling, reference SLM/pooling/noise init, dynamic CFG; every artifact written; NFE per output recorded."""
     from diffusers import CogVideoXImageToVideoPipeline
@@ -187,7 +187,7 @@ inference: {{steps: [4], strength: [0.75], guidance_scale: [10], k_order: [5, 10
     assert (meta["inversion_nfe"], meta["sampling_nfe"], meta["nfe_per_output"]) == (3, 6, 9)
     assert (runs[0] / "output.mp4").is_file() and (runs[0] / "comparison.mp4").is_file()
     assert meta["depends"]["inference"]["negative_prompt"].startswith("crowded scene")
-    # the render side: decoded, given depth and warped at 144×256 (16:9, stretched), f = 500 at 1024×576 scaled
+    # the render side: decoded, given depth and warped at 144×256 (16:9, stretched), f = 500 at 576×1024 scaled
     rdir = tmp_path / "out/results/orbit/demo"
     cams = json.loads((rdir / "cameras.json").read_text())
     assert (cams["height"], cams["width"], cams["model_height"], cams["model_width"]) == (144, 256, 96, 144)
@@ -200,6 +200,29 @@ inference: {{steps: [4], strength: [0.75], guidance_scale: [10], k_order: [5, 10
     assert warp_mask.shape == (49, 144, 256) and warp_mask.dtype == bool  # the splat's mask, before the resize
     assert ((vis > 0) & (vis < 1)).any()  # area-resized: fractional at hole borders
     assert np.array_equal(visible, vis >= 0.5)
+    # what made a file, as `python -m inverse_dvs.inspect` says it: the video's frames, size, fps (the source's 8,
+    # the method no longer sets one) and its record; then the same file damaged, an array file, a missing path
+    from inverse_dvs import inspect as inspect_cli
+
+    out_mp4 = runs[0] / "output.mp4"
+    assert inspect_cli.main([str(out_mp4)]) == 0
+    text = capsys.readouterr().out
+    assert "video: 49 frames, 96×144 (height × width), 8 fps, 6.12 s" in text
+    assert "matches its record" in text and "made by: the infer stage" in text
+    assert "point.guidance_scale: 10" in text and 'slm.mode: "reference"' in text
+    assert f"render: sha256 {meta['inputs']['render'][:16]}" in text
+    assert inspect_cli.main(["--json", str(rdir / "masks.npz"), str(inv_dir)]) == 0
+    masks, folder = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert masks["arrays"]["visible"] == "[49, 96, 144] bool" and masks["record"]["stage"] == "warp"
+    assert folder["record"]["stage"] == "invert" and "digest" not in folder
+    with open(out_mp4, "r+b") as fh:
+        fh.seek(-64, 2)
+        fh.write(bytes(64))
+    assert inspect_cli.main([str(out_mp4)]) == 2  # its index is at the end: no longer a readable video
+    text = capsys.readouterr().out
+    assert "unreadable as a video" in text and "differs from its record: changed since it was made" in text
+    assert inspect_cli.main([str(tmp_path / "nothing.mp4")]) == 2
+    assert "nothing.mp4' does not exist" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -56,6 +56,9 @@ def test_two_runs_on_one_work_folder_both_finish_and_match_a_single_run(tmp_path
         assert p.returncode == 0, text
         assert "FAILED" not in text and "failed" not in text.lower().replace("0 failed", ""), text
     assert any("in progress in another process" in text or "waiting" in text for text in outs)  # they did meet
+    for text in outs:  # the run's progress line, one per item: step k of the 4 steps, stage, item n of N
+        assert "[step 2/4 warp] item 2 of 2: trajectory=up video=demo" in text
+        assert re.search(r"\[step 4/4 infer\] item 1 of 2: trajectory=left video=demo run=\S+ · \d+ s so far", text)
     runs = [json.loads(f.read_text()) for f in sorted((tmp_path / "shared/logs/runs").glob("*.json"))]
     assert len(runs) == 2  # each run's own summary: every item complete, none left to the other run ("busy")
     for summary in runs:

@@ -22,7 +22,7 @@ LAYERS = (
     ("runner",),  # items, records, the stages' command line
     ("depth", "warp", "caption", "invert", "infer", "evaluate", "preflight", "weights"),  # stage shells
     ("stages",),  # the stage list and registry
-    ("chain", "launch", "summary", "studio", "tiny"),  # front ends
+    ("chain", "launch", "summary", "inspect", "studio", "tiny"),  # front ends
 )
 FRONT_ENDS = {name for layer in LAYERS[6:] for name in layer}
 

@@ -10,8 +10,7 @@ from pathlib import Path
 # is the same table, and tests/test_exit_codes.py holds run_all.sh and the README to it.
 EXIT_OK = 0  # every item is complete: computed, found up to date, or finished by another run it waited for
 EXIT_ITEMS_FAILED = 1  # some items failed for another reason than their input (a crash, out of memory)
-EXIT_USER_ERROR = 2  # bad input: config, preflight, weights or a full disk stopped the run, or every failed item's input
-# is bad
+EXIT_USER_ERROR = 2  # config, preflight, weights or a full disk stopped the run, or each failed item had bad input
 EXIT_INTERRUPTED = 130  # Ctrl-C: finished items are kept; rerun to resume
 EXIT_CODES = {EXIT_OK: "done", EXIT_ITEMS_FAILED: "some items failed", EXIT_USER_ERROR: "bad input or preflight",
               EXIT_INTERRUPTED: "interrupted"}

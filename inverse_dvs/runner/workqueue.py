@@ -162,17 +162,30 @@ def process_state() -> Processes | None:
     return Processes(state.process_index, state.num_processes, str(state.device), token[0])
 
 
+def duration(seconds: float) -> str:
+    """12 s, 3 min 05 s, 1 h 02 min."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
 class StageRunner:
     """Runs the items of one stage in this process: its shard only, each failure isolated."""
 
     def __init__(self, stage: str, work_dir: Path, force: bool, log: logging.Logger, state: Processes | None = None,
-                 poll_seconds: float = 2.0):
+                 poll_seconds: float = 2.0, total: int | None = None):
+        """`total`: the stage's items over every process, for the progress line (item n of N, ETA)."""
         self.stage, self.work_dir, self.force, self.log, self.state = stage, Path(work_dir), force, log, state
         self.index = state.index if state is not None else 0
         self.count = state.count if state is not None else 1
         self.poll_seconds = poll_seconds
         self.results: list[ItemResult] = []
         self._next = 0
+        self._mine = len(range(self.index, total, self.count)) if total is not None else None
+        self._started = time.perf_counter()
         self._aside: list[_Aside] = []  # items another process holds, tried again before the stage ends
         self._upstream_failed = self._failed_earlier()
 
@@ -211,7 +224,23 @@ class StageRunner:
             self.results.append(ItemResult(item, "failed", 0.0, f"not run: {earlier} failed for it", self.index,
                                            True))
             return
+        self._progress(item)
         self._attempt(_Aside(item, Path(folder), depends, inputs, compute, Path(folder)))
+
+    def _progress(self, item: Item) -> None:
+        """The run's progress line, one per item: the step of run_all.sh (INVERSE_DVS_STEP, "k/K"), the stage, item n
+        of N of this process, the time so far and the stage's ETA (the mean time of the items computed so far, times
+        those left; up-to-date items take almost none, so it errs long)."""
+        n = len(self.results) + len(self._aside) + 1
+        where = f"step {os.environ['INVERSE_DVS_STEP']} " if os.environ.get("INVERSE_DVS_STEP") else ""
+        who = f", process {self.index + 1} of {self.count}" if self.count > 1 else ""
+        done = [r.seconds for r in self.results if r.status == "done"]
+        left = (self._mine - n + 1) if self._mine is not None else None
+        eta = (f" · ETA {duration(sum(done) / len(done) * left)} for this stage" if done and left is not None
+               else "")
+        of = f" of {self._mine}" if self._mine is not None else ""
+        self.log.info("[%s%s%s] item %d%s: %s · %s so far%s", where, self.stage, who, n, of, item.label,
+                      duration(time.perf_counter() - self._started), eta)
 
     def _attempt(self, job: _Aside) -> None:
         """Try one item: its result, or put aside (another process holds it or the input it needs)."""

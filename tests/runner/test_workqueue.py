@@ -55,3 +55,37 @@ def test_items_are_values_and_a_failure_covers_only_its_own_video():
     assert json.loads(json.dumps(result.to_json()))["item"] == {"video": "a b", "trajectory": "t"}
     assert ItemResult.from_json(json.loads(json.dumps(result.to_json()))) == result
     assert Item.from_json("trajectory=t video=old-style text") == Item(run="trajectory=t video=old-style text")
+
+
+def test_each_item_prints_the_runs_progress_line(tmp_path, caplog, monkeypatch):
+    """[step k/K stage] item n of N: label · time so far · the stage's ETA once an item has been computed; with
+    several processes, each counts its own share."""
+    import logging
+    import time
+
+    from inverse_dvs.runner.workqueue import Item, Processes, StageRunner, duration
+
+    def compute(folder):
+        time.sleep(0.2)
+        return [], {}
+
+    monkeypatch.setenv("INVERSE_DVS_STEP", "3/4")
+    log = logging.getLogger("inverse_dvs.test")
+    runner = StageRunner("infer", tmp_path / "w", False, log, total=3)
+    with caplog.at_level(logging.INFO, logger="inverse_dvs.test"):
+        for name in ("a", "b", "c"):
+            runner.run(Item(video=name, trajectory="left"), tmp_path / "w" / name, {}, dict, compute)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[")]
+    assert [line.split(":")[0] for line in lines] == [f"[step 3/4 infer] item {n} of 3" for n in (1, 2, 3)]
+    assert "trajectory=left video=a · 0 s so far" in lines[0] and "ETA" not in lines[0]
+    assert lines[1].endswith("· ETA 0 s for this stage")  # 0.2 s per item, 2 left
+    caplog.clear()
+    monkeypatch.delenv("INVERSE_DVS_STEP")
+    second = StageRunner("warp", tmp_path / "v", False, log, Processes(1, 2, "cpu", "t"), total=5)
+    with caplog.at_level(logging.INFO, logger="inverse_dvs.test"):
+        for name in "abcde":
+            second.run(Item(video=name), tmp_path / "v" / name, {}, dict, lambda folder: ([], {}))
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[")]
+    assert [line.split(":")[0] for line in lines] == ["[warp, process 2 of 2] item 1 of 2",
+                                                       "[warp, process 2 of 2] item 2 of 2"]
+    assert [duration(s) for s in (4.4, 65, 3725)] == ["4 s", "1 min 05 s", "1 h 02 min"]
