@@ -223,11 +223,15 @@ class Studio:
     # files the page shows ---------------------------------------------------------------------------------------
     @property
     def view_dir(self) -> Path:
-        """This studio's folder of files for the page (a temporary folder Gradio may serve)."""
+        """This studio's folder of files for the page (a temporary folder Gradio may serve; removed with the studio
+        or when the process exits)."""
         if self._view_dir is None:
+            import shutil
             import tempfile
+            import weakref
 
             self._view_dir = Path(tempfile.mkdtemp(prefix="inverse-dvs-studio-"))
+            weakref.finalize(self, shutil.rmtree, self._view_dir, ignore_errors=True)
         return self._view_dir
 
     def view_file(self, data: bytes, suffix: str) -> Path:

@@ -1,6 +1,7 @@
 """The studio through its API (`Studio`, what the page calls): a video, edits, previews, saving, safety, runs."""
 
 import difflib
+import gc
 import json
 import shutil
 import time
@@ -145,6 +146,11 @@ def test_files_the_page_shows_are_complete_and_never_change(setup):
     work.write_bytes(b"version 2, longer")  # a later run replaces it
     assert shown.read_bytes() == b"version 1" and studio.snapshot(work).read_bytes() == b"version 2, longer"
     assert not list(studio.view_dir.glob(".*partial*"))
+    other = Studio(setup[1])
+    folder = other.still(image).parent
+    del other
+    gc.collect()
+    assert not folder.exists()  # a studio's files go with it
 
 
 def test_saving_writes_a_trajectory_run_all_accepts_and_keeps_the_config(setup, capsys):
