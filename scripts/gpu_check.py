@@ -137,7 +137,12 @@ def api_run(device: str, model: str) -> dict:
     from inverse_dvs import InverseDVSPipeline
 
     tiny = {"5b": "checkpoints/tiny-cogvideox-i2v", "1.5": "checkpoints/tiny-cogvideox15-i2v"}[model]
-    pipe = InverseDVSPipeline.from_pretrained(str(ROOT / tiny), device=device, depth={"backend": "ground_truth"})
+    # the default method (`reference`), whose LoRA is Go-with-the-Flow's for the 5B: the tiny 5B has a tiny LoRA,
+    # the tiny 1.5 runs without one
+    lora = {"5b": {"lora": str(ROOT / "checkpoints/tiny-lora"), "lora_weight_name": "tiny_lora.safetensors"},
+            "1.5": {"lora": None, "lora_weight_name": None}}[model]
+    pipe = InverseDVSPipeline.from_pretrained(str(ROOT / tiny), device=device, depth={"backend": "ground_truth"},
+                                              model=lora)
     pipe.set_progress_bar_config(disable=True)
     t0 = time.perf_counter()
     out = pipe(str(ROOT / "data/demo.mp4"), "orbit_left", prompt="a red ball rolls past a blue box")

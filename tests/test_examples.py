@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from inverse_dvs.config.presets import REFERENCE
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -27,6 +29,10 @@ def as_a_user(tmp_path, tiny_checkpoints, demo_video, monkeypatch) -> Path:
     ckpt.mkdir()
     (ckpt / "CogVideoX-5b-I2V").symlink_to(tiny_checkpoints / "tiny-cogvideox-i2v")
     (ckpt / "Depth-Anything-V2-Large-hf").symlink_to(tiny_checkpoints / "tiny-depth-anything")
+    lora = REFERENCE["model"]  # the default method (`reference`) loads this LoRA: the tiny one under its real name
+    folder = ckpt / lora["lora"].split("/")[-1]
+    folder.mkdir()
+    (folder / lora["lora_weight_name"]).symlink_to(tiny_checkpoints / "tiny-lora/tiny_lora.safetensors")
     (tmp_path / "data").mkdir()
     shutil.copy(demo_video, tmp_path / "data/demo.mp4")
     monkeypatch.setenv("INVERSE_DVS_CHECKPOINTS", str(ckpt))

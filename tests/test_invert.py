@@ -16,6 +16,7 @@ def test_two_trajectories_two_videos_one_load_deterministic(tmp_path, tiny_check
 
     cfg = tmp_path / "c.yml"
     cfg.write_text(f"""
+method: paper
 run: {{work_dir: {tmp_path / 'out'}, device: cpu, dtype: fp32}}
 videos: [{{path: {demo_video}, name: a}}, {{path: {demo_video}, name: b, prompt: "a ball"}}]
 trajectories: {{left: {{preset: orbit_left, amount: 5}}, up: {{preset: arc_up, amount: 5}}}}
