@@ -16,6 +16,10 @@ Usage: bash run_all.sh [CONFIG] [options]
   --quiet                warnings and errors only; no progress bars
   --only-video A[,B]     process only these videos
   --only-trajectory X    process only these trajectories
+  --shard I/N | slurm    only this task's slice of the videos (position mod N = I), for N tasks on one work folder,
+                         e.g. a Slurm array job (`slurm` reads SLURM_ARRAY_TASK_ID; README → Clusters)
+  --ray[=ADDRESS]        run on a Ray cluster (python -m inverse_dvs.cluster): ADDRESS, else cluster.address, else
+                         RAY_ADDRESS, else one `ray start` began here, else a local one; needs `setup_env.sh --cluster`
   --evaluate             then evaluate the outputs (python -m inverse_dvs.evaluate → {work_dir}/eval/report.md)
   -h, --help             this text
 
@@ -29,14 +33,17 @@ ROOT=$PWD
 
 CONFIG=""
 ARGS=()
+RAY=()
 EVALUATE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
-    --set|--only-video|--only-trajectory)
+    --set|--only-video|--only-trajectory|--shard)
       if [ $# -lt 2 ]; then echo "run_all.sh: $1 needs a value (see --help)" >&2; exit 2; fi
       ARGS+=("$1" "$2"); shift 2 ;;
-    --set=*|--only-video=*|--only-trajectory=*) ARGS+=("${1%%=*}" "${1#*=}"); shift ;;
+    --set=*|--only-video=*|--only-trajectory=*|--shard=*) ARGS+=("${1%%=*}" "${1#*=}"); shift ;;
+    --ray) RAY=(--ray); shift ;;
+    --ray=*) RAY=(--ray --address "${1#*=}"); shift ;;
     --force|--quiet) ARGS+=("$1"); shift ;;
     --evaluate) EVALUATE=1; shift ;;
     --config) CONFIG=${2:-}; shift 2 ;;
@@ -59,6 +66,12 @@ trap 'echo "run_all.sh: interrupted; finished items are kept, rerun to resume." 
 PY=python3
 [ -x "$ROOT/.venv/bin/python" ] && PY="$ROOT/.venv/bin/python"
 export INVERSE_DVS_RUN_ID="${INVERSE_DVS_RUN_ID:-$(date +%s)-$$}"
+
+if [ ${#RAY[@]} -gt 0 ]; then  # the Ray backend: its own preflight, scheduling and summary (same records)
+  EV=(); [ $EVALUATE -eq 1 ] && EV=(--evaluate)
+  "$PY" -m inverse_dvs.cluster --config "$CONFIG" "${RAY[@]:1}" "${ARGS[@]}" "${EV[@]}"
+  exit $?
+fi
 
 "$PY" -m inverse_dvs.preflight --config "$CONFIG" "${ARGS[@]}" || exit $?
 

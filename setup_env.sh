@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Two-command setup, step 1: create .venv, install inverse-dvs (editable, with dev tools), build the tiny offline
-# checkpoints and the demo video. `--weights` also downloads the real weights named in config.yml.
+# checkpoints and the demo video. `--weights` also downloads the real weights named in config.yml; `--cluster` adds
+# the Ray backend (Ray and pyarrow: `bash run_all.sh CONFIG --ray`, README → Clusters).
 # Idempotent: a second run only checks what is there.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 WEIGHTS=0
+CLUSTER=0
 CONFIG=config.yml
 for arg in "$@"; do
   case "$arg" in
     --weights) WEIGHTS=1 ;;
+    --cluster) CLUSTER=1 ;;
     --config=*) CONFIG="${arg#--config=}" ;;
-    -h|--help) sed -n '2,4p' "$0"; exit 0 ;;
-    *) echo "setup_env.sh: unknown option '$arg' (use --weights, --config=PATH)" >&2; exit 2 ;;
+    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+    *) echo "setup_env.sh: unknown option '$arg' (use --weights, --cluster, --config=PATH)" >&2; exit 2 ;;
   esac
 done
 
@@ -35,9 +38,11 @@ if ! "$VPY" -c "import torch" 2>/dev/null; then
 fi
 
 STAMP=.venv/.inverse_dvs_installed
-if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
-  "${PIP[@]}" install -q -e ".[dev,studio]"
-  touch "$STAMP"
+EXTRAS=dev,studio
+if [ "$CLUSTER" = 1 ] || "$VPY" -c "import ray" 2>/dev/null; then EXTRAS=$EXTRAS,cluster; fi  # keep it once added
+if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ] || [ "$(cat "$STAMP")" != "$EXTRAS" ]; then
+  "${PIP[@]}" install -q -e ".[$EXTRAS]"
+  echo "$EXTRAS" > "$STAMP"
 fi
 
 # LPIPS (evaluation) needs torchvision. With an NVIDIA GPU, install the CUDA release that matches the torch above

@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", dest="overrides", action="append", default=[])
     p.add_argument("--only-video", default=None)
     p.add_argument("--only-trajectory", default=None)
+    p.add_argument("--shard", default=None)
     p.add_argument("--force", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--evaluate", action="store_true")

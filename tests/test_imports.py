@@ -23,6 +23,7 @@ LAYERS = (
     ("depth", "warp", "caption", "invert", "infer", "evaluate", "preflight", "weights"),  # stage shells
     ("stages",),  # the stage list and registry
     ("chain", "launch", "summary", "inspect", "studio", "tiny"),  # front ends
+    ("cluster",),  # the Ray backend: a front end over the stages that also prints the summary
 )
 FRONT_ENDS = {name for layer in LAYERS[6:] for name in layer}
 

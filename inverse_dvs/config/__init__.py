@@ -21,6 +21,7 @@ from .schema import (
     SECTIONS,
     CameraConfig,
     CaptionConfig,
+    ClusterConfig,
     Config,
     DepthConfig,
     EvalConfig,
@@ -38,8 +39,8 @@ from .schema import (
 )
 
 __all__ = ["DEFAULT_METHOD", "METHOD_PRESETS", "PROJECT_ROOT", "REFERENCE_NEGATIVE_PROMPT", "SECTIONS", "CameraConfig",
-           "CaptionConfig", "Config", "DepthConfig", "EvalConfig", "InferenceConfig", "InversionConfig", "ModelConfig",
-           "RunConfig", "SLMConfig", "Selection", "TrajectorySpec", "UnresolvedAuto", "VideoSpec", "WarpConfig",
-           "build_trajectory", "config_from_dict", "config_reference", "config_with", "depth_source", "json_ready",
-           "load_config", "model_hw", "needed_models", "read_prompt", "resolve_config", "resolve_path", "section_dict",
-           "select", "warp_hw"]
+           "CaptionConfig", "ClusterConfig", "Config", "DepthConfig", "EvalConfig", "InferenceConfig",
+           "InversionConfig", "ModelConfig", "RunConfig", "SLMConfig", "Selection", "TrajectorySpec", "UnresolvedAuto",
+           "VideoSpec", "WarpConfig", "build_trajectory", "config_from_dict", "config_reference", "config_with",
+           "depth_source", "json_ready", "load_config", "model_hw", "needed_models", "read_prompt", "resolve_config",
+           "resolve_path", "section_dict", "select", "warp_hw"]

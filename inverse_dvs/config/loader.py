@@ -379,5 +379,8 @@ def select(cfg: Config, selection: Selection | None = None) -> tuple[list[VideoS
         return [i for i in items if i.name in wanted]
 
     selection = selection or Selection()
-    return (pick(cfg.videos, selection.videos, "--only-video"),
-            pick(cfg.trajectories, selection.trajectories, "--only-trajectory"))
+    videos = pick(cfg.videos, selection.videos, "--only-video")
+    if selection.shard is not None:  # by video: every stage of a video runs in one task, which never waits on another
+        index, count = selection.shard
+        videos = videos[index::count]
+    return videos, pick(cfg.trajectories, selection.trajectories, "--only-trajectory")

@@ -7,7 +7,9 @@ official code's values where they differ. Every check names the key (dotted path
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -105,19 +107,48 @@ class RunConfig:
 
 class Selection(NamedTuple):
     """Which of a config's videos and trajectories a run takes (the command line's `--only-video`,
-    `--only-trajectory`); None: all of them."""
+    `--only-trajectory`; None: all of them), and `--shard`'s slice of those videos: (index, count) takes the videos
+    whose position in the selected list is index mod count (a Slurm array task's share; None: all)."""
 
     videos: tuple[str, ...] | None = None
     trajectories: tuple[str, ...] | None = None
+    shard: tuple[int, int] | None = None
 
     @classmethod
-    def parse(cls, only_video: str | None = None, only_trajectory: str | None = None) -> Selection:
-        """From comma-separated names, as the command line gives them."""
+    def parse(cls, only_video: str | None = None, only_trajectory: str | None = None, shard: str | None = None
+              ) -> Selection:
+        """From comma-separated names, as the command line gives them; `shard`: `I/N` (I from 0 to N−1) or `slurm`
+        (this Slurm array task's: SLURM_ARRAY_TASK_ID − SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT)."""
 
         def names(text: str | None) -> tuple[str, ...] | None:
             return tuple(n.strip() for n in text.split(",") if n.strip()) if text else None
 
-        return cls(names(only_video), names(only_trajectory))
+        return cls(names(only_video), names(only_trajectory), parse_shard(shard) if shard else None)
+
+
+def parse_shard(text: str, env: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """(index, count) from `I/N` or `slurm` (the SLURM_ARRAY_* variables of `env`, default os.environ); ConfigError
+    naming `--shard` and the fix otherwise."""
+    env = os.environ if env is None else env
+    if text == "slurm":
+        keys = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT")
+        missing = [k for k in keys if not env.get(k, "").isdigit()]
+        if missing:
+            raise ConfigError(f"--shard slurm: {', '.join(missing)} not set (or not a number): this is not a Slurm "
+                              "array task. Submit with `sbatch --array=0-N` (README → Clusters), or give the slice "
+                              "yourself as --shard I/N.")
+        task, first, count = (int(env[k]) for k in keys)
+        index = task - first
+    else:
+        m = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+        if m is None:
+            raise ConfigError(f"--shard {text!r}: expected I/N (this task's index I from 0 to N−1 of N tasks, e.g. "
+                              "--shard 0/8) or `slurm`.")
+        index, count = int(m[1]), int(m[2])
+    if count < 1 or not 0 <= index < count:
+        raise ConfigError(f"--shard {text}: index {index} of {count} task(s) is out of range; the index runs from 0 to "
+                          "N−1 (with Slurm, `--shard slurm` counts from the array's first task id).")
+    return index, count
 
 
 @dataclass(frozen=True)
@@ -371,6 +402,35 @@ class InferenceConfig:
     fps: float | None = _opt(default=None, check=_positive, doc="output frame rate (null: the source's)")
 
 
+def _gpu_share(key: str, v: Any) -> None:
+    check_value(0 <= v <= 1, key, v, "a share of one GPU in [0, 1] (0: the actor takes no GPU)")
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """The Ray backend's actors (`bash run_all.sh CONFIG --ray`, `python -m inverse_dvs.cluster`); run_all.sh alone
+    ignores this section, and no key of it changes a result."""
+
+    address: str | None = _opt(default=None, doc="the Ray cluster to join (`auto`, `HOST:6379`, `ray://HOST:10001`); "
+                                                 "null: `RAY_ADDRESS`, else one `ray start` began on this machine, "
+                                                 "else a local cluster started for the run")
+    warp_workers: int = _opt(default=2, check=_positive, doc="CPU actors that warp")
+    depth_workers: int = _opt(default=1, check=_positive, doc="actors that estimate depth (each loads the model once)")
+    caption_workers: int = _opt(default=1, check=_positive, doc="actors that caption (each loads the captioner once)")
+    model_workers: int | str = _opt(default="auto", check=lambda k, v: check_value(
+        v == "auto" or (isinstance(v, int) and v > 0), k, v, "'auto' or a positive integer"),
+        doc="actors that invert and generate, each with its own CogVideoX; `auto`: one per GPU of the cluster "
+            "(`model_gpus` each), 1 without GPUs")
+    depth_gpus: float = _opt(default=0.25, check=_gpu_share, doc="GPU share each depth actor reserves")
+    caption_gpus: float = _opt(default=0.25, check=_gpu_share, doc="GPU share each caption actor reserves")
+    model_gpus: float = _opt(default=1.0, check=_gpu_share, doc="GPU share each model actor reserves")
+    cpus_per_worker: float = _opt(default=1.0, check=_positive, doc="CPUs each actor reserves")
+    retries: int = _opt(default=2, check=lambda k, v: check_value(isinstance(v, int) and v >= 0, k, v,
+                                                                  "an integer ≥ 0"),
+                        doc="times an item is tried again after its actor or node died (a bad input is never "
+                            "retried)")
+
+
 @dataclass(frozen=True)
 class Config:
     run: RunConfig
@@ -385,6 +445,7 @@ class Config:
     slm: SLMConfig
     inference: InferenceConfig
     eval: EvalConfig
+    cluster: ClusterConfig
     source: str = "config.yml"
     base_dir: str = "."  # the config file's folder: relative paths are looked up there, then in PROJECT_ROOT
     method: str = DEFAULT_METHOD
@@ -448,6 +509,7 @@ SECTIONS: dict[str, type] = {
     "slm": SLMConfig,
     "inference": InferenceConfig,
     "eval": EvalConfig,
+    "cluster": ClusterConfig,
 }
 TOP_KEYS = ("method", "videos", "trajectories", *SECTIONS)
 

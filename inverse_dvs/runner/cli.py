@@ -30,6 +30,9 @@ def build_parser(stage: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--only-video", default=None, metavar="NAME[,NAME]", help="process only these videos")
     p.add_argument("--only-trajectory", default=None, metavar="NAME[,NAME]",
                    help="process only these trajectories")
+    p.add_argument("--shard", default=None, metavar="I/N|slurm",
+                   help="this task's slice of the videos (position mod N = I, I from 0), for N tasks sharing one "
+                        "work folder, e.g. a Slurm array (`slurm`: from SLURM_ARRAY_TASK_ID; README → Clusters)")
     p.add_argument("--force", action="store_true", help="recompute items even when their meta.json is up to date")
     p.add_argument("--quiet", action="store_true", help="warnings and errors only; no progress bars")
     return p
@@ -78,7 +81,8 @@ def run_stage(stage: str, description: str, run: StageRun, argv: Sequence[str] |
     try:
         cfg = resolve_config(load_config(args.config, args.overrides))
         check_writable(cfg.work_dir, "run.work_dir")
-        rc = run(cfg, Selection.parse(args.only_video, args.only_trajectory), force=args.force, quiet=args.quiet)
+        rc = run(cfg, Selection.parse(args.only_video, args.only_trajectory, args.shard), force=args.force,
+                 quiet=args.quiet)
     except UserError as exc:
         log.error("%s: %s", stage, exc)
         return EXIT_USER_ERROR

@@ -80,6 +80,22 @@ def record_section(work_dir: str | Path, stage: str, section: dict, new_run: boo
         write_json(work_dir / SUMMARY, summary)
 
 
+_COLLECTORS: list[list[ItemResult]] = []
+
+
+@contextlib.contextmanager
+def collected():
+    """Within this block a stage hands its item results to the list it yields instead of writing them into the run's
+    summary and log files: for a driver that runs one item per stage call in many workers (`inverse_dvs.cluster`)
+    and writes the summary once, for all of them. Items failed in an earlier stage are the driver's to skip."""
+    results: list[ItemResult] = []
+    _COLLECTORS.append(results)
+    try:
+        yield results
+    finally:
+        _COLLECTORS.remove(results)
+
+
 @dataclass(frozen=True)
 class Item:
     """What one stage item is: its video, trajectory and sweep point's run tag (None where the stage has none: depth
@@ -187,7 +203,8 @@ class StageRunner:
         self._mine = len(range(self.index, total, self.count)) if total is not None else None
         self._started = time.perf_counter()
         self._aside: list[_Aside] = []  # items another process holds, tried again before the stage ends
-        self._upstream_failed = self._failed_earlier()
+        self._collector = _COLLECTORS[-1] if _COLLECTORS else None
+        self._upstream_failed = [] if self._collector is not None else self._failed_earlier()
 
     def _failed_earlier(self) -> list[tuple[Item, str]]:
         """(item, stage) of the items that failed in an earlier stage of this run_all.sh run."""
@@ -347,6 +364,9 @@ class StageRunner:
         (main process), print it; return EXIT_OK, EXIT_USER_ERROR (every failed item's input is bad) or
         EXIT_ITEMS_FAILED."""
         self._settle()
+        if self._collector is not None:
+            self._collector.extend(self.results)
+            return _exit_code(self.results)
         logs = self.work_dir / "logs"
         token = self.state.token if self.state is not None else ""
         write_json(self._rank_file(logs, self.index, token),
@@ -366,14 +386,22 @@ class StageRunner:
                           for r in results]
                 self.log.info("\n".join(lines))
         failed = [r for r in results if r.status == "failed"]
-        if not failed:
-            return EXIT_OK
-        others = len(results) - len(failed)
-        tail = (f"; the other {others} item(s) are complete" if others and not any(r.status == "busy" for r in results)
-                else (f"; {others} other item(s) are complete or in progress elsewhere" if others else ""))
-        self.log.error("%s: %d item(s) failed (see above and %s)%s.", self.stage, len(failed),
-                       self.work_dir / SUMMARY, tail)
-        return EXIT_USER_ERROR if all(r.user_error for r in failed) else EXIT_ITEMS_FAILED
+        if failed:
+            others = len(results) - len(failed)
+            tail = (f"; the other {others} item(s) are complete" if others
+                    and not any(r.status == "busy" for r in results)
+                    else (f"; {others} other item(s) are complete or in progress elsewhere" if others else ""))
+            self.log.error("%s: %d item(s) failed (see above and %s)%s.", self.stage, len(failed),
+                           self.work_dir / SUMMARY, tail)
+        return _exit_code(results)
+
+
+def _exit_code(results: list[ItemResult]) -> int:
+    """EXIT_OK, EXIT_USER_ERROR (every failed item's input is bad) or EXIT_ITEMS_FAILED."""
+    failed = [r for r in results if r.status == "failed"]
+    if not failed:
+        return EXIT_OK
+    return EXIT_USER_ERROR if all(r.user_error for r in failed) else EXIT_ITEMS_FAILED
 
 
 class _Aside(NamedTuple):
