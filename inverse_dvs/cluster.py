@@ -469,6 +469,7 @@ def connect(address: str | None, log: logging.Logger) -> bool:
                         "the cluster.") from exc
     if ray.is_initialized():
         return False
+    _check_reachable(address or os.environ.get("RAY_ADDRESS"))
     root = str(Path(__file__).resolve().parents[1])
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
     env["PYTHONPATH"] = os.pathsep.join(x for x in (root, os.environ.get("PYTHONPATH", "")) if x)
@@ -481,6 +482,25 @@ def connect(address: str | None, log: logging.Logger) -> bool:
                         "RAY_ADDRESS), or leave the address out for a local cluster.") from exc
     log.info("[ray] joined the cluster at %s", ctx.address_info.get("address", "?"))
     return True
+
+
+def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """UserError at once when the cluster's HOST:PORT does not answer: Ray itself retries an unreachable address for a
+    minute or more and may then end the process."""
+    import socket
+
+    if not address or address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"the Ray cluster address {address!r} is not HOST:PORT (e.g. 10.0.0.1:6379, or "
+                        "ray://10.0.0.1:10001); set cluster.address, --ray=ADDRESS or RAY_ADDRESS to the head node's.")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise UserError(f"could not join the Ray cluster at {address!r}: nothing answers there ({exc}). Start it with "
+                        "`ray start --head` on that node (or check the address: cluster.address, --ray=ADDRESS, "
+                        "RAY_ADDRESS), or leave the address out for a local cluster.") from None
 
 
 def main(argv: list[str] | None = None) -> int:

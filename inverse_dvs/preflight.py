@@ -54,6 +54,12 @@ def run(cfg: Config, selection: Selection | None = None, *, force: bool = False,
     `model` are not used: nothing is computed). Returns 0, or 2 when nothing can run."""
     log = get_logger()
     videos, trajectories = select(cfg, selection)
+    if not videos and selection is not None and selection.shard is not None:
+        index, count = selection.shard
+        log.info("preflight: shard %d/%d has no video (the selection has fewer than %d); nothing to do.", index, count,
+                 index + 1)
+        record_section(cfg.work_dir, STAGE, {"run_id": run_id(), "failed": 0, "items": []}, new_run=True)
+        return 0
     problems: dict[Item, str] = {}
     for v in videos:
         try:

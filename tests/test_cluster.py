@@ -206,3 +206,19 @@ def test_a_worker_killed_mid_item_is_retried_and_finishes_run_all_s_run_to_the_s
     mine, theirs = _artifacts(work), _artifacts(alone)
     demo = sorted(k for k in theirs if "/nan" not in k and not k.startswith("depths/nan"))
     assert sorted(mine) == demo and [k for k in demo if mine[k] != theirs[k]] == []
+
+
+def test_a_shard_without_videos_ends_at_once_with_exit_0(tmp_path, capsys):
+    from inverse_dvs import preflight
+
+    cfg = _config_of(tmp_path, videos=1, trajectories=2)
+    assert preflight.main(["--config", cfg.source, "--shard", "1/2", "--set", f"run.work_dir={tmp_path / 'w'}"]) == 0
+    assert "shard 1/2 has no video" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_run_all_ray_passes_the_address_and_names_a_cluster_it_cannot_join(ray_cluster, runs):
+    _, cfg, _ = runs
+    proc = subprocess.run(["bash", str(ROOT / "run_all.sh"), cfg, "--ray=127.0.0.1:9", "--quiet"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "could not join the Ray cluster at '127.0.0.1:9'" in proc.stderr
