@@ -378,6 +378,11 @@ class ClusterRun:
             self.pools[name] = _Pool(name, stages, res[name]["size"], res[name]["options"], res[name]["device"])
         self.log.info("[ray] cluster: %s; pools: %s", _resources(ray.cluster_resources()),
                       ", ".join(f"{p.name} {p.size} × {_resources(p.options)}" for p in self.pools.values()))
+        most = max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=0.0)
+        if self.cfg.cluster.cpus_per_worker > most:
+            self.log.warning("[ray] cluster.cpus_per_worker is %g, but no node of the cluster has that many CPUs now "
+                             "(the largest has %g): the actors wait until one joins (an autoscaler may add it). "
+                             "Lower it, or add a larger node.", self.cfg.cluster.cpus_per_worker, most)
         self._plan(failed_pre)
         self._loop()
         if self.evaluate:
