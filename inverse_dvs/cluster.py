@@ -515,7 +515,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--evaluate", action="store_true", help="then evaluate the outputs (one actor)")
     args = p.parse_args(argv)
     log = setup_logging(args.quiet)
-    os.environ.setdefault("INVERSE_DVS_RUN_ID", f"{int(time.time())}-{os.getpid()}")
+    given = os.environ.get("INVERSE_DVS_RUN_ID")  # run_all.sh's; this run's own otherwise, for this call only
+    os.environ["INVERSE_DVS_RUN_ID"] = given or f"{int(time.time())}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
     started_here, cfg = False, None
     try:
         cfg = resolve_config(load_config(args.config, args.overrides))
@@ -536,6 +537,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cluster: interrupted; finished items are kept, rerun to resume (with run_all.sh or --ray).")
         return EXIT_INTERRUPTED
     finally:
+        if given is None:
+            del os.environ["INVERSE_DVS_RUN_ID"]
         if started_here:
             import ray
 

@@ -222,3 +222,19 @@ def test_run_all_ray_passes_the_address_and_names_a_cluster_it_cannot_join(ray_c
     proc = subprocess.run(["bash", str(ROOT / "run_all.sh"), cfg, "--ray=127.0.0.1:9", "--quiet"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "could not join the Ray cluster at '127.0.0.1:9'" in proc.stderr
+
+
+def test_the_backend_called_in_process_leaves_no_run_id_behind(tmp_path):
+    """main() sets this run's id for its own call only: a later run in the same process (or a child of it) is a new
+    run, not this one."""
+    from inverse_dvs.cluster import main
+
+    cfg = _config_of(tmp_path, videos=1, trajectories=1)
+    before = os.environ.pop("INVERSE_DVS_RUN_ID", None)
+    try:
+        main(["--config", cfg.source, "--shard", "1/2", "--address", "127.0.0.1:9", "--quiet", "--set",
+              f"run.work_dir={tmp_path / 'w'}"])
+        assert "INVERSE_DVS_RUN_ID" not in os.environ
+    finally:
+        if before is not None:
+            os.environ["INVERSE_DVS_RUN_ID"] = before
