@@ -158,7 +158,8 @@ def _private_uses(path: Path) -> list[str]:
 
 def test_front_ends_and_tests_use_public_names_only():
     fronts = [p for p in _files() if _unit(_module_name(p)) in FRONT_ENDS]
-    scripts = sorted([*(ROOT / "scripts").glob("*.py"), *(ROOT / "examples").glob("*.py")])
+    scripts = sorted([*(ROOT / "scripts").glob("*.py"), *(ROOT / "examples").glob("*.py"),
+                      *(ROOT / "comfyui").glob("*.py")])  # the ComfyUI node pack too
     tests = sorted(p for p in (ROOT / "tests").rglob("*.py") if p.name != "test_imports.py")
     assert len(fronts) > 10 and len(scripts) > 5 and len(tests) > 40
     problems = {str(p.relative_to(ROOT)): u for p in fronts + scripts + tests if (u := _private_uses(p))}
