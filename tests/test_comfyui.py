@@ -170,3 +170,35 @@ def test_a_bad_input_is_an_execution_error_naming_the_widget(comfy, tiny_checkpo
     assert entry["status"]["status_str"] == "error"
     errors = [m["data"] for m in messages if m["type"] == "execution_error"]
     assert errors and errors[0]["node_id"] == "5" and words in errors[0]["exception_message"], errors
+
+
+def test_the_ui_workflow_is_the_api_workflow_on_this_server(comfy):
+    """comfyui/workflows/orbit.json (UI format, to drop on the page) has the API workflow's nodes, links and widget
+    values, in the widget order the server's node definitions give."""
+    info = _get(comfy.url + "/object_info")
+    api = json.loads(WORKFLOW.read_text())
+    ui = json.loads((ROOT / "comfyui/workflows/orbit.json").read_text())
+    links = {link[0]: link for link in ui["links"]}
+    assert sorted(str(n["id"]) for n in ui["nodes"]) == sorted(api)
+    for node in ui["nodes"]:
+        mine = api[str(node["id"])]
+        assert node["type"] == mine["class_type"] and node["type"] in info
+        linked = {}
+        for inp in node["inputs"]:
+            link = links[inp["link"]]
+            assert link[3] == node["id"] and [str(link[1]), link[2]] == mine["inputs"][inp["name"]]
+            linked[inp["name"]] = link
+        spec = info[node["type"]]
+        specs = {**spec["input"].get("required", {}), **spec["input"].get("optional", {})}
+        order = spec["input_order"].get("required", []) + spec["input_order"].get("optional", [])
+        values = iter(node["widgets_values"])
+        for name in order:
+            kind, opts = specs[name][0], (specs[name] + [{}])[1]
+            if kind not in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO") and not isinstance(kind, list):
+                continue
+            value = next(values, None)
+            if opts.get("control_after_generate"):
+                next(values)
+            if name not in linked and name in mine["inputs"]:
+                assert value == mine["inputs"][name], (node["type"], name)
+        assert next(values, None) is None  # no value left over
