@@ -84,6 +84,9 @@ class LoadModel(io.ComfyNode):
                                         "folder / Hugging Face id"),
                 io.String.Input("lora_file", default="", tooltip="the LoRA's file in that folder (with a folder)"),
                 io.String.Input("depth_model", default=DEFAULT_DEPTH, tooltip="Depth Anything V2 (id or folder)"),
+                io.Combo.Input("frames", options=["model", "all"], default="model",
+                               tooltip="model: the model's own clip (49 frames for the 5B); all: every frame of the "
+                                       "video, in overlapping windows"),
                 io.Combo.Input("offload", options=["none", "model", "sequential"], default="none",
                                tooltip="none: fastest (about 44 GB at 480×720×49); model, sequential: less memory"),
                 io.Combo.Input("vae_tiling", options=["auto", "on", "off"], default="auto"),
@@ -94,7 +97,8 @@ class LoadModel(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, method, lora, lora_file, depth_model, offload, vae_tiling, device, dtype) -> io.NodeOutput:
+    def execute(cls, model, method, lora, lora_file, depth_model, frames, offload, vae_tiling, device, dtype
+                ) -> io.NodeOutput:
         from inverse_dvs import InverseDVSPipeline
 
         node = "Inverse DVS · Load model"
@@ -105,7 +109,8 @@ class LoadModel(io.ComfyNode):
             settings |= {"lora": _model_folder(lora.strip()), "lora_weight_name": lora_file.strip() or None}
         pipe = _checked(node, "model", lambda: InverseDVSPipeline.from_pretrained(
             _model_folder(model.strip()), method, device=device, dtype=dtype, model=settings,
-            depth={"model": _model_folder(depth_model.strip())}, caption={"source": "off"}))
+            depth={"model": _model_folder(depth_model.strip())}, caption={"source": "off"},
+            camera={"num_frames": "auto" if frames == "model" else "all"}))
         pipe.set_progress_bar_config(disable=True)
         return io.NodeOutput(pipe)
 
@@ -241,14 +246,21 @@ class ReRender(io.ComfyNode):
         point = {k: v for k, v in (("steps", steps), ("strength", strength), ("guidance_scale", guidance_scale),
                                    ("k_order", k_order)) if v}
         plan = _checked(node, "steps", lambda: pipeline.plan(**point, seed=seed))
-        bar = comfy.utils.ProgressBar(2)
-        first = clip_windows(pipeline.config, len(warp["render"]), node, pipeline.log)[0]  # the window inverted first
-        inversion = _checked(node, "warp", lambda: pipeline.invert(warp["render"][:first.end], prompt,
+        windows = clip_windows(pipeline.config, len(warp["render"]), node, pipeline.log)
+        bar = comfy.utils.ProgressBar(1 + len(windows))  # the inversion, then each window
+
+        def window(win, compute):
+            result = compute()
+            bar.update(1)
+            return result
+
+        inversion = _checked(node, "warp", lambda: pipeline.invert(warp["render"][:windows[0].end], prompt,
                                                                    plan.inversion_end))
         bar.update_absolute(1)
         out = _checked(node, "warp", lambda: pipeline.generate(warp["render"], warp["visibility"], warp["depth"],
-                                                               prompt, plan=plan, inversion=inversion))
-        bar.update_absolute(2)
+                                                               prompt, plan=plan, inversion=inversion,
+                                                               on_window=window))
+        bar.update_absolute(1 + len(windows))
         return io.NodeOutput(_image(out.frames))
 
 
