@@ -56,6 +56,20 @@ def _model_folder(name: str) -> str:
     return os.path.expanduser(name)
 
 
+def _lora(name: str, file: str) -> tuple[str, str | None]:
+    """(folder or id, file) of a LoRA: a file in ComfyUI's `models/loras` (e.g. `go_with_the_flow.safetensors`),
+    else a folder or Hugging Face id with `file` in it."""
+    try:
+        import folder_paths
+
+        found = folder_paths.get_full_path("loras", name)
+    except Exception:  # outside ComfyUI: take the name as given
+        found = None
+    if found:
+        return str(Path(found).parent), Path(found).name
+    return _model_folder(name), file or None
+
+
 def _checked(node: str, field: str, call):
     """Run `call`; an inverse-dvs UserError (its message names the problem and the fix) becomes a node error."""
     from inverse_dvs import UserError
@@ -80,8 +94,8 @@ class LoadModel(io.ComfyNode):
                 io.Combo.Input("method", options=["reference", "paper"], default="reference",
                                tooltip="reference: the official code's settings; paper: the paper's text"),
                 io.String.Input("lora", default="method default",
-                                tooltip="'method default' (reference: Go-with-the-Flow's LoRA), 'none', or a "
-                                        "folder / Hugging Face id"),
+                                tooltip="'method default' (reference: Go-with-the-Flow's LoRA), 'none', a file in "
+                                        "models/loras, or a folder / Hugging Face id (with lora_file)"),
                 io.String.Input("lora_file", default="", tooltip="the LoRA's file in that folder (with a folder)"),
                 io.String.Input("depth_model", default=DEFAULT_DEPTH, tooltip="Depth Anything V2 (id or folder)"),
                 io.Combo.Input("frames", options=["model", "all"], default="model",
@@ -106,7 +120,8 @@ class LoadModel(io.ComfyNode):
         if lora.strip().lower() == "none":
             settings |= {"lora": None, "lora_weight_name": None}
         elif lora.strip() and lora.strip() != "method default":
-            settings |= {"lora": _model_folder(lora.strip()), "lora_weight_name": lora_file.strip() or None}
+            folder, file = _lora(lora.strip(), lora_file.strip())
+            settings |= {"lora": folder, "lora_weight_name": file}
         pipe = _checked(node, "model", lambda: InverseDVSPipeline.from_pretrained(
             _model_folder(model.strip()), method, device=device, dtype=dtype, model=settings,
             depth={"model": _model_folder(depth_model.strip())}, caption={"source": "off"},
