@@ -17,7 +17,8 @@ if [ -z "$SRC" ]; then
   SRC=$(ls "$ROOT"/../shared/vendor/comfyui-*.tar.gz 2>/dev/null | head -1 || true)
 fi
 if [ -z "$SRC" ] || [ ! -e "$SRC" ]; then
-  echo "setup_comfyui.sh: no ComfyUI found: give a ComfyUI folder or release tarball (argument or INVERSE_DVS_COMFYUI)" >&2
+  echo "setup_comfyui.sh: no ComfyUI found (looked for $ROOT/../shared/vendor/comfyui-*.tar.gz): give a ComfyUI" \
+       "folder or release tarball as the argument or in INVERSE_DVS_COMFYUI" >&2
   exit 2
 fi
 DEST=${INVERSE_DVS_COMFYUI_HOME:-$HOME/.cache/inverse-dvs/comfyui}
