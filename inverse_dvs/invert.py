@@ -78,7 +78,8 @@ def _invert_item(cfg: Config, pipe: InverseDVSPipeline, force: bool, folder: Pat
     alpha_bar = {str(t): headers[t]["alpha_bar_end"] for t in files}
     return [f.name for f in files.values()], {"ends": list(files), "nfe": pipe.stats.nfe - nfe0,
                                               "process_model_loads": pipe.stats.loads, "alpha_bar": alpha_bar,
-                                              "prompt": prompt}
+                                              "prompt": prompt,
+                                              "attention_backend": cfg.run.attention_backend}
 
 
 def run(cfg: Config, selection: Selection | None = None, *, force: bool = False, quiet: bool = False,

@@ -96,6 +96,15 @@ def run(cfg: Config, selection: Selection | None = None, *, force: bool = False,
     if not healthy:
         log.error("preflight: no (trajectory, video) item can run (see above); nothing was run.")
         return EXIT_USER_ERROR
+    if cfg.run.attention_backend != "auto":
+        import torch
+
+        from .models.attention import backend_problem
+
+        problem = backend_problem(cfg.run.attention_backend, cfg.run.device != "cpu" and torch.cuda.is_available())
+        if problem:
+            log.error("preflight: %s Nothing was run.", problem)
+            return EXIT_USER_ERROR
     record_section(cfg.work_dir, STAGE, {"run_id": run_id(), "failed": len(problems),
                                          "items": [ItemResult(item, "failed", 0.0, reason, user_error=True).to_json()
                                                    for item, reason in problems.items()]},

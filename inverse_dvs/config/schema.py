@@ -22,6 +22,9 @@ METHODS = ("paper", "reference")
 # The dataclass defaults below are `paper`'s values; `presets.REFERENCE` holds the official code's where they differ.
 DEFAULT_METHOD = "reference"
 NAME_RE = re.compile(r"^[^\W_][\w.-]*$")  # letters (any script), digits, '_', '.', '-': it becomes a folder name
+# diffusers' attention-dispatcher backends a run may name (models/attention.py: what each needs); none that downloads
+ATTENTION_BACKENDS = ("native", "_native_math", "_native_cudnn", "_native_flash", "_native_efficient", "flex", "flash",
+                      "sage", "xformers")
 MAX_SIDE = 4096  # camera.height/width: beyond any video model's size
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a 64-bit integer
 
@@ -103,6 +106,11 @@ class RunConfig:
                             "`model.offload: sequential` or without Triton (warned); a compile that fails falls back "
                             "to eager with one warning")
     compile_backend: str = _opt(default="inductor", doc="torch.compile backend (`inductor`; `aot_eager` to debug)")
+    attention_backend: str = _opt(default="auto", check=_choice("auto", *ATTENTION_BACKENDS),
+                                  doc="CogVideoX attention: `auto` (diffusers' stock processor, torch's SDPA picks "
+                                      "its kernel) or a diffusers attention-dispatcher backend (`native`, "
+                                      "`_native_cudnn`, `flash`, `sage`, …; README → Speed and memory); an "
+                                      "unavailable one is a preflight error naming what is installed")
 
 
 class Selection(NamedTuple):

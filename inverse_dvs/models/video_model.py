@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..infra.errors import UserError
+from .attention import use_attention_backend
 from .compile import compile_blocks, compile_choice, uncompile_blocks, warm_up
 from .lazy import Lazy
 from .placement import largest_call, place_pipeline, release_memory, resolve_vae_tiling
@@ -98,6 +99,8 @@ class LazyPipeline:
             pipe = load_pipeline(self.cfg.inversion.model, self.cfg.model, self.device, self.dtype, self.stats,
                                  self.vae_tiling)
         self.backbone = check_backbone(pipe, self.cfg)
+        use_attention_backend(pipe.transformer, self.cfg.run.attention_backend)
+        self.stats.extra["attention_backend"] = self.cfg.run.attention_backend
         self.stats.extra["load_seconds"] = round(time.perf_counter() - t0, 2)
         self.log.info("%s: model %s (%s) loaded in %.1f s (%d load(s) in this process; VAE tiling %s)", self.stage,
                       self.cfg.inversion.model, self.backbone.name, self.stats.extra["load_seconds"], self.stats.loads,
