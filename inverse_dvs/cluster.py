@@ -521,6 +521,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = resolve_config(load_config(args.config, args.overrides))
         check_writable(cfg.work_dir, "run.work_dir")
+        if cfg.run.context_parallel.degree > 1:  # an actor is one process; a group needs several, launched together
+            raise UserError(f"config key 'run.context_parallel' is {cfg.run.context_parallel}, which the Ray backend "
+                            "does not run yet (each actor is one process). Run `bash run_all.sh` with run.gpus "
+                            "instead, or set run.context_parallel: {ulysses: 1, ring: 1} for --ray.")
         selection = Selection.parse(args.only_video, args.only_trajectory, args.shard)
         started_here = connect(args.address or cfg.cluster.address, log)
         return ClusterRun(cfg, selection, config_path=args.config, overrides=args.overrides, force=args.force,

@@ -34,7 +34,7 @@ from .models.lazy import Lazy
 from .pipeline import InverseDVSPipeline, Inverted, PointPlan, WindowHook, WindowResult, plan_sweep
 from .runner.cli import get_logger, run_stage
 from .runner.records import infer_depends, inversion_prompt, invert_depends, output_fps, render_chain, video_prompt
-from .runner.workqueue import Item, StageRunner, process_state
+from .runner.workqueue import Item, StageRunner, process_state, run_grouped
 
 STAGE = "infer"
 
@@ -159,9 +159,15 @@ def run(cfg: Config, selection: Selection | None = None, *, force: bool = False,
     state = process_state()
     require(needed_models(cfg, (STAGE,)))  # before any item: a missing model fails fast
     plans = plan_sweep(cfg, log)
-    runner = StageRunner(STAGE, cfg.work_dir, force, log, state, total=len(trajectories) * len(videos) * len(plans))
     pipe = model or InverseDVSPipeline(cfg, device=resolve_device(cfg.run.device, state), log=log)
     pipe.set_progress_bar_config(disable=quiet)
+    return run_grouped(cfg.run.context_parallel, state, lambda: pipe.video_model.get().transformer, log,
+                       partial(_run_items, cfg, pipe, videos, trajectories, plans, force))
+
+
+def _run_items(cfg: Config, pipe: InverseDVSPipeline, videos, trajectories, plans, force: bool, state) -> int:
+    log = get_logger()
+    runner = StageRunner(STAGE, cfg.work_dir, force, log, state, total=len(trajectories) * len(videos) * len(plans))
     vae_tiling = pipe.video_model.vae_tiling
     for traj in trajectories:
         for v in videos:

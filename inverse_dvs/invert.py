@@ -23,7 +23,7 @@ from .infra.video_io import read_frames, write_video
 from .pipeline import InverseDVSPipeline, inversion_ends
 from .runner.cli import get_logger, run_stage
 from .runner.records import inversion_prompt, invert_depends, output_fps, render_chain
-from .runner.workqueue import Item, StageRunner, process_state
+from .runner.workqueue import Item, StageRunner, process_state, run_grouped
 
 STAGE = "invert"
 
@@ -79,7 +79,9 @@ def _invert_item(cfg: Config, pipe: InverseDVSPipeline, force: bool, folder: Pat
     return [f.name for f in files.values()], {"ends": list(files), "nfe": pipe.stats.nfe - nfe0,
                                               "process_model_loads": pipe.stats.loads, "alpha_bar": alpha_bar,
                                               "prompt": prompt,
-                                              "attention_backend": cfg.run.attention_backend}
+                                              "attention_backend": cfg.run.attention_backend,
+                                              **{k: v for k, v in pipe.stats.extra.items()
+                                                 if k in ("attention_backend", "context_parallel")}}
 
 
 def run(cfg: Config, selection: Selection | None = None, *, force: bool = False, quiet: bool = False,
@@ -91,9 +93,15 @@ def run(cfg: Config, selection: Selection | None = None, *, force: bool = False,
     videos, trajectories = select(cfg, selection)
     state = process_state()
     require(needed_models(cfg, (STAGE,)))  # before any item: a missing model fails fast
-    runner = StageRunner(STAGE, cfg.work_dir, force, log, state, total=len(trajectories) * len(videos))
     pipe = model or InverseDVSPipeline(cfg, device=resolve_device(cfg.run.device, state), log=log)
     pipe.set_progress_bar_config(disable=quiet)
+    return run_grouped(cfg.run.context_parallel, state, lambda: pipe.video_model.get().transformer, log,
+                       partial(_run_items, cfg, pipe, videos, trajectories, force))
+
+
+def _run_items(cfg: Config, pipe: InverseDVSPipeline, videos, trajectories, force: bool, state) -> int:
+    log = get_logger()
+    runner = StageRunner(STAGE, cfg.work_dir, force, log, state, total=len(trajectories) * len(videos))
     for traj in trajectories:
         for v in videos:
             item = Item(video=v.name, trajectory=traj.name)

@@ -32,6 +32,15 @@ def check_video(cfg: Config, video, log=None) -> str:
             log.warning("%s", note.replace("the video", f"video '{video.name}'", 1))
         if note := fps_change(cfg, info.fps, info.frames, video.name):
             log.warning("%s", note)
+    cp = cfg.run.context_parallel
+    if cp.degree > 1 and cfg.backbone is not None:  # each call must split into equal parts (no padding)
+        from .models.context_parallel import token_problem
+
+        h, w = cfg.model_hw(info.size)
+        bb = cfg.backbone
+        if problem := token_problem(cp.ulysses, cp.ring, bb.tokens(cfg.model_frames, h, w), bb.heads,
+                                    f"video '{video.name}' at {cfg.model_frames}×{h}×{w}"):
+            raise UserError(problem)
     prompt = read_prompt(video)
     aux = depth_source(cfg, video.path)
     if aux is not None and not aux.is_file():
@@ -96,12 +105,19 @@ def run(cfg: Config, selection: Selection | None = None, *, force: bool = False,
     if not healthy:
         log.error("preflight: no (trajectory, video) item can run (see above); nothing was run.")
         return EXIT_USER_ERROR
-    if cfg.run.attention_backend != "auto":
+    backend, cp = cfg.run.attention_backend, cfg.run.context_parallel
+    if backend != "auto" or cp.degree > 1:
         import torch
 
         from .models.attention import backend_problem
+        from .models.context_parallel import attention_backend, ring_problem
 
-        problem = backend_problem(cfg.run.attention_backend, cfg.run.device != "cpu" and torch.cuda.is_available())
+        backend = attention_backend(cp.ring, backend) if cp.degree > 1 else backend
+        problem = (ring_problem(cp.ring, backend)
+                   or backend_problem(backend, cfg.run.device != "cpu" and torch.cuda.is_available()))
+        if problem and cfg.run.attention_backend != backend:
+            problem = (f"run.context_parallel {cp} runs attention on {backend!r} (run.attention_backend: auto): "
+                       f"{problem}")
         if problem:
             log.error("preflight: %s Nothing was run.", problem)
             return EXIT_USER_ERROR

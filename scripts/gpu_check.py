@@ -15,6 +15,9 @@ model's 17,550): eager passes at batch 1 and 2, one output with few steps (a bre
 tiling on (what a 24 GB card runs; target: under 22 GiB), and the tiny end-to-end run of configs/tiny15.yml. No
 compile step: its warm-up at this size does not fit the budget beside the rest.
 
+Both: the attention backends (`run.attention_backend`) side by side, one transformer pass at batch 2 on each backbone
+(`--only backends` runs just that: about 3 minutes on an H200, an estimate).
+
 `--cpu`: the same steps with the tiny checkpoint on the CPU (compile with aot_eager; the end-to-end run on one
 trajectory and one sweep point; no timing targets): a test of this script, not a measurement.
 """
@@ -55,8 +58,9 @@ TARGETS = {"5b": {"exact_s": 90.0, "cached_s": 60.0, "peak_none_gb": 30.0, "peak
            "1.5": {"peak_model_gb": 22.0}}
 # rough seconds each step needs on an H200, to skip what would overrun the budget
 ESTIMATES = {"api": 40.0, "e2e": 150.0, "build": 20.0, "eager": 10.0, "compile": 150.0, "exact": 120.0,
-             "cached": 70.0, "offload_model": 40.0}
-ESTIMATES_15 = {"api": 40.0, "e2e": 120.0, "build": 25.0, "eager": 40.0, "exact": 120.0, "offload_model": 150.0}
+             "cached": 70.0, "offload_model": 40.0, "backends": 200.0}
+ESTIMATES_15 = {"api": 40.0, "e2e": 120.0, "build": 25.0, "eager": 40.0, "exact": 120.0, "offload_model": 150.0,
+                "backends": 200.0}
 # CogVideoX1.5: the few steps of its timed output (the paper's 30 + 47 CFG steps are extrapolated from the passes)
 FEW_STEPS_15 = ("inversion.steps=3", "inference.steps=[4]", "inference.strength=[0.75]")
 
@@ -197,6 +201,47 @@ def measure_model_15(check: Check, arch, device: torch.device, log: logging.Logg
     model.unload()
 
 
+def measure_backends(cpu: bool, device: torch.device, log: logging.Logger, repeats: int = 3) -> dict:
+    """One transformer pass at batch 2 per attention backend (`run.attention_backend`) that runs here, on both
+    backbones at their sizes, one after the other in this process: the median seconds of `repeats` passes after one
+    warm-up, and the largest difference from `auto`'s output (relative to its largest value). Not `_native_math`
+    on a GPU (its score matrix at 45k tokens needs hundreds of GiB) nor `flex` (it compiles first)."""
+    from inverse_dvs.models.attention import available_backends, use_attention_backend
+    from inverse_dvs.models.compile import transformer_call
+    from inverse_dvs.models.placement import largest_call, synchronize
+
+    skip = {"flex"} | (set() if cpu else {"_native_math"})
+    backends = ["auto", *[b for b in available_backends(device.type == "cuda") if b not in skip]]
+    out: dict[str, dict] = {}
+    for name in ("5b", "1.5"):
+        arch = tiny_arch(name) if cpu else ARCHS[name]
+        cfg = bench_config(arch, "paper", "off", "inductor", "none")
+        model = make_model(cfg, arch, device, log)
+        pipe = model.get()
+        call = transformer_call(pipe, *largest_call(cfg), 2, torch.Generator().manual_seed(0))
+        reference, rows = None, {}
+        for backend in backends:  # `auto` first: the stock processor, before any other replaces it
+            try:
+                use_attention_backend(pipe.transformer, backend)
+                times = []
+                for _ in range(repeats + 1):
+                    t0 = time.perf_counter()
+                    with torch.inference_mode():
+                        result = pipe.transformer(**call)[0].float()
+                    synchronize(device)
+                    times.append(time.perf_counter() - t0)
+                reference = result if reference is None else reference
+                diff = ((result - reference).abs().max() / reference.abs().max().clamp_min(1e-12)).item()
+                rows[backend] = {"batch2_s": round(sorted(times[1:])[len(times[1:]) // 2], 4),
+                                 "max_rel_diff": float(f"{diff:.2g}")}
+            except Exception as exc:  # one backend failing does not hide the others
+                rows[backend] = {"error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"}
+        out[name] = rows
+        del pipe, call, reference
+        model.unload()
+    return out
+
+
 def measure_offload_model(a, arch, device: torch.device, log: logging.Logger) -> dict:
     """Peak memory of one output with `offload: model` (eager; few steps: the peak does not depend on their
     number). CogVideoX1.5: VAE tiling on, as `auto` resolves it on a 24 GB card."""
@@ -284,6 +329,15 @@ def table(results: dict, a, device_name: str) -> str:
         memory_row("exact", "peak memory, `offload: none`", "peak_none_gb")
         output_row("cached", f"one output, compiled + `inference.cache: {a.cache}`", "cached_s")
         memory_row("offload_model", "peak memory, `offload: model` (eager, 2 + 4 steps)", "peak_model_gb")
+    r = get("backends")
+    if why("backends"):
+        rows.append(("attention backends, one pass at batch 2, both backbones", why("backends"), "", ""))
+        r = {}
+    for model, by_backend in ((k, v) for k, v in r.items() if isinstance(v, dict)):
+        cells = [f"`{b}` " + (v["error"] if "error" in v else f"{v['batch2_s']:.3f} s (Δ {v['max_rel_diff']:.1g})")
+                 for b, v in by_backend.items()]
+        rows.append((f"attention backends, one pass at batch 2, {model} (Δ: largest difference from `auto`)",
+                     "; ".join(cells), "", ""))
     r = get("api")
     rows.append(("Python API (`InverseDVSPipeline`, README), tiny model, two calls",
                  why("api") or f"{r['frames']} frames in {r['seconds']:.1f} s on {r['device']}, NFE {r['nfe']}; the "
@@ -328,8 +382,8 @@ def main(argv: list[str] | None = None) -> int:
                         "are skipped")
     p.add_argument("--out", default=os.environ.get("OUT") or "outputs/gpu_check", help="folder for the table")
     p.add_argument("--only", default=None, metavar="STEP[,STEP]",
-                   help="run only these steps (api, e2e, build, eager, compile, exact, cached, offload_model); the "
-                        "others are listed as not asked for")
+                   help="run only these steps (api, e2e, build, eager, compile, exact, cached, offload_model, "
+                        "backends); the others are listed as not asked for")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     log = logging.getLogger("inverse_dvs")
@@ -360,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         measure_model(check, a, arch, device, backend, log)
     check.step("offload_model", measure_offload_model, a, arch, device, log)
+    check.step("backends", measure_backends, a.cpu, device, log)
     save()
     print(table(check.results, a, name))
     e2e = check.results.get("e2e", {})

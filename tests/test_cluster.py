@@ -69,6 +69,16 @@ def test_a_bad_shard_on_the_command_line_is_exit_2_naming_the_option(tmp_path, c
     assert "--shard 2/2" in capsys.readouterr().err
 
 
+def test_context_parallel_is_refused_under_ray_before_joining_a_cluster(tmp_path, capsys):
+    from inverse_dvs import cluster
+
+    cfg = _config_of(tmp_path, videos=1, trajectories=1)
+    assert cluster.main(["--config", cfg.source, "--address", "127.0.0.1:9", "--set", "run.gpus=[0, 1]",
+                         "--set", "run.context_parallel.ulysses=2"]) == 2
+    err = capsys.readouterr().err
+    assert "run.context_parallel" in err and "run_all.sh" in err and "could not join" not in err
+
+
 def test_pool_shares_follow_the_cluster_and_the_device(tmp_path):
     from inverse_dvs.cluster import shares
     from inverse_dvs.config import config_with

@@ -112,6 +112,8 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
     if tp is str:
         check_value(isinstance(value, str), key, value, "a string")
         return value
+    if dataclasses.is_dataclass(tp):  # a mapping inside a section (run.context_parallel)
+        return _build(tp, value, key)
     raise TypeError(f"unsupported annotation {tp!r} for {key}")
 
 
@@ -359,6 +361,22 @@ def check_config(cfg: Config) -> None:
                           "sequential offload puts accelerate hooks on every layer inside the transformer blocks, and "
                           "a block compiled as one graph cannot trace them. Set run.compile: auto (compiles when it "
                           "can) or off, or use model.offload: model, which compiles.")
+    cp = r.context_parallel
+    if cp.degree > 1:
+        gpus = r.gpus if isinstance(r.gpus, list) else []
+        if r.gpus is None or (gpus and len(gpus) % cp.degree):
+            gpus_text = "null" if r.gpus is None else r.gpus
+            raise ConfigError(f"config key 'run.context_parallel' {cp} splits each item over {cp.degree} processes, "
+                              f"but run.gpus is {gpus_text}. List a multiple of {cp.degree} GPUs in run.gpus (or "
+                              "`all`), or set run.context_parallel: {ulysses: 1, ring: 1}.")
+        clashes = [(key, value, fix) for key, value, fix, clash in (
+            ("run.compile", r.compile, "auto", r.compile == "on"),
+            ("model.offload", cfg.model.offload, "none", cfg.model.offload != "none"),
+            ("inference.cache", cfg.inference.cache, "none", cfg.inference.cache != "none")) if clash]
+        for key, value, fix in clashes[:1]:
+            raise ConfigError(f"config keys 'run.context_parallel' ({cp}) and '{key}' ({value}) cannot be combined "
+                              f"yet: both change how the transformer runs, and together they are untested. Set {key}: "
+                              f"{fix}, or turn context parallel off.")
     if cfg.depth.near >= cfg.depth.far:
         raise ConfigError(f"config keys 'depth.near' ({cfg.depth.near}) and 'depth.far' ({cfg.depth.far}): "
                           "near must be smaller than far.")

@@ -84,6 +84,26 @@ def _opt(**kw) -> Any:
     return field(default=default, metadata=kw)
 
 
+def _degree(key: str, v: Any) -> None:
+    check_value(1 <= v <= 64, key, v, "an integer from 1 (off) to 64")
+
+
+@dataclass(frozen=True)
+class ContextParallel:
+    """`run.context_parallel`: each item's transformer split over ulysses × ring processes
+    (models/context_parallel.py)."""
+
+    ulysses: int = _opt(default=1, check=_degree, doc="")
+    ring: int = _opt(default=1, check=_degree, doc="")
+
+    @property
+    def degree(self) -> int:
+        return self.ulysses * self.ring
+
+    def __str__(self) -> str:
+        return f"{{ulysses: {self.ulysses}, ring: {self.ring}}}"
+
+
 @dataclass(frozen=True)
 class RunConfig:
     work_dir: str = _opt(default="outputs", check=lambda k, v: check_value(
@@ -111,6 +131,13 @@ class RunConfig:
                                       "its kernel) or a diffusers attention-dispatcher backend (`native`, "
                                       "`_native_cudnn`, `flash`, `sage`, …; README → Speed and memory); an "
                                       "unavailable one is a preflight error naming what is installed")
+    context_parallel: ContextParallel = _opt(
+        default=ContextParallel(),
+        doc="one item's transformer over several GPUs (diffusers' context parallelism): `{ulysses: U, ring: R}` "
+            "splits each call over U·R processes of run.gpus (Ulysses: heads all-to-all; ring: key/value blocks "
+            "passed around, needs `_native_cudnn`/`_native_flash`/`flash`); G GPUs make G/(U·R) groups, each taking "
+            "items as one process does. U·R must divide the GPUs, U the heads, and under ring R the text + video "
+            "tokens (README → Several GPUs per item)")
 
 
 class Selection(NamedTuple):

@@ -88,6 +88,8 @@ class Backbone:
     prediction_type: str
     zero_terminal_snr: bool
     snr_shift_scale: float
+    heads: int = 48  # attention heads (context parallel: Ulysses splits them)
+    text_tokens: int = 226  # the prompt's tokens in each call, padded to this length
 
     @property
     def name(self) -> str:
@@ -134,6 +136,13 @@ class Backbone:
             return None
         return (f"config key '{key}' gives the model {frames} frames per call, but {self.name} takes "
                 f"{self.allowed_frames()}. Set {key} to one of those, or `auto` ({self.default_frames}).")
+
+    def tokens(self, frames: int, height: int, width: int) -> int:
+        """Text and video tokens of one transformer call on `frames` frames of height × width px."""
+        latent = (frames - 1) // self.temporal + 1
+        latent = (latent + self.padding(latent)) // (self.family.patch_size_t or 1)
+        side = self.spatial * self.patch
+        return self.text_tokens + latent * (height // side) * (width // side)
 
     # sizes ------------------------------------------------------------------------------------------------------
     def allowed_sizes(self) -> str:
@@ -198,7 +207,9 @@ def detect(transformer: dict[str, Any], vae: dict[str, Any], scheduler: dict[str
         table_hw=(int(transformer["sample_height"]) * spatial, int(transformer["sample_width"]) * spatial),
         default_frames=int(transformer["sample_frames"]),
         invert_scale_latents=bool(vae.get("invert_scale_latents", False)), prediction_type=prediction,
-        zero_terminal_snr=zero_snr, snr_shift_scale=float(scheduler.get("snr_shift_scale", 3.0)))
+        zero_terminal_snr=zero_snr, snr_shift_scale=float(scheduler.get("snr_shift_scale", 3.0)),
+        heads=int(transformer.get("num_attention_heads", 48)),
+        text_tokens=int(transformer.get("max_text_seq_length", 226)))
 
 
 def of_pipeline(pipe) -> Backbone:

@@ -69,9 +69,12 @@ class DispatchAttnProcessor:
         if attn.norm_k is not None:
             k = attn.norm_k(k)
         if image_rotary_emb is not None:
-            q[:, text:] = apply_rotary_emb(q[:, text:], image_rotary_emb, sequence_dim=1)
+            # a table of the video tokens; under context parallel one of this process's joint part, whose text rows
+            # are the identity (models/context_parallel.py)
+            start = text if image_rotary_emb[0].size(0) == length - text else 0
+            q[:, start:] = apply_rotary_emb(q[:, start:], image_rotary_emb, sequence_dim=1)
             if not attn.is_cross_attention:
-                k[:, text:] = apply_rotary_emb(k[:, text:], image_rotary_emb, sequence_dim=1)
+                k[:, start:] = apply_rotary_emb(k[:, start:], image_rotary_emb, sequence_dim=1)
         out = dispatch_attention_fn(q, k, v, attn_mask=attention_mask, dropout_p=0.0, is_causal=False,
                                     backend=self._attention_backend, parallel_config=self._parallel_config)
         out = attn.to_out[1](attn.to_out[0](out.flatten(2, 3).type_as(q)))

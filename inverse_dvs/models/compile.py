@@ -40,21 +40,33 @@ def uncompile_blocks(pipe) -> None:
     for block in pipe.transformer.transformer_blocks:
         block._compiled_call_impl = None
 
-def warm_up(pipe, frames: int, height: int, width: int, batch_sizes: tuple[int, ...] = (1, 2)) -> None:
-    """One transformer pass per batch size (1: inversion or sampling without CFG, 2: CFG sampling) on zeros of the
-    run's shapes (frames × height × width, the latent frames padded as the sampler pads them), so compilation happens
-    here and not inside the first item."""
+def transformer_call(pipe, frames: int, height: int, width: int, batch: int,
+                     generator: torch.Generator | None = None) -> dict:
+    """The arguments of one transformer pass at `batch` latents of a frames × height × width clip (the latent frames
+    padded as the sampler pads them): zeros, or with `generator` standard-normal latents and text embeddings (on the
+    CPU, then moved, so a seed gives the same inputs on every device)."""
     cfg = pipe.transformer.config
     dev, dtype = execution_device(pipe), pipe.transformer.dtype
     t = (frames - 1) // pipe.vae_scale_factor_temporal + 1
     t += latent_padding(pipe, t)
     h, w = height // pipe.vae_scale_factor_spatial, width // pipe.vae_scale_factor_spatial
-    rotary = rotary_embeddings(pipe, t, h, w, dev)
+
+    def fill(*shape):
+        if generator is None:
+            return torch.zeros(*shape, device=dev, dtype=dtype)
+        return torch.randn(*shape, generator=generator).to(dev, dtype)
+
+    return {"hidden_states": fill(batch, t, cfg.in_channels, h, w),
+            "encoder_hidden_states": fill(batch, cfg.max_text_seq_length, cfg.text_embed_dim),
+            "timestep": torch.full((batch,), 999, device=dev, dtype=torch.long),
+            "image_rotary_emb": rotary_embeddings(pipe, t, h, w, dev), "ofs": ofs_embedding(pipe, batch, dev),
+            "return_dict": False}
+
+
+def warm_up(pipe, frames: int, height: int, width: int, batch_sizes: tuple[int, ...] = (1, 2)) -> None:
+    """One transformer pass per batch size (1: inversion or sampling without CFG, 2: CFG sampling) on zeros of the
+    run's shapes (`transformer_call`), so compilation happens here and not inside the first item."""
     for b in batch_sizes:
-        hidden = torch.zeros(b, t, cfg.in_channels, h, w, device=dev, dtype=dtype)
-        text = torch.zeros(b, cfg.max_text_seq_length, cfg.text_embed_dim, device=dev, dtype=dtype)
         with torch.inference_mode():
-            pipe.transformer(hidden_states=hidden, encoder_hidden_states=text,
-                             timestep=torch.full((b,), 999, device=dev, dtype=torch.long), image_rotary_emb=rotary,
-                             ofs=ofs_embedding(pipe, b, dev), return_dict=False)
-    synchronize(dev)
+            pipe.transformer(**transformer_call(pipe, frames, height, width, b))
+    synchronize(execution_device(pipe))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..infra.errors import UserError
+from . import context_parallel
 from .attention import use_attention_backend
 from .compile import compile_blocks, compile_choice, uncompile_blocks, warm_up
 from .lazy import Lazy
@@ -65,6 +66,9 @@ class LazyPipeline:
                                              math.prod(largest_call(cfg)))
         self.compile, self._no_compile_reason = compile_choice(cfg.run.compile, cfg.model.offload, device,
                                                                cfg.run.compile_backend)
+        if self.compile and cfg.run.context_parallel.degree > 1:  # `on` is refused by the config
+            self.compile, self._no_compile_reason = False, ("run.context_parallel splits each call over processes, "
+                                                            "and its hooks are not compiled yet")
         self.embeddings: dict[str, torch.Tensor] = {}  # text → T5 embedding [1, L, D], for every stage
         self._pipe = Lazy(self._load, f"the video model {cfg.inversion.model}", _oom_advice)
         self._warm: set[int] = set()
@@ -99,8 +103,14 @@ class LazyPipeline:
             pipe = load_pipeline(self.cfg.inversion.model, self.cfg.model, self.device, self.dtype, self.stats,
                                  self.vae_tiling)
         self.backbone = check_backbone(pipe, self.cfg)
-        use_attention_backend(pipe.transformer, self.cfg.run.attention_backend)
-        self.stats.extra["attention_backend"] = self.cfg.run.attention_backend
+        backend, cp = self.cfg.run.attention_backend, self.cfg.run.context_parallel
+        if cp.degree > 1:  # each call split over this process's group (the stages joined it: workqueue)
+            group = context_parallel.join(cp.ulysses, cp.ring)
+            backend = context_parallel.enable(pipe.transformer, group, backend)
+            self.stats.extra["context_parallel"] = group.record()
+        else:
+            use_attention_backend(pipe.transformer, backend)
+        self.stats.extra["attention_backend"] = backend
         self.stats.extra["load_seconds"] = round(time.perf_counter() - t0, 2)
         self.log.info("%s: model %s (%s) loaded in %.1f s (%d load(s) in this process; VAE tiling %s)", self.stage,
                       self.cfg.inversion.model, self.backbone.name, self.stats.extra["load_seconds"], self.stats.loads,

@@ -178,6 +178,30 @@ def process_state() -> Processes | None:
     return Processes(state.process_index, state.num_processes, str(state.device), token[0])
 
 
+def run_grouped(context_parallel, state: Processes | None, transformer_of: Callable[[], Any], log: logging.Logger,
+                body: Callable[[Processes | None], int]) -> int:
+    """Run a model stage's items, `body(state)`, under `run.context_parallel` (config.schema.ContextParallel): with
+    degree 1 as they are; else this process joins its group (models/context_parallel.py), a group leader runs `body`
+    with the group as its process (group g of G takes the items process g of G would), and the others serve its
+    transformer calls (`transformer_of()` loads theirs) until it is done. Every process returns the leader's code."""
+    from ..models.context_parallel import join, serve
+
+    group = join(context_parallel.ulysses, context_parallel.ring)  # ConfigError when the launch does not fit
+    if group is None:
+        return body(state)
+    if not group.leader:
+        return serve(group, transformer_of, log)
+    code = EXIT_ITEMS_FAILED
+    try:
+        code = body(Processes(group.index, group.count, state.device, state.token))
+    except UserError:
+        code = EXIT_USER_ERROR
+        raise
+    finally:
+        group.end(code)
+    return code
+
+
 def duration(seconds: float) -> str:
     """12 s, 3 min 05 s, 1 h 02 min."""
     s = round(seconds)
