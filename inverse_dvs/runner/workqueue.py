@@ -156,6 +156,7 @@ class Processes:
     count: int
     device: str  # accelerate's device for this process: its own GPU (`cuda:LOCAL_RANK`), or `cpu`
     token: str  # one id shared by every process of this stage run; marks its barrier files
+    per_item: int = 1  # processes that compute each item together (run.context_parallel); `index`, `count`: groups
 
 
 def process_state() -> Processes | None:
@@ -193,7 +194,7 @@ def run_grouped(context_parallel, state: Processes | None, transformer_of: Calla
         return serve(group, transformer_of, log)
     code = EXIT_ITEMS_FAILED
     try:
-        code = body(Processes(group.index, group.count, state.device, state.token))
+        code = body(Processes(group.index, group.count, state.device, state.token, group.size))
     except UserError:
         code = EXIT_USER_ERROR
         raise
@@ -401,8 +402,10 @@ class StageRunner:
             if self.index == 0:
                 results = [ItemResult.from_json(x) for items in per_rank for x in items]
         if self.index == 0:
-            record_section(self.work_dir, self.stage, {"processes": self.count, "run_id": run_id(),
-                                                       "items": [r.to_json() for r in results],
+            per_item = self.state.per_item if self.state is not None else 1
+            grouped = {"groups": self.count, "processes_per_item": per_item} if per_item > 1 else {}
+            record_section(self.work_dir, self.stage, {"processes": self.count * per_item, **grouped,
+                                                       "run_id": run_id(), "items": [r.to_json() for r in results],
                                                        "failed": sum(r.status == "failed" for r in results)})
             if results:
                 lines = [f"{self.stage} summary ({self.count} process(es)):"]

@@ -116,7 +116,8 @@ def test_a_whole_output_through_run_all_equals_the_single_process_one(tmp_path, 
         assert record["attention_backend"] == "native"
     summary = json.loads((tmp_path / "two/run_summary.json").read_text())
     assert [i["status"] for i in summary["infer"]["items"]] == ["done"]  # one group: one process's records
-    assert summary["infer"]["processes"] == 1
+    assert (summary["infer"]["processes"], summary["infer"]["groups"], summary["infer"]["processes_per_item"]) == (
+        2, 1, 2)
 
 
 @pytest.mark.parametrize(("sets", "says"), [
