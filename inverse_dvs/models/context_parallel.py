@@ -223,18 +223,24 @@ class _State:
 
 
 def _hook_base():
+    """diffusers' ModelHook (imported when the module is, which the model's loading has done already) holding the
+    call's `_State`."""
     from diffusers.hooks import ModelHook
 
-    return ModelHook
+    class Hook(ModelHook):
+        def __init__(self, state: _State):
+            super().__init__()
+            self.state = state
+
+    return Hook
 
 
-class _Call(_hook_base()):
+_Hook = _hook_base()
+
+
+class _Call(_Hook):
     """On the transformer: the leader sends the call to its followers; every process checks that the call splits
     and cuts the rotary embeddings (extended over the text tokens by the identity) to its part."""
-
-    def __init__(self, state: _State):
-        super().__init__()
-        self.state = state
 
     def pre_forward(self, module, *args, **kwargs):
         st = self.state
@@ -260,12 +266,8 @@ class _Call(_hook_base()):
         return (), call
 
 
-class _Split(_hook_base()):
+class _Split(_Hook):
     """On the first block: this process's part of the joint sequence, as its text and video tokens."""
-
-    def __init__(self, state: _State):
-        super().__init__()
-        self.state = state
 
     def pre_forward(self, module, *args, **kwargs):
         st = self.state
@@ -276,12 +278,8 @@ class _Split(_hook_base()):
         return (), call
 
 
-class _Gather(_hook_base()):
+class _Gather(_Hook):
     """On the last block: the whole joint sequence again on every process, split into video and text tokens."""
-
-    def __init__(self, state: _State):
-        super().__init__()
-        self.state = state
 
     def post_forward(self, module, output):
         import torch.distributed as dist
