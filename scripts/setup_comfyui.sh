@@ -26,7 +26,8 @@ STAMP=$DEST/.stamp
 KEY=$( (if [ -d "$SRC" ]; then git -C "$SRC" rev-parse HEAD 2>/dev/null || echo "$SRC"; else cat "$SRC"; fi
         cat pyproject.toml "$0") | sha256sum | cut -c1-16)  # contents only: every clone and path gives one key
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$KEY" ] && [ -x "$DEST/venv/bin/python" ]; then
-  if [ "$("$DEST/venv/bin/python" -c "import inverse_dvs, pathlib; print(pathlib.Path(inverse_dvs.__file__).parents[1])" \
+  # -I: not from the working directory (this clone's root), which would hide an install of a deleted clone
+  if [ "$("$DEST/venv/bin/python" -I -c "import inverse_dvs, pathlib; print(pathlib.Path(inverse_dvs.__file__).parents[1])" \
         2>/dev/null)" != "$ROOT" ]; then  # another clone: install this one, nothing else changes
     env PIP_DISABLE_PIP_VERSION_CHECK=1 "$DEST/venv/bin/python" -m pip install -q --no-deps -e "$ROOT" >&2
   fi

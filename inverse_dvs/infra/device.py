@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 
@@ -53,3 +55,20 @@ def keep_freed_memory() -> bool:
     # buffers up to 32 MiB (glibc's maximum) come from the heap, and the heap keeps up to 1 GiB of free memory
     settings = ((m_mmap_threshold, 32 << 20), (m_trim_threshold, 1 << 30), (m_top_pad, 64 << 20))
     return all(mallopt(option, value) == 1 for option, value in settings)
+
+
+@functools.cache
+def end_process_group_at_exit() -> None:
+    """Destroy torch.distributed's process groups when this process exits normally, while the interpreter is still
+    whole. Without it, gloo's worker threads may outlive the interpreter and abort the process at exit (SIGABRT,
+    "terminate called without an active exception") after its work is done, at random. Destroying is local (no
+    collective), so processes may end hours apart. Call it once the default group exists; later calls add nothing."""
+    import atexit
+
+    import torch.distributed as dist
+
+    def end() -> None:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+    atexit.register(end)

@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from ..infra.device import end_process_group_at_exit
 from ..infra.errors import ConfigError, UserError
 
 # backends that return the log-sum-exp ring attention merges with (diffusers' templated ring attention)
@@ -131,6 +132,8 @@ def join(ulysses: int, ring: int) -> Group | None:
     from torch.distributed.device_mesh import init_device_mesh
 
     world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    if world > 1:
+        end_process_group_at_exit()  # a launch that made its own default group (scripts/bench_cp.py)
     if (problem := degree_problem(ulysses, ring, world)) is not None:
         raise ConfigError(problem)
     d, rank = ulysses * ring, dist.get_rank()

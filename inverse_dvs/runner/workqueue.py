@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..infra.artifacts import ItemLock, clean_partials, run_item, write_json
+from ..infra.device import end_process_group_at_exit
 from ..infra.errors import EXIT_ITEMS_FAILED, EXIT_OK, EXIT_USER_ERROR, UpstreamBusy, UserError, disk_full
 
 SUMMARY = "run_summary.json"
@@ -174,6 +175,7 @@ def process_state() -> Processes | None:
     from accelerate.utils import broadcast_object_list
 
     state = PartialState(cpu=not torch.cuda.is_available())
+    end_process_group_at_exit()
     token = [uuid.uuid4().hex if state.is_main_process else ""]
     broadcast_object_list(token, from_process=0)
     return Processes(state.process_index, state.num_processes, str(state.device), token[0])

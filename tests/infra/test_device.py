@@ -35,3 +35,19 @@ def test_a_fixed_gpu_is_refused_when_each_process_needs_its_own(tmp_path, tiny_c
     with pytest.raises(ConfigError, match="run.device.*run.gpus"):
         load_config(cfg, ["run.device=cuda:0", "run.gpus=[0, 1]"])
     assert load_config(cfg, ["run.device=auto", "run.gpus=[0, 1]"]).run.gpus == [0, 1]
+
+
+def test_the_process_group_is_destroyed_before_the_interpreter_ends(tmp_path):
+    # atexit runs handlers last-registered first: `seen` (registered before) runs after ours and sees the group gone
+    script = f"""
+import atexit
+import torch.distributed as dist
+from inverse_dvs.infra.device import end_process_group_at_exit
+dist.init_process_group("gloo", init_method="file://{tmp_path / 'store'}", rank=0, world_size=1)
+atexit.register(lambda: print("initialized at exit:", dist.is_initialized()))
+end_process_group_at_exit()
+print("initialized:", dist.is_initialized())
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:2] == ["initialized: True", "initialized at exit: False"], r.stdout
