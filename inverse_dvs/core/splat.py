@@ -24,7 +24,10 @@ floor and the ceiling of its projection on each axis (pixel-index coordinates, p
 the frame, so nearer points dominate; colour = Σ w·c / Σ w, visible = Σ w > 0. Two official quirks are kept on
 purpose: a coordinate that is exactly an integer has ⌊x⌋ = ⌈x⌉ and deposits its weight twice on that axis (colour
 only), and a point behind the camera (z' < 0) is not dropped: it projects mirrored through the centre and, with z'
-clamped to 0, splats at the largest weight. There is no snapping of projections to pixel centres.
+clamped to 0, splats at the largest weight. There is no snapping of projections to pixel centres. Projection and
+splat are computed in the official float32 operations and their order (colours blended in [−1, 1], float colours
+must be in [0, 1]), so that on a CPU the render is bitwise the official one for the same depth and relative pose
+(tests/core/test_splat.py); a GPU run, ours or theirs (cuBLAS, atomic adds), may round differently.
 
 Pixel centres: pixel (row i, column j) has image coordinates (u, v) = (j + 0.5, i + 0.5).
 """
@@ -58,11 +61,8 @@ class _Projection(NamedTuple):
     in_front: torch.Tensor  # [B, H, W] bool
 
 
-def _project(depth: torch.Tensor, K: torch.Tensor, source_to_target: torch.Tensor,
-             mirror: bool = False) -> _Projection:
-    """Points behind the camera (or at a non-finite depth) get inv_z = 0 and u = v = 0; with `mirror`, points behind
-    the camera are projected through it as the pinhole maths has it (mirrored), and only |z'| ≤ 1e-6 (which lands
-    far off the image either way) and non-finite depths get inv_z = 0."""
+def _project(depth: torch.Tensor, K: torch.Tensor, source_to_target: torch.Tensor) -> _Projection:
+    """Points behind the camera (or at a non-finite depth) get inv_z = 0 and u = v = 0."""
     B, H, W = depth.shape
     dev, f32 = depth.device, torch.float32
     K = K.to(dev, f32).expand(B, 3, 3)
@@ -77,8 +77,7 @@ def _project(depth: torch.Tensor, K: torch.Tensor, source_to_target: torch.Tenso
 
     zt = comp(2)
     in_front = (zt > 1e-6) & (zt < float("inf"))  # in front of the camera at a finite depth
-    projected = (zt.abs() > 1e-6) & torch.isfinite(zt) if mirror else in_front
-    inv_z = torch.where(projected, zt.reciprocal(), 0.0)
+    inv_z = torch.where(in_front, zt.reciprocal(), 0.0)
     return _Projection(comp(0).mul_(inv_z), comp(1).mul_(inv_z), zt, inv_z, in_front)
 
 
@@ -89,7 +88,7 @@ def warp_frames(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, sour
 
     Args:
         colors: [B, C, H, W] any dtype (e.g. uint8 0–255 or float). `zbuffer` copies source colours unchanged;
-            `reference` blends them (rounded back for integer dtypes).
+            `reference` blends them: uint8 read as c / 255 and rounded back, float colours in [0, 1].
         depth: [B, H, W] float, source z-depth > 0 (larger = farther), same units as the translations.
         K: [3, 3] or [B, 3, 3] float intrinsics in pixels (shared by source and target).
         source_to_target: [B, 4, 4] float rigid transforms, source camera frame → target camera frame (OpenCV axes).
@@ -126,48 +125,92 @@ def _padded_index(j: torch.Tensor, i: torch.Tensor, pitch: int, frame: int, marg
 
 
 # ------------------------------------------------------------------------------------------------ reference splat
+def _sum_of_products(terms: list[tuple[torch.Tensor | None, torch.Tensor]]) -> torch.Tensor:
+    """Σ c·v summed left to right with every product rounded, as torch's small-matrix CPU matmul accumulates
+    (0 + c₀v₀ + c₁v₁ + …). c: [B, 1, 1] per-frame coefficients (None: 1). A term whose coefficient is exactly 0 in
+    every frame adds ±0 and is skipped, a coefficient exactly 1 is not multiplied: the sum is bitwise unchanged."""
+    acc = None
+    for c, v in terms:
+        if c is not None and not _any(c != 0):
+            continue
+        t = v if c is None or not _any(c != 1) else v * c
+        acc = t if acc is None else acc + t
+    return acc if acc is not None else torch.zeros_like(terms[0][1])
+
+
+def _reference_project(depth: torch.Tensor, K: torch.Tensor, source_to_target: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The official projection, in its float32 operations and their order → (x, y, z') [B, H, W] with (x, y) in
+    pixel-index coordinates (pixel j at j): K in that convention (principal point − 0.5) and its inverse by
+    `torch.linalg.inv`; per pixel d = K⁻¹·(j, i, 1), p = z·d, q = M·(p, 1), s = K·q (each a matrix product summed
+    left to right), x = s₀ / s₂ (a division), then the flow x − j and back, (x − j) + j, which rounds too. Written out
+    per component on row and column vectors where the operands allow: bitwise what the official per-pixel batched
+    matmuls give on a CPU (tests/core/test_splat.py), several times faster."""
+    B, H, W = depth.shape
+    dev, f32 = depth.device, torch.float32
+    K = K.to(dev, f32).expand(B, 3, 3).clone()
+    K[:, :2, 2] -= 0.5
+    K_inv = torch.linalg.inv(K.cpu()).to(dev)  # LAPACK's inverse, as the official code computes it on a CPU
+    M = source_to_target.to(dev, f32)
+    j = torch.arange(W, device=dev, dtype=f32).view(1, 1, W)
+    i = torch.arange(H, device=dev, dtype=f32).view(1, H, 1)
+    one = torch.ones(1, 1, 1, device=dev)
+
+    def c(A: torch.Tensor, r: int, k: int) -> torch.Tensor:
+        return A[:, r, k].view(B, 1, 1)
+
+    z = depth.to(f32)
+    d = [_sum_of_products([(c(K_inv, r, 0), j), (c(K_inv, r, 1), i), (c(K_inv, r, 2), one)]) for r in range(3)]
+    p = [_sum_of_products([(dr, z)]) if dr.numel() == B else z * dr for dr in d]  # z·1 stays z
+    q = [_sum_of_products([(c(M, r, 0), p[0]), (c(M, r, 1), p[1]), (c(M, r, 2), p[2]), (None, c(M, r, 3))])
+         for r in range(3)]
+    s = [_sum_of_products([(c(K, r, 0), q[0]), (c(K, r, 1), q[1]), (c(K, r, 2), q[2])]) for r in range(3)]
+    x = (s[0] / s[2]).sub_(j).add_(j)
+    y = (s[1] / s[2]).sub_(i).add_(i)
+    return x, y, s[2]
+
+
 def _soft_splat(colors: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, source_to_target: torch.Tensor,
                 return_depth: bool) -> SplatResult:
+    """The official soft splat in its float32 operations (so the render bytes after the reference resize and
+    truncation match a CPU run of the official code): colours mapped to [−1, 1] (c·2 − 1), a buffer with a one-pixel
+    margin (position o = x + 1 clamped to [0, W + 1]), corner weights (1 − (o − ⌊o⌋)) and (1 − (⌈o⌉ − o)) per axis,
+    y factor times x factor, divided by exp(ℓ / ℓ_max · 50), accumulated corner by corner (⌊⌋⌊⌋, ⌈⌉y⌊⌋x, ⌊⌋y⌈⌉x,
+    ⌈⌉⌈⌉) in source order, then Σ c·w / Σ w clamped to [−1, 1] and mapped back, (x + 1) / 2."""
     B, C, H, W = colors.shape
-    N = B * H * W
     dev, f32 = colors.device, torch.float32
-    p = _project(depth, K, source_to_target, mirror=True)
-    projected = p.inv_z != 0
+    x, y, zt = _reference_project(depth, K, source_to_target)
+    projected = (zt.abs() > 1e-6) & torch.isfinite(zt)
     # ℓ over each frame, with z' clamped to [0, 1000]: a point behind the camera has ℓ = 0, the largest weight
-    ell = torch.where(projected, torch.log1p(p.z.clamp(0.0, 1000.0)), 0.0)
+    ell = torch.where(projected, torch.log(zt.clamp(0.0, 1000.0).add_(1.0)), 0.0)
     ell_max = ell.flatten(1).amax(1).clamp_min(1e-12).view(B, 1, 1)
-    w_depth = torch.where(projected, torch.exp(ell.mul_(-50.0 / ell_max)), 0.0)
-    # pixel-index space (pixel j sits at j); points without a projection are parked off-image with no weight
-    uu, vv = torch.where(projected, p.u.sub_(0.5), -4.0), torch.where(projected, p.v.sub_(0.5), -4.0)
-    # A buffer with a 2-pixel margin around each frame: the 4 neighbours of any point clamped to [−2, W] × [−2, H]
-    # land in it without inside tests, and points beyond the image put all their weight into the margin.
-    pitch, frame = W + 4, (H + 4) * (W + 4)
-    j0, i0 = uu.floor(), vv.floor()
-    fx, fy = uu - j0, vv - i0
-    first = _padded_index(j0.clamp_(-2, W), i0.clamp_(-2, H), pitch, frame, 2)
-    # Weights 1 − (x − ⌊x⌋) at the floor and 1 − (⌈x⌉ − x) at the ceiling: the usual 1 − f and f, except on an
-    # integral coordinate, where floor and ceiling are one pixel that gets 1 + 1 (and the next pixel 0)
-    wx0, wy0 = (1.0 - fx).add_(fx == 0), (1.0 - fy).add_(fy == 0)
-    # per point the planes [1, colour channels, (depth)] times the depth weight, then per corner also times its
-    # bilinear share; one 1-D scatter per plane and corner (several times faster on CPU than scattering rows)
-    # (out of place: for float32 colours `.to(f32)` is the caller's own tensor, which must not change)
-    planes = [w_depth.reshape(-1)] + [colors[:, c].reshape(-1).to(f32) * w_depth.reshape(-1) for c in range(C)]
+    w_depth = torch.exp(ell.div_(ell_max).mul_(50.0))
+    # buffer coordinates (margin 1); points without a projection are parked in the margin (they weigh nothing there)
+    ox = torch.where(projected, x.add_(1.0), 0.0).clamp_(0, W + 1)
+    oy = torch.where(projected, y.add_(1.0), 0.0).clamp_(0, H + 1)
+    fx, fy, cx, cy = ox.floor(), oy.floor(), ox.ceil(), oy.ceil()
+    ax_f, ax_c = torch.sub(ox, fx).neg_().add_(1.0), torch.sub(cx, ox).neg_().add_(1.0)
+    ay_f, ay_c = torch.sub(oy, fy).neg_().add_(1.0), torch.sub(cy, oy).neg_().add_(1.0)
+    pitch, frame = W + 2, (H + 2) * (W + 2)
+    src = colors.to(f32)
+    if not colors.dtype.is_floating_point:
+        src = src / 255.0
+    planes = [src[:, ch].mul(2.0).sub_(1.0) for ch in range(C)]
     if return_depth:
-        planes.append(p.z.reshape(-1) * w_depth.reshape(-1))
-    planes = torch.stack(planes)
-    fx, fy, wx0, wy0 = fx.view(1, N), fy.view(1, N), wx0.view(1, N), wy0.view(1, N)
-    acc = torch.zeros(len(planes), B * frame, device=dev)
-    for offset, w in ((0, wx0 * wy0), (1, fx * wy0), (pitch, wx0 * fy), (pitch + 1, fx * fy)):
-        index = first + offset if offset else first
-        for a, v in zip(acc, planes * w, strict=True):
-            a.scatter_add_(0, index, v)
-    acc = acc.view(-1, B, H + 4, pitch)[:, :, 2:2 + H, 2:2 + W]
+        planes.append(zt)
+    acc = torch.zeros(1 + len(planes), B * frame, device=dev)
+    for row, col, prox in ((fy, fx, ay_f * ax_f), (cy, fx, ay_c * ax_f), (fy, cx, ay_f * ax_c), (cy, cx, ay_c * ax_c)):
+        index = _padded_index(col, row, pitch, frame, 0)
+        w = prox.div_(w_depth)
+        acc[0].scatter_add_(0, index, w.reshape(-1))
+        for a, plane in zip(acc[1:], planes, strict=True):
+            a.scatter_add_(0, index, (plane * w).reshape(-1))
+    acc = acc.view(-1, B, H + 2, pitch)[:, :, 1:1 + H, 1:1 + W]
     weight = acc[0]
     visible = weight > 0
-    norm = torch.where(visible, weight.clamp_min(1e-38).reciprocal_(), 0.0)
-    mean = acc[1:1 + C] * norm  # colour = Σ w·c / Σ w
-    image = mean if colors.dtype.is_floating_point else mean.round_()
-    out_depth = (acc[-1] * norm) if return_depth else None
+    mean = torch.where(visible, acc[1:1 + C] / weight, -1.0).clamp_(-1.0, 1.0).add_(1.0).div_(2.0)
+    image = mean if colors.dtype.is_floating_point else mean.mul_(255.0).round_()
+    out_depth = torch.where(visible, acc[-1] / weight, 0.0) if return_depth else None
     return SplatResult(image.to(colors.dtype).permute(1, 0, 2, 3), visible, out_depth)
 
 

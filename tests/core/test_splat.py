@@ -205,21 +205,23 @@ def test_reference_splat_identity_subpixel_and_depth_weights():
     Kf = g.intrinsics(H, W, "focal", focal=50.0)
     M = np.eye(4)
     M[0, 3] = 0.3 * 4.0 / 50.0
-    col = torch.arange(W, dtype=torch.float32).repeat(H, 1)[None, None]
+    col = torch.arange(W, dtype=torch.float32).repeat(H, 1)[None, None] / W  # image colours: [0, 1]
     r = warp_frames(col, torch.full((1, H, W), 4.0), torch.tensor(Kf), torch.tensor(M)[None], mode="reference")
-    assert torch.allclose(r.image[0, 0, :, 1:], torch.arange(1, W) - 0.3, atol=1e-3)
+    assert torch.allclose(r.image[0, 0, :, 1:] * W, torch.arange(1, W) - 0.3, atol=1e-3)
     # near over far: a near layer (z = 2, colour 0) shifted by exactly 2 px overlaps a far one (z = 8, colour 1)
     # shifted by 0.5 px; pixel 11 gets one near point (integral: both floor and ceiling, weight 2 on that axis) and
-    # two far halves, so its colour is w_far / (2·w_near + w_far) with w = exp(−50·log(1 + z)/log(1 + 8))
+    # two far halves, so its colour is w_far / (2·w_near + w_far) with w = exp(−50·log(1 + z)/ℓ_max). A bottom row
+    # at z = 1000 sets ℓ_max = log(1001), so that the ratio (about 1.8e-4) shows in float32 colours blended in [−1, 1]
     Hs, Ws, f = 4, 20, 10.0
     Kl = torch.tensor([[f, 0, Ws / 2], [0, f, Hs / 2], [0, 0, 1]])
     depth = torch.full((1, Hs, Ws), 8.0)
     depth[..., :10] = 2.0
+    depth[:, 3] = 1000.0
     colors = (depth > 4).float()[:, None]
     M = torch.eye(4)[None].clone()
     M[0, 0, 3] = 2.0 * 2.0 / f
     r = warp_frames(colors, depth, Kl, M, mode="reference")
-    w_near, w_far = (np.exp(-50 * np.log1p(z) / np.log1p(8.0)) for z in (2.0, 8.0))
+    w_near, w_far = (np.exp(-50 * np.log1p(z) / np.log1p(1000.0)) for z in (2.0, 8.0))
     got = float(r.image[0, 0, 1, 11])
     assert got == pytest.approx(w_far / (2 * w_near + w_far), rel=1e-3)
     assert float(r.image[0, 0, 1, 5]) == 0.0 and float(r.image[0, 0, 1, 15]) == pytest.approx(1.0)
@@ -231,7 +233,7 @@ def test_reference_splat_agrees_with_a_hand_worked_official_splat():
     depth weight exp(−50·ℓ/ℓ_max) with ℓ = log(1 + clamp(z', 0, 1000)), and points behind the camera kept."""
     f, cx, cy = 2.0, 2.0, 0.5  # our convention: index-space principal point (1.5, 0); every source row is y = 0
     K = torch.tensor([[f, 0, cx], [0, f, cy], [0, 0, 1]])
-    c = torch.tensor([10.0, 20.0, 30.0, 70.0])
+    c = torch.tensor([0.1, 0.2, 0.3, 0.7])  # image colours: [0, 1], as the official splat clamps to it
     colors = c.view(1, 1, 1, 4).repeat(2, 1, 1, 1)
     # frame 0: depth 2 everywhere, t = (−0.5, 0, 2): the points land at x = 0.5, 1.0, 1.5, 2.0 (and y = 0, integral),
     # all with the same depth weight. Per pixel (weights ×2 on the y axis for every point, so they cancel):
@@ -254,6 +256,83 @@ def test_reference_splat_agrees_with_a_hand_worked_official_splat():
     M[0, 0, 3] = -0.5 + 4e-4 * 4 / f
     r = warp_frames(colors[:1], depth[:1], K, M[:1], mode="reference")
     assert float(r.image[0, 0, 0, 2]) != pytest.approx(float(expected[2]), rel=1e-5)
+
+
+def _official_warp_step_by_step(frame: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, M: torch.Tensor
+                                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One frame warped as the official warper does it, written from a reading of it, slowly, in float32 and in its
+    tensor shapes: per-pixel column vectors through batched matmuls, and corner by corner `index_put_` accumulation.
+    frame [3, H, W] colours in [0, 1]; depth [H, W]; K [3, 3] pixel-index intrinsics (pixel j at j); M [4, 4] source →
+    target. Returns (image [3, H, W] in [0, 1], mask [H, W] bool)."""
+    H, W = depth.shape
+    f32 = torch.float32
+    cols = torch.arange(W, dtype=f32).expand(H, W)
+    rows = torch.arange(H, dtype=f32)[:, None].expand(H, W)
+    ones = torch.ones(H, W)
+    pixel = torch.stack([cols, rows, ones], -1)[..., None]  # [H, W, 3, 1]
+    ray = torch.matmul(torch.linalg.inv(K)[None, None], pixel)
+    point = depth[..., None, None] * ray
+    moved = torch.matmul(M[None, None], torch.cat([point, ones[..., None, None]], -2))[..., :3, :]
+    image_point = torch.matmul(K[None, None], moved)[..., 0]  # [H, W, 3]
+    coords = image_point[..., :2] / image_point[..., 2:]
+    grid = torch.stack([cols, rows], -1)
+    pos = (coords - grid) + grid + 1  # the flow and back, then the one-pixel margin
+    lo, hi = pos.floor().long(), pos.ceil().long()
+    limit = torch.tensor([W + 1, H + 1])
+    pos = torch.minimum(pos.clamp_min(0), limit.to(f32))
+    lo, hi = torch.minimum(lo.clamp_min(0), limit), torch.minimum(hi.clamp_min(0), limit)
+    near = 1 - (pos - lo)  # per axis (x, y): the share at the floor, and below at the ceiling
+    far = 1 - (hi - pos)
+    log_z = torch.log(1 + image_point[..., 2].clamp(0, 1000))
+    depth_weight = torch.exp(log_z / log_z.max() * 50)
+    colours = (frame * 2.0 - 1.0).permute(1, 2, 0)  # [H, W, 3] in [−1, 1]
+    acc = torch.zeros(H + 2, W + 2, 3)
+    weights = torch.zeros(H + 2, W + 2, 1)
+    corners = [(lo[..., 1], lo[..., 0], near[..., 1] * near[..., 0]), (hi[..., 1], lo[..., 0], far[..., 1] * near[..., 0]),
+               (lo[..., 1], hi[..., 0], near[..., 1] * far[..., 0]), (hi[..., 1], hi[..., 0], far[..., 1] * far[..., 0])]
+    for r, c, share in corners:
+        acc.index_put_((r, c), colours * (share / depth_weight)[..., None], accumulate=True)
+    for r, c, share in corners:
+        weights.index_put_((r, c), (share / depth_weight)[..., None], accumulate=True)
+    acc, weights = acc[1:-1, 1:-1], weights[1:-1, 1:-1]
+    mask = weights > 0
+    image = torch.where(mask, acc / weights, torch.tensor(-1.0)).clamp(-1, 1)
+    return ((image + 1.0) / 2.0).permute(2, 0, 1), mask[..., 0]
+
+
+def test_reference_splat_is_bitwise_the_official_float32_sequence():
+    """`warp_frames(mode="reference")` against the official operations done step by step (above), on near-identity
+    poses where whole-pixel coordinates (doubled weights) and colours at truncation boundaries occur: equal bit for
+    bit at the warp size and, after the official bilinear resize and ×255 truncation (`to_model_size`), byte for
+    byte at the model size. (The relative pose is given; its float32 composition is not part of this.)"""
+    from inverse_dvs.infra.video_io import to_model_size
+
+    H, W = 36, 64
+    gen = torch.Generator().manual_seed(3)
+    frames = torch.randint(0, 256, (4, 3, H, W), dtype=torch.uint8, generator=gen).float() / 255.0
+    depth = 2.0 + torch.linspace(0, 1, W).expand(4, H, W).clone()  # a slanted plane with a nearer box on it
+    depth[:, 10:22, 20:36] = 1.25
+    K = torch.tensor(g.intrinsics(H, W, "focal", focal=40.0), dtype=torch.float32)  # centre (32, 18) + 0.5
+    M = torch.eye(4).repeat(4, 1, 1)
+    M[1, 0, 3] = 1.25 * 2.0 / 40.0  # the box moves by exactly 2 px: integral coordinates there
+    angle = torch.tensor(0.002)
+    M[2, :3, :3] = torch.tensor([[torch.cos(angle), 0, torch.sin(angle)], [0, 1, 0], [-torch.sin(angle), 0,
+                                                                                          torch.cos(angle)]])
+    M[2, :3, 3] = torch.tensor([0.01, -0.005, 0.02])
+    M[3, :3, 3] = torch.tensor([0.0, 0.0, -0.05])  # dolly in
+    K_index = K.clone()
+    K_index[:2, 2] -= 0.5
+    slow = [_official_warp_step_by_step(frames[b], depth[b], K_index, M[b]) for b in range(4)]
+    expected = torch.stack([im for im, _ in slow])
+    r = warp_frames(frames, depth, K, M, return_depth=False, mode="reference")
+    assert torch.equal(r.visible, torch.stack([m for _, m in slow]))
+    assert torch.equal(r.image, expected), float((r.image - expected).abs().max())
+    # the case is the hard one: whole-pixel landings, and renders that sit next to a grey-level boundary
+    assert float((r.image * 255 - (r.image * 255).round()).abs().lt(1e-4).float().mean()) > 0.1
+    ours, _ = to_model_size(r.image.permute(0, 2, 3, 1).numpy(), r.visible.numpy(), (24, 40), "reference", "area")
+    official = (torch.nn.functional.interpolate(expected, size=(24, 40), mode="bilinear", align_corners=False)
+                * 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    assert np.array_equal(ours, official)
 
 
 @pytest.mark.parametrize("mode", ["zbuffer", "reference"])
