@@ -16,7 +16,8 @@ REFERENCE_NEGATIVE_PROMPT = ("crowded scene, car in the road, bad anatomy, defor
 # The official code's values of every key where it and the paper text (arXiv 2506.08004) differ.
 REFERENCE: dict[str, dict[str, Any]] = {
     "camera": {"warp_size": [576, 1024], "resize": "stretch", "intrinsics": "reference", "mask_resize": "reference",
-               "render_resize": "reference", "r_spline": "distance"},
+               "render_resize": "reference", "r_spline": "distance",
+               "pose_arithmetic": "reference"},
     "depth": {"mapping": "reference"},
     "warp": {"splat": "reference"},
     "caption": {"source": "render"},

@@ -296,6 +296,10 @@ class CameraConfig:
     r_spline: str = _opt(default="fraction", check=_choice("fraction", "distance"),
                          doc="the smoothing spline through more than 3 r keyframes is fitted on r (`fraction` of the "
                              "scene radius ρ) or on r·ρ (`distance`, official); the spline is not scale-invariant")
+    pose_arithmetic: str = _opt(default="float64", check=_choice("float64", "reference"),
+                                doc="keyframe cameras computed in `float64`, relative to θ = φ = r = 0, or as the "
+                                    "official code computes them (`reference`: float32 poses, each relative to the "
+                                    "path's first frame)")
     radius_scale: float = _opt(default=1.0, check=_positive,
                                doc="scene radius = depth at the first frame's centre × this, capped at max_radius")
     max_radius: float = _opt(default=5.0, check=_positive, doc="see `radius_scale`")

@@ -47,18 +47,27 @@ def intrinsics(height: int, width: int, mode: str, fov_deg: float = 60.0, focal:
 
 
 # ---------------------------------------------------------------------------------------------- interpolation
-def interpolate_keyframes(values: np.ndarray, num_frames: int) -> np.ndarray:
+def interpolate_keyframes(values: np.ndarray, num_frames: int, linear: str = "numpy") -> np.ndarray:
     """Keyframes [n] spread evenly over `num_frames` → [num_frames].
 
     More than 3 keyframes: cubic smoothing spline (scipy's UnivariateSpline, default smoothing s = n) with the
-    end values pinned to the first and last keyframe; otherwise linear (1 keyframe = constant).
+    end values pinned to the first and last keyframe; otherwise linear (1 keyframe = constant), by `np.interp`
+    (`linear="numpy"`) or by scipy's `interp1d` (`"scipy"`, the official code's: it can round the last bit of a
+    value at a keyframe differently). float32 keyframes stay float32 there, as interp1d keeps them (its differences
+    of neighbouring keyframes are then float32); anything else is read as float64.
     """
-    values = np.asarray(values, dtype=np.float64)
+    values = np.asarray(values)
+    if values.dtype != np.float32:
+        values = values.astype(np.float64)
     x_new = np.linspace(0.0, 1.0, num_frames)
     if values.size == 1:
         return np.full(num_frames, values[0])
     x = np.linspace(0.0, 1.0, values.size)
     if values.size <= 3:
+        if linear == "scipy":
+            from scipy.interpolate import interp1d
+
+            return interp1d(x, values)(x_new)
         return np.interp(x_new, x, values)
     from scipy.interpolate import UnivariateSpline
 
@@ -122,6 +131,44 @@ def orbit_source_to_target(theta: np.ndarray, phi: np.ndarray, r: np.ndarray, ra
     return invert_rigid(camera_to_world)
 
 
+OFFICIAL_RADIUS_CAP = 5.0  # the official code's ρ: a float32 tensor below 5, else the integer 5
+
+
+def reference_orbit_source_to_target(theta: np.ndarray, phi: np.ndarray, r_distance: np.ndarray,
+                                     radius: float) -> np.ndarray:
+    """The orbit model as the official code computes it, in float32: per-frame θ, φ (degrees) and r·ρ [T] (each
+    rounded to float32) and the scene radius ρ → source_to_target [T, 4, 4] (float32 values in a float64 array).
+
+    Per frame, in the official [1, 4, 4] shapes and torch's float32 operations: the camera-to-world pose starts as
+    diag(−1, 1, −1, 1), its z translation becomes −r·ρ, it is multiplied on the left by the rotation of θ about x and
+    then by that of φ about y (sin and cos of the float32 radians), and ρ is added to its z translation; the
+    relative pose is pose_t · inverse(pose_0) (`torch.linalg.inv`, `torch.bmm`). So the path's first frame is the
+    source camera (up to float32 rounding) even where the first keyframe is not 0. Where the path starts at
+    θ = φ = r = 0 it agrees with `orbit_source_to_target` to float32 rounding (tests/core/test_camera.py)."""
+    import torch
+
+    def rotation(degrees: np.float32, axis: str) -> torch.Tensor:  # [1, 4, 4]
+        a = torch.deg2rad(torch.tensor(degrees))
+        s, c = torch.sin(a), torch.cos(a)
+        R = torch.eye(4)[None]
+        if axis == "x":
+            R[0, 1, 1], R[0, 1, 2], R[0, 2, 1], R[0, 2, 2] = c, -s, s, c
+        else:
+            R[0, 0, 0], R[0, 0, 2], R[0, 2, 0], R[0, 2, 2] = c, s, -s, c
+        return R
+
+    rho = torch.tensor(radius, dtype=torch.float32)
+    poses = []
+    for th, ph, rd in zip(np.float32(theta), np.float32(phi), np.float32(r_distance), strict=True):
+        c2w = torch.diag(torch.tensor([-1.0, 1.0, -1.0, 1.0]))[None]
+        c2w[:, 2, 3] -= torch.tensor(rd)
+        c2w = torch.matmul(rotation(ph, "y"), torch.matmul(rotation(th, "x"), c2w))
+        c2w[:, 2, 3] = c2w[:, 2, 3] + rho
+        poses.append(c2w)
+    source_inv = torch.linalg.inv(poses[0])
+    return torch.cat([torch.bmm(p, source_inv) for p in poses]).double().numpy()
+
+
 # Presets, combinable with '+': (keyframe row, sign, `amount` per unit) — θ and φ in degrees, r in percent of ρ.
 PRESETS = {"orbit_left": ("phi", -1.0, 1.0), "orbit_right": ("phi", 1.0, 1.0), "arc_up": ("theta", 1.0, 1.0),
            "arc_down": ("theta", -1.0, 1.0), "dolly_in": ("r", 1.0, 100.0), "dolly_out": ("r", -1.0, 100.0)}
@@ -158,22 +205,39 @@ def keyframes_problem(kf: Keyframes) -> str | None:
 
 
 R_SPLINES = ("fraction", "distance")
+POSE_ARITHMETIC = ("float64", "reference")
 
 
-def keyframe_path(kf: Keyframes, num_frames: int, radius: float, r_spline: str = "fraction") -> np.ndarray:
+def keyframe_path(kf: Keyframes, num_frames: int, radius: float, r_spline: str = "fraction",
+                  arithmetic: str = "float64") -> np.ndarray:
     """Keyframes → source_to_target [T, 4, 4] float64 along the orbit model.
 
     `r_spline` (`camera.r_spline`): the r keyframes are interpolated as fractions of the scene radius (`fraction`),
     or as distances r·ρ (`distance`, the official code): the smoothing spline is not scale-invariant, so with more
-    than 3 keyframes the two differ."""
-    theta, phi = (interpolate_keyframes(v, num_frames) for v in (kf.theta, kf.phi))
-    if r_spline == "fraction":
-        r = interpolate_keyframes(kf.r, num_frames)
-    elif r_spline == "distance":
-        r = interpolate_keyframes(np.asarray(kf.r, np.float64) * radius, num_frames) / radius
-    else:
+    than 3 keyframes the two differ.
+    `arithmetic` (`camera.pose_arithmetic`): `float64` (`orbit_source_to_target`), or `reference`, the official
+    code's construction (`reference_orbit_source_to_target`, linear keyframes by scipy's interp1d): with
+    `distance`, the r·ρ keyframes are float32 products where ρ is below the official cap of 5 (there ρ is a float32
+    tensor) and float64 ones at the cap (there it is the integer 5)."""
+    if r_spline not in R_SPLINES:
         raise ValueError(f"unknown r spline {r_spline!r}; one of {R_SPLINES}")
-    return orbit_source_to_target(theta, phi, r, radius=radius)
+    if arithmetic not in POSE_ARITHMETIC:
+        raise ValueError(f"unknown pose arithmetic {arithmetic!r}; one of {POSE_ARITHMETIC}")
+    if arithmetic == "float64":
+        theta, phi = (interpolate_keyframes(v, num_frames) for v in (kf.theta, kf.phi))
+        if r_spline == "fraction":
+            r = interpolate_keyframes(kf.r, num_frames)
+        else:
+            r = interpolate_keyframes(np.asarray(kf.r, np.float64) * radius, num_frames) / radius
+        return orbit_source_to_target(theta, phi, r, radius=radius)
+    theta, phi = (interpolate_keyframes(v, num_frames, "scipy") for v in (kf.theta, kf.phi))
+    r = np.asarray(kf.r, np.float64)
+    if r_spline == "fraction":
+        r_distance = interpolate_keyframes(r, num_frames, "scipy") * radius
+    else:
+        official = np.float32(r) * np.float32(radius) if radius < OFFICIAL_RADIUS_CAP else r * radius
+        r_distance = interpolate_keyframes(official, num_frames, "scipy")
+    return reference_orbit_source_to_target(theta, phi, r_distance, radius)
 
 
 def scene_radius(first_depth: np.ndarray, radius_scale: float, max_radius: float) -> float:

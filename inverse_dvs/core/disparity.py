@@ -65,11 +65,22 @@ REFERENCE_NEAR, REFERENCE_FAR = 1e-4, 1e4
 
 def reference_depth(disp: np.ndarray, value_range: tuple[float, float] | None = None) -> np.ndarray:
     """The official mapping: disparity [T, H, W] → depth float32, n = min–max normalised disparity, the min and max
-    taken over `value_range` (those of the whole file the frames were selected from), else over `disp`."""
-    d = disp.astype(np.float64)
-    lo, hi = value_range if value_range is not None else (d.min(), d.max())
-    n = (d - lo) / max(hi - lo, 1e-12)
-    return np.clip(10000.0 / np.maximum(3900.0 * n, 1e-5), REFERENCE_NEAR, REFERENCE_FAR).astype(np.float32)
+    taken over `value_range` (those of the whole file the frames were selected from), else over `disp`.
+
+    In the official operations and their order, in the disparity's own float type (float32 as Video-Depth-Anything
+    saves it; other types in float64): n = (d − lo) / (hi − lo), n·3900, values below 1e-5 set to 1e-5, 10000 / that
+    (as torch computes a scalar over a tensor: the reciprocal times 10000), clipped to [1e-4, 1e4]; so float32
+    disparity gives the official depth bit for bit (tests/core/test_disparity.py). A constant disparity (hi = lo, a
+    division by zero there) gives the far clip."""
+    dtype = disp.dtype if disp.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    d = disp.astype(dtype, copy=False)
+    lo, hi = (dtype.type(v) for v in (value_range if value_range is not None else (d.min(), d.max())))
+    span = hi - lo
+    n = (d - lo) / span if span > 0 else np.zeros_like(d)
+    scaled = n * dtype.type(3900)
+    scaled[scaled < 1e-5] = dtype.type(1e-5)
+    depth = np.reciprocal(scaled) * dtype.type(10000)  # torch's `10000.0 / t` is t.reciprocal() * 10000
+    return np.clip(depth, dtype.type(REFERENCE_NEAR), dtype.type(REFERENCE_FAR)).astype(np.float32)
 
 
 def depth_from_disparity(disp: np.ndarray, mode: str, near: float = 1.0, far: float = 20.0, stabilize: bool = True,

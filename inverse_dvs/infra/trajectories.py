@@ -103,8 +103,9 @@ def trajectory_keyframes(spec) -> Keyframes:
 
 
 
-def trajectory_source_to_target(spec, num_frames: int, radius: float, r_spline: str = "fraction") -> np.ndarray:
+def trajectory_source_to_target(spec, num_frames: int, radius: float, r_spline: str = "fraction",
+                                arithmetic: str = "float64") -> np.ndarray:
     """A config TrajectorySpec → source_to_target [T, 4, 4] float64 (`core.camera.keyframe_path`)."""
     if spec.kind == "poses":
         return read_pose_json(spec.poses, num_frames)
-    return keyframe_path(trajectory_keyframes(spec), num_frames, radius, r_spline)
+    return keyframe_path(trajectory_keyframes(spec), num_frames, radius, r_spline, arithmetic)

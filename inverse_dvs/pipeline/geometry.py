@@ -92,19 +92,21 @@ def camera_geometry(cfg, hw: tuple[int, int], first_depth: np.ndarray) -> tuple[
             scene_radius(first_depth, c.radius_scale, c.max_radius))
 
 
-def source_to_target(trajectory, num_frames: int, radius: float, r_spline: str) -> np.ndarray:
-    """The per-frame cameras of a trajectory → source_to_target [T, 4, 4] float64.
+def source_to_target(trajectory, num_frames: int, radius: float, r_spline: str,
+                     arithmetic: str = "float64") -> np.ndarray:
+    """The per-frame cameras of a trajectory → source_to_target [T, 4, 4] float64 (keyframes: `camera.r_spline`,
+    `camera.pose_arithmetic`, see `core.camera.keyframe_path`).
 
     `trajectory`: a config `TrajectorySpec`; `core.camera.Keyframes`; or camera-to-world poses [T, 4, 4] (OpenCV
     axes, the first is the source camera, as in a JSON pose file). UserError naming `trajectory` when it is unusable
     (keyframes out of range, poses that are not rigid or of another frame count)."""
     if isinstance(trajectory, Keyframes):
         check_keyframes(trajectory, "trajectory")
-        return keyframe_path(trajectory, num_frames, radius, r_spline)
+        return keyframe_path(trajectory, num_frames, radius, r_spline, arithmetic)
     if isinstance(trajectory, np.ndarray):
         c2w = check_poses(trajectory, num_frames)
         return invert_rigid(c2w) @ c2w[0]
-    return trajectory_source_to_target(trajectory, num_frames, radius, r_spline)
+    return trajectory_source_to_target(trajectory, num_frames, radius, r_spline, arithmetic)
 
 
 def check_poses(poses: np.ndarray, num_frames: int) -> np.ndarray:

@@ -322,7 +322,8 @@ class InverseDVSPipeline:
     def cameras(self, trajectory, num_frames: int, radius: float) -> np.ndarray:
         """A camera path (any form `as_trajectory` takes) for a clip of `num_frames` frames and scene radius ρ →
         source_to_target [T, 4, 4] float64 (README → Camera conventions)."""
-        return source_to_target(as_trajectory(trajectory), num_frames, radius, self.config.camera.r_spline)
+        c = self.config.camera
+        return source_to_target(as_trajectory(trajectory), num_frames, radius, c.r_spline, c.pose_arithmetic)
 
     def render(self, frames: np.ndarray, depth: np.ndarray, K: np.ndarray, source_to_target: np.ndarray,
                model_hw: tuple[int, int]) -> Rendered:

@@ -5,6 +5,7 @@ import numpy as np
 from inverse_dvs.config import TrajectorySpec
 from inverse_dvs.core import camera as g
 from inverse_dvs.infra import trajectories as tr
+from tests import official
 
 
 def test_interpolation_rules():
@@ -64,3 +65,28 @@ def test_reference_r_spline_is_fitted_on_distances(tmp_path):
 
     assert np.allclose(camera_z("distance"), official, atol=1e-9)
     assert np.abs(camera_z("fraction") - official).max() > 1.0  # up to 2.3 scene units apart at ρ = 5
+
+
+def test_reference_pose_arithmetic_is_the_official_float32_construction(tmp_path):
+    """`camera.pose_arithmetic: reference` gives the official relative poses bit for bit: linear (3 keyframes) and
+    spline (7) paths, ρ below the official cap (float32 products r·ρ) and at it (the integer 5), a first keyframe
+    that is not 0 (the official path is relative to its own first frame)."""
+    import torch
+
+    rho32 = torch.tensor(2.37, dtype=torch.float32)
+    cases = [([0, 8.0, -3.0], [0, -20.0, 10.0], [0, 0.3, -0.1]),
+             ([2.0, 5.0, -3.0, 8.0, 1.0, 0.0, 4.0], [0, 10.0, 25.0, -5.0, 0, 3.0, 1.0],
+              [0, 0.5, -0.5, 0.6, -0.4, 0.5, 0])]
+    for theta, phi, r in cases:
+        f = tmp_path / "path.txt"
+        f.write_text("\n".join(" ".join(str(v) for v in row) for row in (theta, phi, r)) + "\n")
+        spec = TrajectorySpec(name="p", file=str(f))
+        for official_rho, rho in ((rho32, float(rho32)), (5, 5.0)):
+            ours = tr.trajectory_source_to_target(spec, 49, rho, "distance", "reference")
+            assert np.array_equal(ours, official.relative_poses(theta, phi, r, official_rho, 49)), (theta, rho)
+            assert np.allclose(ours[0], np.eye(4), atol=1e-6)  # P·P⁻¹ in float32: identity up to rounding
+            if theta[0] == 0:  # a path from the source camera: the float64 construction agrees to float32 rounding
+                float64 = tr.trajectory_source_to_target(spec, 49, rho, "distance")
+                assert np.abs(ours - float64).max() < 2e-6 and not np.array_equal(ours, float64)
+            else:  # ours is relative to θ = φ = r = 0, the official code to the path's first frame
+                assert not np.allclose(tr.trajectory_source_to_target(spec, 49, rho, "distance")[0], np.eye(4))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from inverse_dvs.core.disparity import disparity_to_depth, fit_scale_shift, stabilize_disparity
+from tests import official
 
 
 def consistent_sequence(T=12, H=40, W=60):
@@ -63,3 +64,16 @@ def test_reference_mapping_is_the_official_formula():
     assert np.allclose(depth_from_disparity(disp, "reference", stabilize=True), d)
     with pytest.raises(ValueError):
         depth_from_disparity(disp, "bogus")
+
+
+def test_reference_mapping_is_bitwise_the_official_float32_sequence():
+    """float32 disparity (as Video-Depth-Anything saves it) through the official steps (tests/official.py): equal
+    bit for bit, over the whole file and over frames selected from it."""
+    from inverse_dvs.core.disparity import reference_depth
+
+    res = consistent_sequence() * np.float32(7.3) + np.float32(0.01)
+    res[3, 5, 5] = res.min()  # n = 0 there: the 1e-5 floor and the far clip
+    official_depth = official.depth_from_disparity(res)
+    assert np.array_equal(reference_depth(res), official_depth)
+    assert np.array_equal(reference_depth(res[4:], (float(res.min()), float(res.max()))), official_depth[4:])
+    assert official_depth.max() == np.float32(1e4)

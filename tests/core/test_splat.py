@@ -5,6 +5,7 @@ import torch
 from inverse_dvs.core import camera as g
 from inverse_dvs.core.splat import warp_frames
 from inverse_dvs.testing import demo_scene
+from tests import official
 
 
 def test_identity_is_exact():
@@ -258,50 +259,8 @@ def test_reference_splat_agrees_with_a_hand_worked_official_splat():
     assert float(r.image[0, 0, 0, 2]) != pytest.approx(float(expected[2]), rel=1e-5)
 
 
-def _official_warp_step_by_step(frame: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, M: torch.Tensor
-                                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One frame warped as the official warper does it, written from a reading of it, slowly, in float32 and in its
-    tensor shapes: per-pixel column vectors through batched matmuls, and corner by corner `index_put_` accumulation.
-    frame [3, H, W] colours in [0, 1]; depth [H, W]; K [3, 3] pixel-index intrinsics (pixel j at j); M [4, 4] source →
-    target. Returns (image [3, H, W] in [0, 1], mask [H, W] bool)."""
-    H, W = depth.shape
-    f32 = torch.float32
-    cols = torch.arange(W, dtype=f32).expand(H, W)
-    rows = torch.arange(H, dtype=f32)[:, None].expand(H, W)
-    ones = torch.ones(H, W)
-    pixel = torch.stack([cols, rows, ones], -1)[..., None]  # [H, W, 3, 1]
-    ray = torch.matmul(torch.linalg.inv(K)[None, None], pixel)
-    point = depth[..., None, None] * ray
-    moved = torch.matmul(M[None, None], torch.cat([point, ones[..., None, None]], -2))[..., :3, :]
-    image_point = torch.matmul(K[None, None], moved)[..., 0]  # [H, W, 3]
-    coords = image_point[..., :2] / image_point[..., 2:]
-    grid = torch.stack([cols, rows], -1)
-    pos = (coords - grid) + grid + 1  # the flow and back, then the one-pixel margin
-    lo, hi = pos.floor().long(), pos.ceil().long()
-    limit = torch.tensor([W + 1, H + 1])
-    pos = torch.minimum(pos.clamp_min(0), limit.to(f32))
-    lo, hi = torch.minimum(lo.clamp_min(0), limit), torch.minimum(hi.clamp_min(0), limit)
-    near = 1 - (pos - lo)  # per axis (x, y): the share at the floor, and below at the ceiling
-    far = 1 - (hi - pos)
-    log_z = torch.log(1 + image_point[..., 2].clamp(0, 1000))
-    depth_weight = torch.exp(log_z / log_z.max() * 50)
-    colours = (frame * 2.0 - 1.0).permute(1, 2, 0)  # [H, W, 3] in [−1, 1]
-    acc = torch.zeros(H + 2, W + 2, 3)
-    weights = torch.zeros(H + 2, W + 2, 1)
-    corners = [(lo[..., 1], lo[..., 0], near[..., 1] * near[..., 0]), (hi[..., 1], lo[..., 0], far[..., 1] * near[..., 0]),
-               (lo[..., 1], hi[..., 0], near[..., 1] * far[..., 0]), (hi[..., 1], hi[..., 0], far[..., 1] * far[..., 0])]
-    for r, c, share in corners:
-        acc.index_put_((r, c), colours * (share / depth_weight)[..., None], accumulate=True)
-    for r, c, share in corners:
-        weights.index_put_((r, c), (share / depth_weight)[..., None], accumulate=True)
-    acc, weights = acc[1:-1, 1:-1], weights[1:-1, 1:-1]
-    mask = weights > 0
-    image = torch.where(mask, acc / weights, torch.tensor(-1.0)).clamp(-1, 1)
-    return ((image + 1.0) / 2.0).permute(2, 0, 1), mask[..., 0]
-
-
 def test_reference_splat_is_bitwise_the_official_float32_sequence():
-    """`warp_frames(mode="reference")` against the official operations done step by step (above), on near-identity
+    """`warp_frames(mode="reference")` against the official operations done step by step (tests/official.py), on near-identity
     poses where whole-pixel coordinates (doubled weights) and colours at truncation boundaries occur: equal bit for
     bit at the warp size and, after the official bilinear resize and ×255 truncation (`to_model_size`), byte for
     byte at the model size. (The relative pose is given; its float32 composition is not part of this.)"""
@@ -322,7 +281,7 @@ def test_reference_splat_is_bitwise_the_official_float32_sequence():
     M[3, :3, 3] = torch.tensor([0.0, 0.0, -0.05])  # dolly in
     K_index = K.clone()
     K_index[:2, 2] -= 0.5
-    slow = [_official_warp_step_by_step(frames[b], depth[b], K_index, M[b]) for b in range(4)]
+    slow = [official.warp_frame(frames[b], depth[b], K_index, M[b]) for b in range(4)]
     expected = torch.stack([im for im, _ in slow])
     r = warp_frames(frames, depth, K, M, return_depth=False, mode="reference")
     assert torch.equal(r.visible, torch.stack([m for _, m in slow]))
@@ -330,9 +289,7 @@ def test_reference_splat_is_bitwise_the_official_float32_sequence():
     # the case is the hard one: whole-pixel landings, and renders that sit next to a grey-level boundary
     assert float((r.image * 255 - (r.image * 255).round()).abs().lt(1e-4).float().mean()) > 0.1
     ours, _ = to_model_size(r.image.permute(0, 2, 3, 1).numpy(), r.visible.numpy(), (24, 40), "reference", "area")
-    official = (torch.nn.functional.interpolate(expected, size=(24, 40), mode="bilinear", align_corners=False)
-                * 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    assert np.array_equal(ours, official)
+    assert np.array_equal(ours, official.to_model_size(expected, (24, 40)))
 
 
 @pytest.mark.parametrize("mode", ["zbuffer", "reference"])
