@@ -105,6 +105,15 @@ def run(cfg: Config, selection: Selection | None = None, *, force: bool = False,
     if not healthy:
         log.error("preflight: no (trajectory, video) item can run (see above); nothing was run.")
         return EXIT_USER_ERROR
+    if cfg.slm.generator == "reference":
+        import torch
+
+        from .pipeline import slm_generator_problem
+
+        device = torch.device("cuda" if cfg.run.device != "cpu" and torch.cuda.is_available() else "cpu")
+        if problem := slm_generator_problem(cfg, device):
+            log.error("preflight: %s Nothing was run.", problem)
+            return EXIT_USER_ERROR
     backend, cp = cfg.run.attention_backend, cfg.run.context_parallel
     if backend != "auto" or cp.degree > 1:
         import torch

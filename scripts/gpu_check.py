@@ -257,6 +257,30 @@ def measure_offload_model(a, arch, device: torch.device, log: logging.Logger) ->
         model.unload()
 
 
+def check_slm_draws(device: torch.device) -> dict:
+    """`slm.generator: reference`: our SLM, three rounds (ε, then x0, each), with a fresh generator on the device
+    seeded 42 must draw the very indices that `torch.randint` on the device's default generator draws after
+    `torch.manual_seed(42)`, as the official code's SLM does. Latents whose values are their own flat positions
+    make the drawn indices readable from the filled values."""
+    from inverse_dvs.core.slm import stochastic_latent_modulation
+
+    shape = (1, 13, 16, 60, 90)  # the 5B model's latents
+    g = torch.Generator(device).manual_seed(0)
+    occ = torch.rand((1, 13, 1, 60, 90), generator=g, device=device) < 0.3
+    occ_eps = occ & (torch.rand(occ.shape, generator=g, device=device) < 0.5)
+    occ, occ_eps = occ.expand(shape), occ_eps.expand(shape)
+    positions = torch.arange(occ.numel(), device=device, dtype=torch.float64).view(shape)
+    ours, gen = [], torch.Generator(device).manual_seed(42)
+    for _ in range(3):
+        out = stochastic_latent_modulation(positions, positions, occ, gen, "reference", occluded_eps=occ_eps)
+        ours += [torch.searchsorted(positions[~m], filled[m]) for filled, m in ((out.eps, occ_eps), (out.x0, occ))]
+    torch.manual_seed(42)
+    theirs = [torch.randint(0, int((~m).sum()), (int(m.sum()),), device=device)
+              for _ in range(3) for m in (occ_eps, occ)]
+    return {"equal": all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True)),
+            "draws": sum(int(i.numel()) for i in ours)}
+
+
 def _status(value: float | None, target: float | None) -> str:
     if value is None or target is None:
         return ""
@@ -343,6 +367,10 @@ def table(results: dict, a, device_name: str) -> str:
                  why("api") or f"{r['frames']} frames in {r['seconds']:.1f} s on {r['device']}, NFE {r['nfe']}; the "
                                 "second call equal, one model load", "no error",
                  "ok" if r and "frames" in r else ("" if "skipped" in r else "**failed**")))
+    r = get("slm")
+    rows.append(("SLM draws, `slm.generator: reference`: the official default-generator indices (3 rounds)",
+                 why("slm") or f"{'equal' if r['equal'] else 'DIFFERENT'} ({r['draws']} draws)", "equal",
+                 "ok" if r.get("equal") else ("" if "skipped" in r else "**failed**")))
     r = get("e2e")
     ok = r.get("rc") == 0 and r.get("outputs", 0) > 0 and not r.get("compile_failed")
     rows.append((f"tiny end-to-end: `run_all.sh {e2e_config(a)}`, `run.device: {'cpu' if cpu else 'cuda'}`, "
@@ -382,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
                         "are skipped")
     p.add_argument("--out", default=os.environ.get("OUT") or "outputs/gpu_check", help="folder for the table")
     p.add_argument("--only", default=None, metavar="STEP[,STEP]",
-                   help="run only these steps (api, e2e, build, eager, compile, exact, cached, offload_model, "
+                   help="run only these steps (api, slm, e2e, build, eager, compile, exact, cached, offload_model, "
                         "backends); the others are listed as not asked for")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
@@ -406,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.model == "1.5":
         check.estimates = ESTIMATES_15
     check.step("api", api_run, "cpu" if a.cpu else "cuda", a.model)
+    check.step("slm", check_slm_draws, device)
     with tempfile.TemporaryDirectory() as tmp:
         check.step("e2e", tiny_e2e, "cpu" if a.cpu else "cuda", backend, Path(tmp) / "work", out / "tiny_e2e.log",
                    600.0 if a.cpu else check.estimates["e2e"] + 90.0, a.cpu, e2e_config(a))
@@ -418,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     save()
     print(table(check.results, a, name))
     e2e = check.results.get("e2e", {})
-    failed = [k for k, r in check.results.items() if "error" in r] + (
+    failed = [k for k, r in check.results.items() if "error" in r or r.get("equal") is False] + (
         [] if e2e.get("rc") == 0 or "skipped" in e2e else ["e2e"])
     return 1 if failed else 0
 

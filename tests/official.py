@@ -100,3 +100,17 @@ def to_model_size(images: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
     """Renders [T, 3, h, w] in [0, 1] → uint8 [T, H, W, 3]: float bilinear resize, ×255 truncated."""
     x = F.interpolate(images, size=hw, mode="bilinear", align_corners=False)
     return (x * 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def slm(x: torch.Tensor, eps: torch.Tensor, mask: torch.Tensor, mask_eps: torch.Tensor
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One round of the official SLM on [B, F, C, H, W] latents (masks bool, True = occluded), drawing from torch's
+    global generator of the masks' device: ε first, each occluded element (row-major order) gets the value at a
+    uniformly drawn index into the visible elements (row-major order), then x0 the same on its own mask."""
+    x, eps = x.clone(), eps.clone()
+    for values, occluded in ((eps, mask_eps), (x, mask)):
+        visible = torch.nonzero(~occluded, as_tuple=True)
+        target = torch.nonzero(occluded, as_tuple=True)
+        pick = torch.randint(0, len(visible[0]), (int(occluded.sum().item()),), device=occluded.device)
+        values[target] = values[tuple(v[pick] for v in visible)]
+    return x, eps

@@ -402,6 +402,11 @@ class SLMConfig:
                                       doc="a cell is occluded when its pooled visibility < 1 − this")
     background_threshold: float = _opt(default=0.3, check=_unit_interval,
                                        doc="`paper`/`frame`: background D = normalised disparity below this")
+    generator: str = _opt(default="stream", check=_choice("stream", "reference"),
+                          doc="what SLM draws from: `stream` (a CPU generator of the item's own, from its seed: the "
+                              "same draws on every machine) or `reference` (CUDA only: a CUDA generator seeded with "
+                              "the run seed, drawing on the GPU as the official code does; its very draws on the same "
+                              "GPU model and torch version, README → Fidelity)")
     eps_rank: int = _opt(default=1, check=_non_negative,
                          doc="`reference`: ε is filled on cells at or below the eps_rank-th smallest distinct pooled "
                              "value (0-based; official: 1)")

@@ -31,7 +31,9 @@ class SLMResult(NamedTuple):
 
 
 def _sample(pool_size: int, n: int, generator: torch.Generator, device) -> torch.Tensor:
-    return torch.randint(0, pool_size, (n,), generator=generator).to(device)
+    """n indices below pool_size, drawn on the generator's device (a CUDA generator draws there, as the official
+    code's default one does), then moved to `device`."""
+    return torch.randint(0, pool_size, (n,), generator=generator, device=generator.device).to(device)
 
 
 def _check_frames(visible: torch.Tensor) -> None:
@@ -68,7 +70,7 @@ def stochastic_latent_modulation(x0: torch.Tensor, eps: torch.Tensor, occluded: 
     Args:
         x0, eps: float [B, t, C, h, w] latents (the render's latent and the inverted latent); not modified.
         occluded: bool M, [B, t, 1, h, w] (broadcast over channels) or [B, t, C, h, w]; True = occluded.
-        generator: CPU torch.Generator (seeded by the run seed).
+        generator: torch.Generator (seeded by the run seed); the draws are made on its device.
         mode: `paper`, `reference` or `frame`.
         background: bool D, same shape rules as `occluded` (`paper`, `frame`); None = everything is background.
             If no visible background cell exists, the visible cells are used.

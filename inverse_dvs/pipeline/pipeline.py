@@ -49,7 +49,7 @@ from ..core.ddim import ddim_invert, ddim_sample, inversion_plan, roundtrip_erro
 from ..core.guidance import RegionGuidance, uses_cfg
 from ..core.krnr import noise_init
 from ..core.slm import NothingVisible, stochastic_latent_modulation
-from ..core.streams import generator
+from ..core.streams import generator, stream_seed
 from ..core.text import even_frames, shorten_caption
 from ..core.windows import Window, clip_length, hand_over, plan_windows, stitch
 from ..infra.depth_files import load_depth_file
@@ -163,6 +163,16 @@ def _digest(frames: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()
 
 
+def slm_generator_problem(config: Config, device: torch.device) -> str | None:
+    """Why `slm.generator` cannot run on `device` (`reference` draws on a CUDA GPU), or None."""
+    if config.slm.generator != "reference" or device.type == "cuda":
+        return None
+    return (f"config key 'slm.generator' is 'reference', which draws SLM on a CUDA GPU as the official code does, but "
+            f"this run computes on {device}. On a CPU the official draws come from torch's global CPU generator after "
+            "model and LoRA loading advanced it, which cannot be reproduced; set slm.generator: stream, or run on a "
+            "CUDA GPU.")
+
+
 class InverseDVSPipeline:
     """The method on one config (module docstring). Make one with `from_pretrained` or `from_config`, or from a
     loaded `Config`; `device`: where it computes (default `run.device`); `video_model`: a `LazyPipeline` to share
@@ -173,6 +183,8 @@ class InverseDVSPipeline:
         self.config = resolve_config(config)
         self.log = log or logging.getLogger("inverse_dvs")
         self.device = torch.device(device) if device is not None else resolve_device(self.config.run.device)
+        if problem := slm_generator_problem(self.config, self.device):
+            raise ConfigError(problem)
         # one holder, shared by the views with other settings (`with_settings`): the models load once
         self._models = _Models(video_model, depth_model(self.config, self.device),
                                captioner(self.config, self.device))
@@ -502,6 +514,16 @@ class InverseDVSPipeline:
             "sampling_seconds": out.sampling_seconds, "decode_seconds": out.decode_seconds,
             "alpha_bar_t_start": out.alpha_bar_t_start})
 
+    def _slm_generator(self, seed: int, window: int, device: torch.device) -> torch.Generator:
+        """SLM's random stream for one output window (`slm.generator`): `stream`, the CPU stream of the item seed
+        (`core.streams`); `reference`, a generator on the CUDA device seeded with the run seed itself, as
+        `torch.manual_seed(seed)` leaves the default CUDA generator the official code draws from (nothing advances it
+        before its SLM draws; windows after the first, ours only, with their own stream's seed)."""
+        purpose = "slm" if window == 0 else f"slm:window{window}"
+        if self.config.slm.generator == "stream":
+            return generator(seed, purpose)
+        return torch.Generator(device=device).manual_seed(seed if window == 0 else stream_seed(seed, purpose))
+
     def _sample(self, plan: PointPlan, prompt: str, inversion: Inverted, render: np.ndarray, visibility: np.ndarray,
                 depth: np.ndarray, window: int, label: str) -> _Sampled:
         """Steps 4–6 on one window: SLM + K-RNR at t_start, region-aware guided DDIM, decode. Windows after the first
@@ -528,7 +550,7 @@ class InverseDVSPipeline:
             # 4. noise initialisation: SLM fills the occluded cells of the real frames, then K-RNR over the layout
             fill = real_frames(partial(
                 stochastic_latent_modulation, occluded=occ,
-                generator=generator(pt.seed, "slm" if window == 0 else f"slm:window{window}"), mode=cfg.slm.mode,
+                generator=self._slm_generator(pt.seed, window, dev), mode=cfg.slm.mode,
                 background=latent(m.background), occluded_eps=latent(m.masks.occluded_eps)), pad) \
                 if cfg.slm.enabled else None
             try:

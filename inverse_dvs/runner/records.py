@@ -25,6 +25,8 @@ def depth_depends(cfg: Config, video: VideoSpec) -> dict:
     if d.backend != "ground_truth" and (d.backend == "depth_anything" or d.npz_kind == "disparity"):
         keys += ("mapping",) + (("near", "far", "stabilize", "ema") if d.mapping == "percentile" else ())
     depth = {k: getattr(d, k) for k in keys}
+    if depth.get("mapping") == "reference":
+        depth["arithmetic"] = "float32"  # the official float32 operations: depth of the earlier float64 ones is redone
     camera = {k: getattr(cfg.camera, k) for k in ("num_frames", "start", "stride", "pad_short", "resize")}
     return {"depth": depth, "camera": camera, "size": list(warp_hw(cfg, video))}
 
@@ -40,7 +42,12 @@ def window_settings(cfg: Config) -> dict:
 
 def warp_depends(cfg: Config, traj: TrajectorySpec) -> dict:
     camera = {k: v for k, v in section_dict(cfg.camera).items() if k not in WINDOW_KEYS}  # depth and warp: per frame
-    return {"camera": camera, "warp": section_dict(cfg.warp),
+    if camera["pose_arithmetic"] == "float64":
+        del camera["pose_arithmetic"]  # its default: records made before the key existed stay valid
+    warp = section_dict(cfg.warp)
+    if warp["splat"] == "reference":
+        warp["arithmetic"] = "float32"  # the official float32 operations: renders of the earlier splat are redone
+    return {"camera": camera, "warp": warp,
             "trajectory": {k: v for k, v in dataclasses.asdict(traj).items() if v is not None}}
 
 
@@ -134,6 +141,9 @@ def output_fps(cfg: Config, video: VideoSpec, traj: TrajectorySpec) -> float:
 def infer_depends(cfg: Config, pt: SweepPoint, prompt: str, fps: float, vae_tiling: bool) -> dict:
     """The inference stage's record for one sweep point."""
     inf = {k: v for k, v in section_dict(cfg.inference).items() if k not in SWEEP_KEYS}
-    return {"point": asdict(pt), "inference": inf, "fps": fps, "prompt": prompt, "slm": section_dict(cfg.slm),
+    slm = section_dict(cfg.slm)
+    if slm["generator"] == "stream":
+        del slm["generator"]  # its default: records made before the key existed stay valid
+    return {"point": asdict(pt), "inference": inf, "fps": fps, "prompt": prompt, "slm": slm,
             "model": model_settings(cfg, vae_tiling), "model_id": cfg.inversion.model, "dtype": cfg.run.dtype} | (
         {"windows": w} if (w := window_settings(cfg)) else {})

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from inverse_dvs.core.slm import NothingVisible, stochastic_latent_modulation
+from inverse_dvs.core.slm import NothingVisible, SLMResult, stochastic_latent_modulation
 
 
 def _latents(seed=0):
@@ -79,3 +79,28 @@ def test_reference_slm_fills_each_mask_from_any_visible_element():
     again = stochastic_latent_modulation(x0, eps, occ, torch.Generator().manual_seed(1), "reference",
                                          occluded_eps=occ_eps)
     assert torch.equal(again.x0, out.x0) and torch.equal(again.eps, out.eps)
+
+
+def test_reference_slm_makes_the_official_draws_from_a_generator_in_the_official_state():
+    """Three rounds of official SLM (tests/official.py) drawing from torch's global generator after
+    `torch.manual_seed(seed)`, against ours given a generator seeded the same: the same values in every round, so
+    the draws' order, sizes and pools are the official ones (what `slm.generator: reference` relies on, there with
+    CUDA generators)."""
+    from tests import official
+
+    g = torch.Generator().manual_seed(3)
+    x0, eps = torch.randn(1, 4, 3, 6, 8, generator=g), torch.randn(1, 4, 3, 6, 8, generator=g)
+    occ = (torch.rand(1, 4, 1, 6, 8, generator=g) < 0.3).expand(1, 4, 3, 6, 8)
+    occ_eps = occ & (torch.rand(1, 4, 1, 6, 8, generator=g) < 0.5)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(42)
+        ox, oe = x0, eps
+        expected = []
+        for _ in range(3):
+            ox, oe = official.slm(ox, oe, occ, occ_eps)
+            expected.append((ox, oe))
+    ours, gen = SLMResult(x0, eps), torch.Generator().manual_seed(42)
+    for ox, oe in expected:
+        ours = stochastic_latent_modulation(ours.x0, ours.eps, occ, gen, "reference", occluded_eps=occ_eps)
+        assert torch.equal(ours.x0, ox) and torch.equal(ours.eps, oe)
+    assert not torch.equal(ours.x0, x0) and not torch.equal(ours.eps, eps)

@@ -260,9 +260,9 @@ def test_reference_splat_agrees_with_a_hand_worked_official_splat():
 
 
 def test_reference_splat_is_bitwise_the_official_float32_sequence():
-    """`warp_frames(mode="reference")` against the official operations done step by step (tests/official.py), on near-identity
-    poses where whole-pixel coordinates (doubled weights) and colours at truncation boundaries occur: equal bit for
-    bit at the warp size and, after the official bilinear resize and ×255 truncation (`to_model_size`), byte for
+    """`warp_frames(mode="reference")` against the official operations done step by step (tests/official.py), on
+    near-identity poses where whole-pixel coordinates (doubled weights) and colours at truncation boundaries occur:
+    equal bit for bit at the warp size and, after the official bilinear resize and ×255 truncation, byte for
     byte at the model size. (The relative pose is given; its float32 composition is not part of this.)"""
     from inverse_dvs.infra.video_io import to_model_size
 

@@ -38,3 +38,18 @@ def test_the_reference_render_is_the_official_render_byte_for_byte(tmp_path):
     assert np.array_equal(out.visible_warp, torch.stack([m for _, m in warped]).numpy())
     assert np.array_equal(out.render, official.to_model_size(torch.stack([im for im, _ in warped]), (480, 720)))
     assert 0.05 < 1 - out.visible_warp[1:].mean() < 0.5  # the case moves the camera: holes open
+
+
+def test_the_official_slm_draws_need_a_cuda_device(tmp_path):
+    """`slm.generator: reference` draws on the GPU as the official code does; on a CPU its draws cannot be
+    reproduced, so the pipeline refuses it at once, naming the key and the way out."""
+    import pytest
+
+    from inverse_dvs.infra.errors import ConfigError
+
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(f"method: reference\nrun: {{work_dir: {tmp_path / 'out'}, device: cpu}}\n"
+                   "slm: {generator: reference}\nvideos: [{path: v.mp4}]\ntrajectories: {t: {preset: orbit_left}}\n",
+                   encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"slm\.generator.*cpu.*slm\.generator: stream"):
+        InverseDVSPipeline.from_config(cfg)

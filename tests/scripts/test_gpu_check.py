@@ -30,6 +30,8 @@ def test_gpu_check_cpu_mode_fills_its_table(tmp_path):
     for model in ("5b", "1.5"):  # the attention backends side by side, the stock one first
         label = f"attention backends, one pass at batch 2, {model} (Δ: largest difference from `auto`)"
         assert "`auto` " in rows[label] and "`native` " in rows[label] and "error" not in rows[label], rows[label]
+    slm = next(line for label, line in rows.items() if label.startswith("SLM draws"))
+    assert "| equal (" in slm and "| ok |" in slm, slm
     e2e = next(line for label, line in rows.items() if label.startswith("tiny end-to-end"))
     assert "exit code 0" in e2e and "| ok |" in e2e and "compiled [True]" in e2e
     assert (tmp_path / "gpu_check.json").is_file() and (tmp_path / "tiny_e2e.log").is_file()
