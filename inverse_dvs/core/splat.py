@@ -161,7 +161,7 @@ def _reference_project(depth: torch.Tensor, K: torch.Tensor, source_to_target: t
 
     z = depth.to(f32)
     d = [_sum_of_products([(c(K_inv, r, 0), j), (c(K_inv, r, 1), i), (c(K_inv, r, 2), one)]) for r in range(3)]
-    p = [_sum_of_products([(dr, z)]) if dr.numel() == B else z * dr for dr in d]  # z·1 stays z
+    p = [z * dr for dr in d]
     q = [_sum_of_products([(c(M, r, 0), p[0]), (c(M, r, 1), p[1]), (c(M, r, 2), p[2]), (None, c(M, r, 3))])
          for r in range(3)]
     s = [_sum_of_products([(c(K, r, 0), q[0]), (c(K, r, 1), q[1]), (c(K, r, 2), q[2])]) for r in range(3)]
