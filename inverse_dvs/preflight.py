@@ -106,12 +106,10 @@ def run(cfg: Config, selection: Selection | None = None, *, force: bool = False,
         log.error("preflight: no (trajectory, video) item can run (see above); nothing was run.")
         return EXIT_USER_ERROR
     if cfg.slm.generator == "reference":
-        import torch
-
+        from .infra.device import resolve_device
         from .pipeline import slm_generator_problem
 
-        device = torch.device("cuda" if cfg.run.device != "cpu" and torch.cuda.is_available() else "cpu")
-        if problem := slm_generator_problem(cfg, device):
+        if problem := slm_generator_problem(cfg, resolve_device(cfg.run.device)):
             log.error("preflight: %s Nothing was run.", problem)
             return EXIT_USER_ERROR
     backend, cp = cfg.run.attention_backend, cfg.run.context_parallel

@@ -40,9 +40,17 @@ def test_the_reference_render_is_the_official_render_byte_for_byte(tmp_path):
     assert 0.05 < 1 - out.visible_warp[1:].mean() < 0.5  # the case moves the camera: holes open
 
 
-def test_the_official_slm_draws_need_a_cuda_device(tmp_path):
+def test_the_official_slm_draws_need_a_cuda_device(tmp_path, tiny_checkpoints, demo_video, capsys):
     """`slm.generator: reference` draws on the GPU as the official code does; on a CPU its draws cannot be
-    reproduced, so the pipeline refuses it at once, naming the key and the way out."""
+    reproduced, so preflight (exit 2, before any stage) and the pipeline refuse it at once, naming the key and the way
+    out."""
+    from inverse_dvs import preflight
+    from tests.conftest import tiny_run_config
+
+    run = tiny_run_config(tmp_path, tiny_checkpoints, f"{{path: '{demo_video}'}}", "slm: {generator: reference}")
+    assert preflight.main(["--config", run]) == 2
+    assert "slm.generator: stream" in capsys.readouterr().err and not (tmp_path / "out" / "results").exists()
+
     import pytest
 
     from inverse_dvs.infra.errors import ConfigError
